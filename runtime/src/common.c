@@ -1,0 +1,116 @@
+/* Errors, memory, time and half-precision conversion shared by the runtime. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "tb_internal.h"
+
+#ifndef TB_VERSION
+#define TB_VERSION "0.1.0"
+#endif
+#ifndef TB_BUILD_FLAGS
+#define TB_BUILD_FLAGS "unknown"
+#endif
+
+static _Thread_local char last_error[512];
+
+int tb_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void tb_clear_error(void) { last_error[0] = 0; }
+const char *tb_last_error(void) { return last_error; }
+const char *tb_version(void) { return TB_VERSION; }
+
+const char *tb_build_info(void) {
+#if defined(__clang__)
+    return "clang " __clang_version__ "; flags: " TB_BUILD_FLAGS;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__ "; flags: " TB_BUILD_FLAGS;
+#else
+    return "unknown compiler; flags: " TB_BUILD_FLAGS;
+#endif
+}
+
+void *tb_aligned_alloc(size_t bytes) {
+    void *p = NULL;
+    /* round up so that SIMD loads of a whole last vector stay inside the block */
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0) rounded = 64;
+    if (posix_memalign(&p, 64, rounded) != 0) return NULL;
+    return p;
+}
+
+void tb_aligned_free(void *p) { free(p); }
+
+int tb_grow(void **buf, size_t *have, size_t bytes) {
+    if (*have >= bytes && *buf) return 0;
+    void *p = tb_aligned_alloc(bytes);
+    if (!p) return tb_fail("out of memory allocating %zu bytes of scratch", bytes);
+    tb_aligned_free(*buf);
+    *buf = p;
+    *have = bytes;
+    return 0;
+}
+
+double tb_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+float tb_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do { e++; man <<= 1; } while (!(man & 0x400u));
+            bits = sign | (uint32_t)(112 - e) << 23 | (man & 0x3ffu) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | man << 13;
+    } else {
+        bits = sign | (exp + 112) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* Round to nearest even, as F16C's vcvtps2ph with rounding mode 0. */
+uint16_t tb_float_to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
+    if (ax >= 0x477ff000u) /* rounds to >= 65520: overflow to inf */
+        return (uint16_t)(sign | 0x7c00u);
+    if (ax < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
+        if (ax < 0x33000000u) return (uint16_t)sign; /* < half of the smallest subnormal */
+        uint32_t e = ax >> 23;
+        uint32_t man = (ax & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126 - e; /* 14..24 */
+        uint32_t half_man = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half_man & 1))) half_man++;
+        return (uint16_t)(sign | half_man);
+    }
+    uint32_t h = ((ax >> 13) - (112u << 10));
+    uint32_t rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}

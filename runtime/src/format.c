@@ -1,0 +1,221 @@
+/* Weight formats: packing from ternary or float values, and unpacking back. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tb_internal.h"
+
+static const struct { const char *name; int ternary, block; } formats[TB_NFORMATS] = {
+    [TB_I2S] = {"i2s", 1, TB_I2S_BLOCK},
+    [TB_TQ1] = {"tq1", 1, TB_TQ1_BLOCK},
+    [TB_F16] = {"f16", 0, TB_F16_BLOCK},
+    [TB_F32] = {"f32", 0, TB_F32_BLOCK},
+};
+
+int tb_format_count(void) { return TB_NFORMATS; }
+static int valid_fmt(int f) { return f >= 0 && f < TB_NFORMATS; }
+const char *tb_format_name(int f) { return valid_fmt(f) ? formats[f].name : NULL; }
+int tb_format_is_ternary(int f) { return valid_fmt(f) && formats[f].ternary; }
+int tb_format_block(int f) { return valid_fmt(f) ? formats[f].block : 0; }
+
+int tb_format_id(const char *name) {
+    for (int f = 0; f < TB_NFORMATS; f++)
+        if (strcmp(formats[f].name, name) == 0) return f;
+    return -1;
+}
+
+static size_t row_bytes_for(int fmt, int kpad) {
+    switch (fmt) {
+    case TB_I2S: return (size_t)kpad / 4;
+    case TB_TQ1: return (size_t)kpad / 5;
+    case TB_F16: return (size_t)kpad * 2;
+    default: return (size_t)kpad * 4;
+    }
+}
+
+/* Allocates a zeroed-out matrix header and data, or fails naming what is wrong. */
+static tb_matrix *matrix_new(int fmt, int rows, int cols) {
+    if (!valid_fmt(fmt)) { tb_fail("unknown weight format id %d", fmt); return NULL; }
+    if (rows <= 0 || cols <= 0) {
+        tb_fail("%s: a matrix needs at least one row and one column (got %d x %d)",
+                formats[fmt].name, rows, cols);
+        return NULL;
+    }
+    int block = formats[fmt].block;
+    if (cols > TB_MAX_COLS) {
+        tb_fail("%s: %d columns is more than this format can hold (at most %d, so that "
+                "integer dot products stay exact in 32 bits)", formats[fmt].name, cols, TB_MAX_COLS);
+        return NULL;
+    }
+    int kpad = (cols + block - 1) / block * block;
+    tb_matrix *m = calloc(1, sizeof *m);
+    if (!m) { tb_fail("out of memory"); return NULL; }
+    m->fmt = fmt;
+    m->rows = rows;
+    m->cols = cols;
+    m->kpad = kpad;
+    m->scale = 1.0f;
+    m->row_bytes = row_bytes_for(fmt, kpad);
+    m->nbytes = m->row_bytes * (size_t)rows;
+    m->data = tb_aligned_alloc(m->nbytes);
+    if (!m->data) {
+        free(m);
+        tb_fail("%s: out of memory allocating %zu bytes for a %d x %d matrix",
+                formats[fmt].name, (size_t)rows * row_bytes_for(fmt, kpad), rows, cols);
+        return NULL;
+    }
+    return m;
+}
+
+void tb_matrix_free(tb_matrix *m) {
+    if (!m) return;
+    tb_aligned_free(m->data);
+    free(m);
+}
+
+/* Padding columns hold weight 0: stored u = 1 for the biased ternary codes. */
+static void pack_i2s_row(uint8_t *dst, const int8_t *w, int cols, int kpad) {
+    for (int b = 0; b < kpad / TB_I2S_BLOCK; b++) {
+        for (int j = 0; j < 64; j++) {
+            uint8_t byte = 0;
+            for (int s = 0; s < 4; s++) {
+                int k = b * TB_I2S_BLOCK + s * 64 + j;
+                int u = k < cols ? w[k] + 1 : 1;
+                byte |= (uint8_t)(u << (2 * s));
+            }
+            dst[b * 64 + j] = byte;
+        }
+    }
+}
+
+static void pack_tq1_row(uint8_t *dst, const int8_t *w, int cols, int kpad) {
+    for (int b = 0; b < kpad / TB_TQ1_BLOCK; b++) {
+        for (int j = 0; j < 64; j++) {
+            unsigned v = 0;
+            for (int i = 0; i < 5; i++) {
+                int k = b * TB_TQ1_BLOCK + i * 64 + j;
+                v = v * 3 + (unsigned)(k < cols ? w[k] + 1 : 1);
+            }
+            dst[b * 64 + j] = (uint8_t)((v * 256 + 242) / 243);
+        }
+    }
+}
+
+tb_matrix *tb_pack_ternary(int fmt, const signed char *w, int rows, int cols, float scale) {
+    tb_clear_error();
+    if (!w) { tb_fail("pack: weights pointer is NULL"); return NULL; }
+    if (!isfinite(scale)) { tb_fail("pack: the scale must be finite (got %g)", (double)scale); return NULL; }
+    tb_matrix *m = matrix_new(fmt, rows, cols);
+    if (!m) return NULL;
+    for (size_t i = 0; i < (size_t)rows * (size_t)cols; i++) {
+        if (w[i] < -1 || w[i] > 1) {
+            tb_fail("pack %s: weight at row %zu, column %zu is %d, not one of -1, 0, +1",
+                    formats[fmt].name, i / (size_t)cols, i % (size_t)cols, w[i]);
+            tb_matrix_free(m);
+            return NULL;
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        const int8_t *src = (const int8_t *)w + (size_t)r * (size_t)cols;
+        uint8_t *dst = m->data + (size_t)r * m->row_bytes;
+        switch (fmt) {
+        case TB_I2S: pack_i2s_row(dst, src, cols, m->kpad); break;
+        case TB_TQ1: pack_tq1_row(dst, src, cols, m->kpad); break;
+        case TB_F16: {
+            uint16_t *h = (uint16_t *)dst;
+            for (int k = 0; k < m->kpad; k++)
+                h[k] = tb_float_to_half(k < cols ? (float)src[k] * scale : 0.0f);
+            break;
+        }
+        default: {
+            float *f = (float *)dst;
+            for (int k = 0; k < m->kpad; k++) f[k] = k < cols ? (float)src[k] * scale : 0.0f;
+        }
+        }
+    }
+    if (formats[fmt].ternary) m->scale = scale;
+    return m;
+}
+
+tb_matrix *tb_pack_float(int fmt, const float *w, int rows, int cols) {
+    tb_clear_error();
+    if (!w) { tb_fail("pack: weights pointer is NULL"); return NULL; }
+    if (valid_fmt(fmt) && formats[fmt].ternary) {
+        tb_fail("pack: %s holds ternary weights; ternarise float weights first "
+                "(absmean: s = mean|W|, w = clip(round(W/s), -1, 1))", formats[fmt].name);
+        return NULL;
+    }
+    tb_matrix *m = matrix_new(fmt, rows, cols);
+    if (!m) return NULL;
+    for (int r = 0; r < rows; r++) {
+        const float *src = w + (size_t)r * (size_t)cols;
+        uint8_t *dst = m->data + (size_t)r * m->row_bytes;
+        if (fmt == TB_F16) {
+            uint16_t *h = (uint16_t *)dst;
+            for (int k = 0; k < m->kpad; k++) h[k] = tb_float_to_half(k < cols ? src[k] : 0.0f);
+        } else {
+            float *f = (float *)dst;
+            memset(f, 0, m->row_bytes);
+            memcpy(f, src, (size_t)cols * sizeof(float));
+        }
+    }
+    return m;
+}
+
+tb_matrix *tb_matrix_clone(const tb_matrix *m) {
+    tb_clear_error();
+    if (!m) { tb_fail("clone: matrix is NULL"); return NULL; }
+    tb_matrix *c = matrix_new(m->fmt, m->rows, m->cols);
+    if (!c) return NULL;
+    c->scale = m->scale;
+    memcpy(c->data, m->data, m->nbytes);
+    return c;
+}
+
+int tb_matrix_format(const tb_matrix *m) { return m->fmt; }
+int tb_matrix_rows(const tb_matrix *m) { return m->rows; }
+int tb_matrix_cols(const tb_matrix *m) { return m->cols; }
+float tb_matrix_scale(const tb_matrix *m) { return m->scale; }
+size_t tb_matrix_bytes(const tb_matrix *m) { return m->nbytes; }
+
+int tb_unpack_ternary(const tb_matrix *m, signed char *out) {
+    tb_clear_error();
+    if (!m || !out) return tb_fail("unpack: NULL argument");
+    if (!formats[m->fmt].ternary)
+        return tb_fail("unpack: %s is not a ternary format; use the float unpack", formats[m->fmt].name);
+    for (int r = 0; r < m->rows; r++) {
+        const uint8_t *p = m->data + (size_t)r * m->row_bytes;
+        int8_t *o = (int8_t *)out + (size_t)r * (size_t)m->cols;
+        for (int k = 0; k < m->cols; k++) {
+            int u;
+            if (m->fmt == TB_I2S) {
+                int b = k / TB_I2S_BLOCK, e = k % TB_I2S_BLOCK;
+                u = (p[b * 64 + e % 64] >> (2 * (e / 64))) & 3;
+            } else {
+                int b = k / TB_TQ1_BLOCK, e = k % TB_TQ1_BLOCK;
+                u = tb_tq1_trit(p[b * 64 + e % 64], e / 64);
+            }
+            o[k] = (int8_t)(u - 1);
+        }
+    }
+    return 0;
+}
+
+int tb_unpack_float(const tb_matrix *m, float *out) {
+    tb_clear_error();
+    if (!m || !out) return tb_fail("unpack: NULL argument");
+    if (formats[m->fmt].ternary) {
+        int8_t *t = malloc((size_t)m->rows * (size_t)m->cols);
+        if (!t) return tb_fail("unpack: out of memory");
+        tb_unpack_ternary(m, (signed char *)t);
+        for (size_t i = 0; i < (size_t)m->rows * (size_t)m->cols; i++) out[i] = (float)t[i] * m->scale;
+        free(t);
+        return 0;
+    }
+    for (int r = 0; r < m->rows; r++) {
+        const uint8_t *p = m->data + (size_t)r * m->row_bytes;
+        float *o = out + (size_t)r * (size_t)m->cols;
+        for (int k = 0; k < m->cols; k++)
+            o[k] = m->fmt == TB_F16 ? tb_half_to_float(((const uint16_t *)p)[k]) : ((const float *)p)[k];
+    }
+    return 0;
+}

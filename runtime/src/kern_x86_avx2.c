@@ -1,0 +1,2 @@
+#include "tb_internal.h"
+const tb_kernels tb_kernels_avx2 = {0};

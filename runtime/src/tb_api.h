@@ -1,0 +1,67 @@
+/* Public C API of the ternbench runtime.
+ *
+ * This file is parsed by cffi's cdef as well as by the C compiler, so it holds
+ * only plain declarations: no macros, no includes, no conditional code.
+ * Every function that can fail returns a negative status (or NULL) and leaves a
+ * message in tb_last_error(); nothing here aborts the process on bad input. */
+
+typedef struct tb_ctx tb_ctx;
+typedef struct tb_matrix tb_matrix;
+
+const char *tb_last_error(void);
+const char *tb_version(void);
+const char *tb_build_info(void);
+
+/* Kernel variants ("scalar", "avx2", ...) compiled into this build. */
+int tb_variant_count(void);
+const char *tb_variant_name(int i);
+/* 1 when this CPU can run the variant; otherwise 0 and `why` names what is missing. */
+int tb_variant_supported(const char *name, char *why, int why_len);
+const char *tb_variant_best(void);
+
+/* Weight formats: "i2s", "tq1", "f16", "f32". */
+int tb_format_count(void);
+const char *tb_format_name(int fmt);
+int tb_format_id(const char *name);
+int tb_format_is_ternary(int fmt);
+/* Column padding granularity: rows are stored padded with zero weights to this. */
+int tb_format_block(int fmt);
+
+/* A context owns a persistent thread pool, the chosen variant and scratch memory.
+ * It is not safe to use one context from two Python threads at once. */
+tb_ctx *tb_ctx_new(int threads, const char *variant);
+void tb_ctx_free(tb_ctx *ctx);
+int tb_ctx_threads(const tb_ctx *ctx);
+const char *tb_ctx_variant(const tb_ctx *ctx);
+
+/* Pack ternary values {-1,0,+1} (row-major rows x cols) with one scale per matrix.
+ * Float formats store value*scale. */
+tb_matrix *tb_pack_ternary(int fmt, const signed char *w, int rows, int cols, float scale);
+/* Pack arbitrary float weights; float formats (f16, f32) only. */
+tb_matrix *tb_pack_float(int fmt, const float *w, int rows, int cols);
+/* A copy with the same contents (benchmarks cycle through copies to defeat caches). */
+tb_matrix *tb_matrix_clone(const tb_matrix *m);
+void tb_matrix_free(tb_matrix *m);
+int tb_matrix_format(const tb_matrix *m);
+int tb_matrix_rows(const tb_matrix *m);
+int tb_matrix_cols(const tb_matrix *m);
+float tb_matrix_scale(const tb_matrix *m);
+/* Bytes of weight data a matmul reads (the whole packed matrix, padding included). */
+size_t tb_matrix_bytes(const tb_matrix *m);
+int tb_unpack_ternary(const tb_matrix *m, signed char *out);
+int tb_unpack_float(const tb_matrix *m, float *out);
+
+/* y[n][rows] = W x[n][cols]. n == 1 runs the GEMV kernel, n > 1 the GEMM kernel.
+ * Ternary formats quantise each token of x to int8 (absmax, 127/max|x|). */
+int tb_matmul(tb_ctx *ctx, const tb_matrix *w, const float *x, int n, float *y);
+/* Ternary formats only: exact integer dot products y[n][rows] = sum_k w*x. */
+int tb_matmul_i8(tb_ctx *ctx, const tb_matrix *w, const signed char *x, int n, int *y);
+
+/* Benchmark support, timed in C so that Python call overhead is not measured.
+ * Each pass runs one matmul on every matrix of `mats` in turn; seconds[p] is the
+ * wall time of pass p. */
+int tb_bench_matmul(tb_ctx *ctx, const tb_matrix **mats, int count, int n, int passes,
+                    double *seconds);
+/* STREAM-like read probe: every thread sums its share of a `bytes` buffer;
+ * gbps[p] is the read bandwidth (1e9 bytes/s) of pass p. */
+int tb_bench_read_bandwidth(tb_ctx *ctx, size_t bytes, int passes, double *gbps);
