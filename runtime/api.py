@@ -258,13 +258,15 @@ class Context:
             _fail()
         return y
 
-    def bench_matmul(self, mats: list[Matrix], n: int, passes: int) -> list[float]:
-        """Wall seconds of each pass; a pass runs one matmul (n tokens) per matrix in turn."""
+    def bench_matmul(self, mats: list[Matrix], n: int, calls: int) -> list[float]:
+        """Wall seconds of each call; call i multiplies mats[i % len(mats)] by n tokens."""
         if not mats:
             raise ValueError("bench_matmul needs at least one matrix")
+        if calls <= 0 or n <= 0:
+            raise ValueError(f"calls and n must be at least 1 (got calls={calls}, n={n})")
         arr = ffi.new("tb_matrix *[]", [m._ptr for m in mats])
-        secs = ffi.new("double[]", passes)
-        if lib.tb_bench_matmul(self._live(), arr, len(mats), n, passes, secs) != 0:
+        secs = ffi.new("double[]", calls)
+        if lib.tb_bench_matmul(self._live(), arr, len(mats), n, calls, secs) != 0:
             _fail()
         return list(secs)
 

@@ -23,17 +23,19 @@ SANITIZE_FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,un
                   "-fno-sanitize-recover=all"]
 
 
-def sources():
+def sources(base):
     arch = platform.machine().lower()
     files = sorted(p.name for p in (ROOT / SRC).glob("*.c"))
     if arch not in ("x86_64", "amd64", "i686", "i386"):
         files = [f for f in files if not f.startswith("kern_x86")]
     if arch not in ("aarch64", "arm64"):
         files = [f for f in files if not f.startswith("kern_arm")]
-    return [str(SRC / f) for f in files]
+    return [str(base / f) for f in files]
 
 
-def make_builder(sanitize=False):
+def make_builder(sanitize=False, standalone=False):
+    """standalone: absolute paths, for ffi.compile() outside setuptools (it changes directory)."""
+    src = ROOT / SRC if standalone else SRC
     flags = BASE_FLAGS + (SANITIZE_FLAGS if sanitize else OPT_FLAGS)
     ffi = FFI()
     ffi.cdef((ROOT / SRC / "tb_api.h").read_text())
@@ -41,8 +43,8 @@ def make_builder(sanitize=False):
     ffi.set_source(
         "runtime._rt",
         '#include "tb_api.h"',
-        sources=sources(),
-        include_dirs=[str(SRC)],
+        sources=sources(src),
+        include_dirs=[str(src)],
         extra_compile_args=flags,
         extra_link_args=["-pthread"] + (["-fsanitize=address,undefined"] if sanitize else []),
         libraries=["m"],
@@ -56,8 +58,7 @@ ffibuilder = make_builder(sanitize=os.environ.get("TERNBENCH_SANITIZE") == "1")
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "--sanitize":
         sys.exit("usage: python runtime/build_ffi.py --sanitize OUTDIR")
-    os.chdir(ROOT)
     out = Path(sys.argv[2]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    lib = make_builder(sanitize=True).compile(tmpdir=str(out), verbose=False)
+    lib = make_builder(sanitize=True, standalone=True).compile(tmpdir=str(out), verbose=False)
     print(lib)

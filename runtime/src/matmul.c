@@ -55,23 +55,46 @@ typedef struct {
     const int8_t *xi;      /* int8 input */
     int n, cols;
     tb_act act;
+    tb_quant_fn quantise;
     int8_t *q, *qt;
     int32_t *qsum;
     float *f, *ft, *xscale;  /* xscale[t] = 127 / max|x_t| */
 } prep_job;
 
+/* Round half to even for |v| < 2^22, without a libm call: adding 1.5 * 2^23
+ * leaves no fraction bits, so the FPU's default rounding does the work. This is
+ * what keeps quantisation vectorisable (nearbyintf is an opaque call on SSE2). */
+static inline float round_even(float v) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (v + magic) - magic;
+}
+
 /* Per-token absmax int8 quantisation, as BitNet b1.58 trains:
- * q = clamp(round(x * 127 / max|x|), -128, 127), rounding half to even. */
-static void quantise_token(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *xscale) {
-    float amax = 0.0f;
-    for (int k = 0; k < cols; k++) amax = fmaxf(amax, fabsf(x[k]));
-    float s = 127.0f / fmaxf(amax, 1e-5f);
+ * q = clamp(round(x * 127 / max|x|), -128, 127), rounding half to even.
+ * |x * s| <= 127 by construction (up to rounding of s), inside round_even's range. */
+void tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *xscale) {
+    /* max|x| on the bit patterns: for non-negative floats integer order is float
+     * order, and an integer max reduction vectorises where a float one may not
+     * (without -ffast-math). A NaN input gives a NaN scale; the clamps below
+     * still map it to a defined int8 value rather than an undefined conversion. */
+    int32_t abits = 0;
+    for (int k = 0; k < cols; k++) {
+        int32_t b;
+        memcpy(&b, &x[k], 4);
+        b &= 0x7fffffff;
+        abits = b > abits ? b : abits;
+    }
+    float amax;
+    memcpy(&amax, &abits, 4);
+    float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
     int32_t acc = 0;
     for (int k = 0; k < cols; k++) {
-        float v = nearbyintf(x[k] * s);
-        v = fminf(fmaxf(v, -128.0f), 127.0f);
-        q[k] = (int8_t)v;
-        acc += q[k];
+        float v = round_even(x[k] * s);
+        v = v >= -128.0f ? v : -128.0f;
+        v = v <= 127.0f ? v : 127.0f;
+        int32_t qi = (int32_t)v;
+        q[k] = (int8_t)qi;
+        acc += qi;
     }
     memset(q + cols, 0, (size_t)(kpad - cols));
     *sum = acc;
@@ -88,7 +111,7 @@ static void prep_tokens(void *arg, int ith, int nth) {
             memcpy(dst, j->x + (size_t)t * j->cols, (size_t)j->cols * sizeof(float));
             memset(dst + j->cols, 0, (size_t)(kpad - j->cols) * sizeof(float));
         } else if (j->x) {
-            quantise_token(j->x + (size_t)t * j->cols, j->cols, kpad, j->q + (size_t)t * kpad,
+            j->quantise(j->x + (size_t)t * j->cols, j->cols, kpad, j->q + (size_t)t * kpad,
                            &j->qsum[t], &j->xscale[t]);
         } else {
             int8_t *dst = j->q + (size_t)t * kpad;
@@ -211,6 +234,7 @@ static int run(tb_ctx *c, const tb_matrix *w, prep_job *j, void *y, float *yf) {
         }
         c->scratch_bytes = need;
     }
+    j->quantise = k->quantise ? k->quantise : tb_quantise_portable;
     if (prepare(c, j) != 0) return -1;
     mm_job m = {c, w, &j->act, fn, j->n == 1 ? 4 : TB_GEMM_MR, y, yf, j->xscale};
     tb_pool_run(c->pool, mm_task, &m);
@@ -237,10 +261,10 @@ int tb_matmul_i8(tb_ctx *c, const tb_matrix *w, const signed char *x, int n, int
 
 /* ---- benchmark loops ---- */
 
-int tb_bench_matmul(tb_ctx *c, const tb_matrix **mats, int count, int n, int passes, double *seconds) {
+int tb_bench_matmul(tb_ctx *c, const tb_matrix **mats, int count, int n, int calls, double *seconds) {
     tb_clear_error();
-    if (!c || !mats || !seconds || count <= 0 || passes <= 0 || n <= 0)
-        return tb_fail("bench: invalid arguments (count %d, passes %d, n %d)", count, passes, n);
+    if (!c || !mats || !seconds || count <= 0 || calls <= 0 || n <= 0)
+        return tb_fail("bench: invalid arguments (count %d, calls %d, n %d)", count, calls, n);
     int rows = mats[0]->rows, cols = mats[0]->cols;
     for (int i = 1; i < count; i++)
         if (mats[i]->rows != rows || mats[i]->cols != cols || mats[i]->fmt != mats[0]->fmt)
@@ -254,10 +278,10 @@ int tb_bench_matmul(tb_ctx *c, const tb_matrix **mats, int count, int n, int pas
         x[i] = (float)((int)(state >> 9) - (1 << 22)) / (float)(1 << 22);
     }
     int rc = 0;
-    for (int p = 0; p < passes && rc == 0; p++) {
+    for (int i = 0; i < calls && rc == 0; i++) {
         double t0 = tb_now();
-        for (int i = 0; i < count && rc == 0; i++) rc = tb_matmul(c, mats[i], x, n, y);
-        seconds[p] = tb_now() - t0;
+        rc = tb_matmul(c, mats[i % count], x, n, y);
+        seconds[i] = tb_now() - t0;
     }
     free(x);
     free(y);
@@ -273,7 +297,9 @@ static void bw_task(void *arg, int ith, int nth) {
     tb_split(chunks, ith, nth, &c0, &c1);
     const uint64_t *p = j->buf + (size_t)c0 * 512, *end = j->buf + (size_t)c1 * 512;
     uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    /* prefetch as the GEMV kernels do, so the probe is not the weaker reader */
     for (; p < end; p += 8) {
+        __builtin_prefetch(p + 1024);
         a0 ^= p[0]; a1 ^= p[1]; a2 ^= p[2]; a3 ^= p[3];
         a4 ^= p[4]; a5 ^= p[5]; a6 ^= p[6]; a7 ^= p[7];
     }

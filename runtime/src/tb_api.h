@@ -58,9 +58,10 @@ int tb_matmul(tb_ctx *ctx, const tb_matrix *w, const float *x, int n, float *y);
 int tb_matmul_i8(tb_ctx *ctx, const tb_matrix *w, const signed char *x, int n, int *y);
 
 /* Benchmark support, timed in C so that Python call overhead is not measured.
- * Each pass runs one matmul on every matrix of `mats` in turn; seconds[p] is the
- * wall time of pass p. */
-int tb_bench_matmul(tb_ctx *ctx, const tb_matrix **mats, int count, int n, int passes,
+ * Call i runs one matmul of n tokens on mats[i % count]; seconds[i] is its wall
+ * time. Cycling through copies larger than the caches makes every call read its
+ * weights from memory, as a model's layers do. */
+int tb_bench_matmul(tb_ctx *ctx, const tb_matrix **mats, int count, int n, int calls,
                     double *seconds);
 /* STREAM-like read probe: every thread sums its share of a `bytes` buffer;
  * gbps[p] is the read bandwidth (1e9 bytes/s) of pass p. */

@@ -17,7 +17,7 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_NFORMATS = 4 };
  * q = ceil(v * 256 / 243) so that trit i = ((uint8)(q * 3^i) * 3) >> 8. */
 #define TB_TQ1_BLOCK 320
 #define TB_F16_BLOCK 32
-#define TB_F32_BLOCK 16
+#define TB_F32_BLOCK 32
 
 /* GEMM activations are padded to a multiple of this many tokens. */
 #define TB_NTILE 32
@@ -51,9 +51,16 @@ typedef void (*tb_mm_fn)(const struct tb_matrix *w, const tb_act *x, int r0, int
 #define TB_GEMM_MR 12
 #define TB_SCRATCH_BYTES(kpad) ((size_t)TB_GEMM_MR * (size_t)(kpad) * 4 + 4096)
 
+/* Quantises one token: q[0..cols) = clamp(round_half_even(x * s), -128, 127) with
+ * s = 127 / max(max|x|, 1e-5), q[cols..kpad) = 0; *sum = sum of q, *scale = s.
+ * Every implementation must give identical results (same float operations). */
+typedef void (*tb_quant_fn)(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
+void tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
+
 typedef struct {
     tb_mm_fn gemv[TB_NFORMATS];
     tb_mm_fn gemm[TB_NFORMATS];
+    tb_quant_fn quantise;  /* NULL: tb_quantise_portable */
 } tb_kernels;
 
 typedef struct {

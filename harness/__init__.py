@@ -1,0 +1,1 @@
+"""ternbench harness: command line, measurements and reports."""
