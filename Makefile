@@ -41,7 +41,7 @@ sanitize: setup
 	$(VPY) runtime/build_ffi.py --sanitize build/asan >/dev/null
 	cp runtime/*.py build/asan/runtime/
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" PYTHONPATH=build/asan \
-	  $(VPY) -m pytest -q -p no:cacheprovider tests/test_kernels.py --expect-runtime build/asan
+	  $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_kernels.py --expect-runtime build/asan
 
 clean:
 	rm -rf build $(VENV) runtime/_rt*.so runtime/_rt.c *.egg-info

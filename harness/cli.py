@@ -96,6 +96,3 @@ def print_json(obj) -> None:
     json.dump(obj, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,7 +38,7 @@ def add_parser(sub):
     p.add_argument("--ops", default="gemv,gemm", help="gemv, gemm or both")
     p.add_argument("--n", type=int, default=128, help="tokens per GEMM call")
     p.add_argument("--budget", type=float, default=0.5, metavar="SECONDS",
-                   help="time spent timing each row (at least 5 calls are timed)")
+                   help="time spent timing each row (at least 5 calls are timed; 3 when one call takes longer)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--out", type=Path, help="also write the full results as JSON to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -139,6 +139,8 @@ def _header() -> str:
 
 
 def _line(r) -> str:
-    med = f"{r.median_s * 1e6:.0f} us" if r.median_s < 0.1 else f"{r.median_s * 1e3:.0f} ms"
+    us = r.median_s * 1e6
+    med = f"{us:.1f} us" if us < 100 else f"{us:.0f} us" if us < 1e5 else f"{us / 1e3:.0f} ms"
     return (f"{r.op:<5}{r.format:<7}{r.variant:<11}{r.threads:>4}{f'{r.rows}x{r.cols}':>11}{r.n:>5}"
-            f"{med:>11}{r.weight_gbps:>13.1f}{r.bandwidth_gbps:>9.1f}{r.bandwidth_fraction:>7.0%}{r.gops:>9.1f}")
+            f"{med:>11}{r.weight_gbps:>13.1f}{r.bandwidth_gbps:>9.1f}{r.bandwidth_fraction:>7.0%}{r.gops:>9.1f}"
+            + ("  (cache-resident: too small to cycle past the LLC)" if r.from_cache else ""))

@@ -1,7 +1,16 @@
 /* Reference kernels: portable C, written to be obviously correct rather than
  * fast. Every SIMD variant is tested bit for bit (integer formats) or within a
  * tolerance (float formats) against these. */
+#include <pthread.h>
 #include "tb_internal.h"
+
+/* Every half converted once by tb_half_to_float: keeps the reference's f16 loop
+ * obviously correct without paying the bit-twiddling per weight. */
+static float half_table[65536];
+static pthread_once_t half_table_once = PTHREAD_ONCE_INIT;
+static void fill_half_table(void) {
+    for (unsigned h = 0; h < 65536; h++) half_table[h] = tb_half_to_float((uint16_t)h);
+}
 
 static int32_t dot_i2s(const uint8_t *p, const int8_t *q, int kpad) {
     int32_t acc = 0;
@@ -26,7 +35,7 @@ static int32_t dot_tq1(const uint8_t *p, const int8_t *q, int kpad) {
 static float dot_f16(const uint8_t *p, const float *x, int kpad) {
     const uint16_t *h = (const uint16_t *)p;
     float acc = 0.0f;
-    for (int k = 0; k < kpad; k++) acc += tb_half_to_float(h[k]) * x[k];
+    for (int k = 0; k < kpad; k++) acc += half_table[h[k]] * x[k];
     return acc;
 }
 
@@ -53,6 +62,7 @@ static void mm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void
 
 static void mm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
     (void)scratch;
+    pthread_once(&half_table_once, fill_half_table);
     float *out = y;
     for (int t = 0; t < x->n; t++) {
         const float *f = x->f + (size_t)t * x->kpad;

@@ -1,0 +1,92 @@
+"""`ternbench kernels` from the command line: listing, a tiny benchmark, bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import runtime
+
+REQUIRED_ROW_FIELDS = {"op", "format", "variant", "threads", "rows", "cols", "n", "median_s",
+                       "weight_gbps", "bandwidth_fraction"}
+
+
+def ternbench(*args, check=True):
+    """Runs the CLI in a subprocess, as a user would, with the runtime under test."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(runtime.__file__))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=root)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def test_list_json_names_every_variant_with_reasons():
+    data = json.loads(ternbench("kernels", "--list", "--json").stdout)
+    names = {v["name"]: v for v in data["variants"]}
+    assert set(names) == set(runtime.KNOWN_VARIANTS)
+    assert names["scalar"]["runnable"]
+    assert data["best"] in names and names[data["best"]]["runnable"]
+    assert all(v["why"] for v in names.values() if not v["runnable"])
+
+
+def test_list_human_readable():
+    out = ternbench("kernels", "--list").stdout
+    assert "best variant here" in out and "scalar" in out
+
+
+def test_tiny_benchmark_json_rows(tmp_path):
+    out_file = tmp_path / "k.json"
+    proc = ternbench("kernels", "--json", "--variants", "scalar", "--formats", "i2s,f16",
+                     "--shapes", "64x256", "--threads", "1", "--budget", "0.01", "--n", "8", "--out", str(out_file))
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 4  # 2 formats x (gemv, gemm)
+    for r in rows:
+        assert REQUIRED_ROW_FIELDS <= set(r)
+        assert r["median_s"] > 0 and r["weight_gbps"] > 0 and r["bandwidth_fraction"] > 0
+        assert r["n"] == (1 if r["op"] == "gemv" else 8)
+    saved = json.loads(out_file.read_text())
+    assert saved["rows"] == rows and saved["meta"]["runtime_build"]
+    assert set(saved["bandwidth_gbps"]) == {"1"}
+    # 64x256 matrices cannot be cycled past the cache within MAX_COPIES: say so
+    assert all(r["from_cache"] for r in rows)
+
+
+def test_table_output_and_bandwidth_only():
+    out = ternbench("kernels", "--variants", "auto", "--formats", "tq1", "--shapes", "32x320", "--ops", "gemv",
+                    "--threads", "1", "--budget", "0.01", "-q").stdout
+    assert "weight GB/s" in out and "tq1" in out
+    bw = json.loads(ternbench("kernels", "--bandwidth", "--threads", "1", "--json").stdout)
+    assert bw["bandwidth_gbps"]["1"] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--formats", "q4_0"], "unknown format 'q4_0'"),
+    (["--threads", "0"], "threads must be at least 1"),
+    (["--threads", "two"], "is not a number"),
+    (["--shapes", "12by5"], "is not ROWSxCOLS"),
+    (["--variants", "sse9"], "unknown variant 'sse9'"),
+    (["--n", "0"], "--n must be at least 1"),
+    (["--ops", "conv"], "unknown op 'conv'"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, message):
+    proc = ternbench("kernels", *args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_variant_this_cpu_cannot_run_exits_2():
+    lacking = [v.name for v in runtime.variants() if not v.supported]
+    proc = ternbench("kernels", "--variants", lacking[0], check=False)
+    assert proc.returncode == 2 and "cannot run here" in proc.stderr
+
+
+def test_help_describes_the_method():
+    out = ternbench("kernels", "--help").stdout
+    assert "last-level cache" in out and "--bandwidth" in out
+    top = ternbench("--help").stdout
+    assert "kernels" in top

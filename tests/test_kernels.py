@@ -1,0 +1,268 @@
+"""Kernel correctness: every variant and thread count against the scalar reference
+and against numpy, on regular and odd shapes; packing; every bad call from Python.
+
+The integer paths must be exact (bit-identical int32). Float formats are compared
+within a tolerance stated next to each check."""
+import warnings
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime import Context, Matrix, RuntimeFailure, UnsupportedVariant
+
+THREADS = (1, 2, 3)
+# rows: 1 row, fewer than a GEMV group (4) or GEMM panel (12), and ragged tails;
+# cols: 1 column, one block minus/plus one, blocks of every format, odd sizes
+SHAPES = [(1, 1), (3, 5), (4, 255), (5, 256), (12, 257), (13, 320), (25, 641), (40, 1000), (17, 2560)]
+TOKENS = (1, 2, 3, 33)
+
+
+def ternary(rng, rows, cols):
+    return rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
+
+
+@pytest.fixture(scope="module")
+def contexts(runnable_variants):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 3 threads may exceed the CPUs
+        ctxs = {(v, t): Context(t, v) for v in runnable_variants for t in THREADS}
+    yield ctxs
+    for c in ctxs.values():
+        c.close()
+
+
+@pytest.mark.parametrize("fmt", runtime.TERNARY_FORMATS)
+@pytest.mark.parametrize("rows,cols", SHAPES)
+def test_integer_dot_products_are_exact_for_every_variant_and_thread_count(fmt, rows, cols, contexts):
+    rng = np.random.default_rng(rows * 7919 + cols)
+    w = ternary(rng, rows, cols)
+    m = Matrix.pack(fmt, w, 0.37)
+    for n in TOKENS:
+        x = rng.integers(-128, 128, size=(n, cols), dtype=np.int8)  # full int8 range
+        expected = x.astype(np.int64) @ w.T.astype(np.int64)
+        for (variant, threads), ctx in contexts.items():
+            got = ctx.matmul_i8(m, x[0] if n == 1 else x)  # 1-D runs GEMV, 2-D GEMM
+            assert got.dtype == np.int32
+            np.testing.assert_array_equal(got.reshape(n, rows), expected,
+                                          err_msg=f"{fmt} {variant} threads={threads} n={n}")
+
+
+@pytest.mark.parametrize("fmt", runtime.TERNARY_FORMATS)
+def test_ternary_float_path_is_identical_across_variants(fmt, contexts):
+    # quantisation and scaling are the same float operations in every variant
+    rng = np.random.default_rng(1)
+    w = ternary(rng, 29, 700)
+    m = Matrix.pack(fmt, w, 0.05)
+    for n in (1, 5):
+        x = (rng.standard_normal((n, 700)) * 3).astype(np.float32)
+        ref = contexts[("scalar", 1)].matmul(m, x)
+        for key, ctx in contexts.items():
+            np.testing.assert_array_equal(ctx.matmul(m, x), ref, err_msg=str(key))
+
+
+def quantise_reference(x):
+    """BitNet b1.58 activation quantisation in numpy (float32 steps, round half to even)."""
+    amax = np.maximum(np.abs(x).max(axis=-1, keepdims=True), np.float32(1e-5))
+    s = (np.float32(127.0) / amax).astype(np.float32)
+    q = np.clip(np.round(x * s), -128, 127)
+    return q.astype(np.int64), s
+
+
+@pytest.mark.parametrize("fmt", runtime.TERNARY_FORMATS)
+def test_ternary_float_path_matches_numpy(fmt, contexts):
+    rng = np.random.default_rng(2)
+    w = ternary(rng, 31, 513)
+    x = rng.standard_normal((4, 513)).astype(np.float32)
+    q, s = quantise_reference(x)
+    expected = (q @ w.T.astype(np.int64)) * (np.float32(0.25) / s)
+    got = contexts[("scalar", 1)].matmul(Matrix.pack(fmt, w, 0.25), x)
+    # integer dots are exact; the only rounding is the final float32 scaling
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_quantisation_rounds_half_to_even_and_survives_non_finite_input(contexts):
+    w = np.eye(4, 256, dtype=np.int8)
+    m = Matrix.pack("i2s", w, 1.0)
+    x = np.zeros(256, np.float32)
+    x[:4] = [127.0, 0.5, 1.5, -2.5]  # s = 1: halves round to even
+    for ctx in contexts.values():
+        np.testing.assert_array_equal(ctx.matmul(m, x), [127.0, 0.0, 2.0, -2.0])
+    bad = x.copy()
+    bad[5] = np.nan
+    for ctx in contexts.values():
+        ctx.matmul(m, bad)  # defined behaviour (no crash, no UB); the values are meaningless
+
+
+@pytest.mark.parametrize("fmt", ("f16", "f32"))
+@pytest.mark.parametrize("rows,cols", SHAPES)
+def test_float_formats_within_tolerance_of_float64(fmt, rows, cols, contexts):
+    rng = np.random.default_rng(rows + 31 * cols)
+    wf = rng.standard_normal((rows, cols)).astype(np.float32)
+    m = Matrix.from_float(fmt, wf)
+    stored = m.to_float().astype(np.float64)  # f16: the half-rounded weights
+    for n in (1, 3, 33):
+        x = rng.standard_normal((n, cols)).astype(np.float32)
+        exact = x.astype(np.float64) @ stored.T
+        # FP32 accumulation: error bounded by 1e-5 of sum |w x| (K <= 2560 here)
+        bound = 1e-5 * (np.abs(x).astype(np.float64) @ np.abs(stored).T) + 1e-6
+        for key, ctx in contexts.items():
+            got = ctx.matmul(m, x[0] if n == 1 else x).reshape(n, rows)
+            assert np.all(np.abs(got - exact) <= bound), f"{fmt} {key} n={n}"
+
+
+def test_f16_stores_ieee_half_rounded_to_nearest_even():
+    rng = np.random.default_rng(3)
+    wf = (rng.standard_normal((7, 99)) * 100).astype(np.float32)
+    wf[0, :6] = [65504.0, 65520.0, 1e-8, -0.0, 6.1e-5, 3e-7]  # max, overflow, underflow, subnormals
+    got = Matrix.from_float("f16", wf).to_float()
+    with np.errstate(over="ignore"):  # 65520 overflows to inf on purpose
+        expected = wf.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("fmt", runtime.FORMATS)
+@pytest.mark.parametrize("rows,cols", SHAPES)
+def test_pack_unpack_round_trip(fmt, rows, cols):
+    rng = np.random.default_rng(rows * cols)
+    w = ternary(rng, rows, cols)
+    m = Matrix.pack(fmt, w, 0.5)
+    assert m.shape == (rows, cols) and m.format == fmt
+    np.testing.assert_array_equal(m.to_float(), w.astype(np.float32) * 0.5)
+    if fmt in runtime.TERNARY_FORMATS:
+        np.testing.assert_array_equal(m.unpack(), w)
+        assert m.scale == 0.5
+    np.testing.assert_array_equal(m.clone().to_float(), m.to_float())
+
+
+def test_bits_per_weight_on_2b4t_shapes():
+    for rows, cols in ((2560, 2560), (640, 2560), (6912, 2560), (2560, 6912)):
+        w = np.zeros((rows, cols), np.int8)
+        assert Matrix.pack("i2s", w).bits_per_weight == 2.0
+        assert Matrix.pack("tq1", w).bits_per_weight <= 1.7
+        assert Matrix.pack("f16", w).bits_per_weight == 16.0
+
+
+def test_odd_columns_are_padded_with_zero_weights():
+    # 257 columns pad to 512 (i2s) / 640 (tq1): the padding must not change results
+    w = np.ones((2, 257), np.int8)
+    x = np.full(257, 100, np.int8)
+    with Context(1, "scalar") as ctx:
+        for fmt in runtime.TERNARY_FORMATS:
+            np.testing.assert_array_equal(ctx.matmul_i8(Matrix.pack(fmt, w), x), [25700, 25700])
+
+
+def test_shapes_a_format_cannot_hold_are_rejected_at_pack_time():
+    too_wide = np.zeros((1, (1 << 22) + 1), np.int8)
+    for fmt in runtime.FORMATS:
+        with pytest.raises(ValueError, match="columns is more than this format can hold"):
+            Matrix.pack(fmt, too_wide)
+    for shape in ((0, 5), (5, 0)):
+        with pytest.raises(ValueError, match="at least one row and one column"):
+            Matrix.pack("i2s", np.zeros(shape, np.int8))
+
+
+# ---- bad calls from Python: clear exceptions, never a crash ----
+
+def test_bad_pack_arguments():
+    w = np.zeros((4, 8), np.int8)
+    with pytest.raises(TypeError, match="dtype int8, got float32"):
+        Matrix.pack("i2s", w.astype(np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        Matrix.pack("i2s", np.zeros((8, 4), np.int8).T)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        Matrix.pack("i2s", np.zeros(8, np.int8))
+    with pytest.raises(TypeError, match="numpy array"):
+        Matrix.pack("i2s", [[0, 1]])
+    bad = w.copy()
+    bad[2, 3] = 2
+    with pytest.raises(ValueError, match="found 2 at row 2, column 3"):
+        Matrix.pack("tq1", bad)
+    with pytest.raises(ValueError, match="unknown weight format 'q4'"):
+        Matrix.pack("q4", w)
+    with pytest.raises(ValueError, match="scale must be finite"):
+        Matrix.pack("i2s", w, float("nan"))
+    with pytest.raises(ValueError, match="ternarise first"):
+        Matrix.from_float("i2s", w.astype(np.float32))
+    with pytest.raises(ValueError, match="not a ternary format"):
+        Matrix.pack("f16", w).unpack()
+
+
+def test_bad_matmul_arguments():
+    m = Matrix.pack("i2s", np.zeros((4, 8), np.int8))
+    with Context(1) as ctx:
+        with pytest.raises(ValueError, match="x has 7 columns but the matrix 4x8 needs 8"):
+            ctx.matmul(m, np.zeros(7, np.float32))
+        with pytest.raises(TypeError, match="dtype float32, got float64"):
+            ctx.matmul(m, np.zeros(8))
+        with pytest.raises(TypeError, match="dtype int8"):
+            ctx.matmul_i8(m, np.zeros(8, np.int32))
+        with pytest.raises(ValueError, match="C-contiguous"):
+            ctx.matmul(m, np.zeros((8, 3), np.float32).T)
+        with pytest.raises(ValueError, match="no tokens"):
+            ctx.matmul(m, np.zeros((0, 8), np.float32))
+        with pytest.raises(ValueError, match="needs a ternary format"):
+            ctx.matmul_i8(Matrix.pack("f16", np.zeros((4, 8), np.int8)), np.zeros(8, np.int8))
+        with pytest.raises(TypeError, match="runtime.Matrix"):
+            ctx.matmul("weights", np.zeros(8, np.float32))
+        with pytest.raises(ValueError, match="at least 1"):
+            ctx.bench_matmul([m], 1, 0)
+    with pytest.raises(ValueError, match="closed"):
+        ctx.matmul(m, np.zeros(8, np.float32))
+
+
+def test_bad_context_arguments():
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="threads must be at least 1"):
+            Context(bad)
+    with pytest.raises(TypeError, match="threads must be an integer"):
+        Context(1.5)
+    with pytest.raises(UnsupportedVariant, match="unknown kernel variant 'sse9'"):
+        Context(1, "sse9")
+
+
+def test_variant_this_machine_lacks_is_a_clear_error_not_sigill():
+    lacking = [v for v in runtime.variants() if not v.supported]
+    assert lacking, "every known variant runs here; nothing to check"
+    for v in lacking:
+        with pytest.raises(UnsupportedVariant, match=f"'{v.name}' .*(not compiled|lacks)"):
+            Context(1, v.name)
+
+
+def test_variant_listing_names_reasons(runnable_variants):
+    infos = {v.name: v for v in runtime.variants()}
+    assert infos["scalar"].supported and "scalar" in runnable_variants
+    assert runtime.best_variant() in runnable_variants
+    for v in infos.values():
+        assert v.supported == (v.why == "")
+
+
+def test_more_threads_than_cpus_warns_and_works():
+    from runtime.api import usable_cpus
+
+    n = usable_cpus() + 2
+    with pytest.warns(RuntimeWarning, match=f"{n} threads on"):
+        ctx = Context(n)
+    w = ternary(np.random.default_rng(4), 50, 300)
+    x = np.ones((3, 300), np.int8)
+    np.testing.assert_array_equal(ctx.matmul_i8(Matrix.pack("i2s", w), x), x.astype(np.int64) @ w.T)
+    ctx.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*threads on.*:RuntimeWarning")
+def test_contexts_start_and_stop_cleanly_many_times():
+    m = Matrix.pack("i2s", np.ones((8, 256), np.int8))
+    for i in range(50):
+        with Context(1 + i % 3) as ctx:
+            assert ctx.matmul_i8(m, np.ones(256, np.int8))[0] == 256
+
+
+def test_benchmark_helpers_report_per_call_times_and_bandwidth():
+    mats = [Matrix.pack("i2s", np.ones((16, 256), np.int8)) for _ in range(3)]
+    with Context(1) as ctx:
+        secs = ctx.bench_matmul(mats, 2, 7)
+        assert len(secs) == 7 and all(s > 0 for s in secs)
+        gbps = ctx.read_bandwidth(4 << 20, 2)
+        assert len(gbps) == 2 and all(g > 0 for g in gbps)
+        with pytest.raises(RuntimeFailure, match="too small"):
+            ctx.read_bandwidth(1000, 1)
