@@ -7,6 +7,7 @@ from Python can crash the interpreter.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -201,6 +202,9 @@ class Context:
                 raise UnsupportedVariant(msg)
             raise RuntimeFailure(msg)
         self._ptr = ffi.gc(ptr, lib.tb_ctx_free)
+        # cffi releases the GIL in C calls, and a context's scratch buffers serve
+        # one call at a time: serialise callers sharing a context
+        self._lock = threading.Lock()
 
     @property
     def threads(self) -> int:
@@ -211,9 +215,10 @@ class Context:
         return _text(lib.tb_ctx_variant(self._ptr))
 
     def close(self):
-        if self._ptr is not None:
-            ffi.release(self._ptr)
-            self._ptr = None
+        with self._lock:
+            if self._ptr is not None:
+                ffi.release(self._ptr)
+                self._ptr = None
 
     def __enter__(self):
         return self
@@ -244,7 +249,9 @@ class Context:
         Ternary formats quantise each token to int8 (absmax) first, as BitNet b1.58 does."""
         n, shape = self._tokens(m, x, np.float32)
         y = np.empty(shape, dtype=np.float32)
-        if lib.tb_matmul(self._live(), m._ptr, ffi.from_buffer("float[]", x), n, ffi.from_buffer("float[]", y)) != 0:
+        with self._lock:
+            rc = lib.tb_matmul(self._live(), m._ptr, ffi.from_buffer("float[]", x), n, ffi.from_buffer("float[]", y))
+        if rc != 0:
             _fail()
         return y
 
@@ -254,7 +261,10 @@ class Context:
             raise ValueError(f"integer matmul needs a ternary format, not {m.format}")
         n, shape = self._tokens(m, x, np.int8)
         y = np.empty(shape, dtype=np.int32)
-        if lib.tb_matmul_i8(self._live(), m._ptr, ffi.from_buffer("signed char[]", x), n, ffi.from_buffer("int[]", y)) != 0:
+        with self._lock:
+            rc = lib.tb_matmul_i8(self._live(), m._ptr, ffi.from_buffer("signed char[]", x), n,
+                                  ffi.from_buffer("int[]", y))
+        if rc != 0:
             _fail()
         return y
 
@@ -266,13 +276,17 @@ class Context:
             raise ValueError(f"calls and n must be at least 1 (got calls={calls}, n={n})")
         arr = ffi.new("tb_matrix *[]", [m._ptr for m in mats])
         secs = ffi.new("double[]", calls)
-        if lib.tb_bench_matmul(self._live(), arr, len(mats), n, calls, secs) != 0:
+        with self._lock:
+            rc = lib.tb_bench_matmul(self._live(), arr, len(mats), n, calls, secs)
+        if rc != 0:
             _fail()
         return list(secs)
 
     def read_bandwidth(self, nbytes: int, passes: int) -> list[float]:
         """GB/s (1e9 bytes/s) of each pass of a read-only sweep over `nbytes` by all threads."""
         gbps = ffi.new("double[]", passes)
-        if lib.tb_bench_read_bandwidth(self._live(), nbytes, passes, gbps) != 0:
+        with self._lock:
+            rc = lib.tb_bench_read_bandwidth(self._live(), nbytes, passes, gbps)
+        if rc != 0:
             _fail()
         return list(gbps)

@@ -266,3 +266,26 @@ def test_benchmark_helpers_report_per_call_times_and_bandwidth():
         assert len(gbps) == 2 and all(g > 0 for g in gbps)
         with pytest.raises(RuntimeFailure, match="too small"):
             ctx.read_bandwidth(1000, 1)
+
+
+def test_one_context_shared_by_python_threads():
+    # the GIL is released during C calls; the context must serialise its callers
+    import threading
+
+    rng = np.random.default_rng(5)
+    w = ternary(rng, 64, 1024)
+    m = Matrix.pack("i2s", w)
+    x = rng.integers(-128, 128, size=(9, 1024), dtype=np.int8)
+    expected = x.astype(np.int64) @ w.T
+    errors = []
+    with Context(2) as ctx:
+        def work():
+            for _ in range(200):
+                if not np.array_equal(ctx.matmul_i8(m, x), expected):
+                    errors.append("mismatch")
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
