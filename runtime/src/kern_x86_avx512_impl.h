@@ -20,6 +20,12 @@
 #define PF_I2S 8192
 #define PF_FLOAT 16384
 
+/* The address usually lies past the end of the matrix: computing it as an integer
+ * keeps that defined (forming such a pointer would not be), and prefetching it is harmless. */
+static inline void prefetch(const uint8_t *p, size_t ahead) {
+    _mm_prefetch((const char *)((uintptr_t)p + ahead), _MM_HINT_T0);
+}
+
 static inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i s) {
 #if TB_VNNI
     return _mm512_dpbusd_epi32(acc, u, s);
@@ -100,7 +106,7 @@ static void gemv_i2s(const tb_matrix *w, const tb_act *x, int r0, int r1, void *
 #pragma GCC unroll 4
             for (int i = 0; i < 4; i++) {
                 __m512i v = _mm512_load_si512(p + i * rb + (size_t)b * 64);
-                _mm_prefetch((const char *)(p + i * rb + (size_t)b * 64 + PF_I2S), _MM_HINT_T0);
+                prefetch(p + i * rb + (size_t)b * 64, PF_I2S);
                 a[i][0] = dot_u8s8(a[i][0], i2s_codes(v, 0), x0);
                 a[i][1] = dot_u8s8(a[i][1], i2s_codes(v, 1), x1);
                 a[i][0] = dot_u8s8(a[i][0], i2s_codes(v, 2), x2);
@@ -173,7 +179,7 @@ static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
             for (int i = 0; i < 4; i++) {
                 __m512 lo, hi;
                 load_w32(fmt, p + i * rb, k, &lo, &hi);
-                _mm_prefetch((const char *)(p + i * rb + (fmt == TB_F16 ? 2 : 4) * (size_t)k + PF_FLOAT), _MM_HINT_T0);
+                prefetch(p + i * rb + (fmt == TB_F16 ? 2 : 4) * (size_t)k, PF_FLOAT);
                 a[i][0] = _mm512_fmadd_ps(lo, x0, a[i][0]);
                 a[i][1] = _mm512_fmadd_ps(hi, x1, a[i][1]);
             }
