@@ -8,7 +8,7 @@ SOURCES := pyproject.toml setup.py $(wildcard runtime/*.py runtime/src/*.c runti
 CC ?= cc
 CWARN := -std=c11 -Wall -Wextra -Werror -pthread
 
-.PHONY: bench test setup sanitize warnings clean
+.PHONY: bench test setup sanitize warnings arm clean
 
 bench: setup
 	$(VENV)/bin/ternbench kernels --out results/kernels-latest.json
@@ -35,13 +35,20 @@ warnings:
 	  $(CC) $(CWARN) -O3 -c $$f -o /dev/null || exit 1; done
 	@echo "C sources compile warning-free"
 
-# The kernel tests again, against a copy of the runtime built with ASan + UBSan.
+# The kernel tests again, against a copy of the runtime built with ASan + UBSan,
+# and the C test driver (every variant against scalar) built the same way.
 sanitize: setup
 	rm -rf build/asan
 	$(VPY) runtime/build_ffi.py --sanitize build/asan >/dev/null
 	cp runtime/*.py build/asan/runtime/
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" PYTHONPATH=build/asan \
 	  $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_kernels.py --expect-runtime build/asan
+	tests/c/run_native.sh
+
+# The AArch64 kernels (neon, dotprod) under qemu-user: needs gcc-aarch64-linux-gnu,
+# qemu-user and libc6-dev-arm64-cross (Debian packages; .ci/run installs them).
+arm:
+	tests/c/run_arm_emulated.sh
 
 clean:
 	rm -rf build $(VENV) runtime/_rt*.so runtime/_rt.c *.egg-info
