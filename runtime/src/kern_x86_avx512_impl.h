@@ -14,16 +14,34 @@
 #include "tb_internal.h"
 
 #define MR TB_GEMM_MR
-/* Software prefetch distance (bytes ahead in each row stream) for GEMV. A cold
- * GEMV walks several interleaved row streams; the hardware prefetchers alone
- * left 20-40% of the measured read bandwidth unused on Zen 4/5. Tuned there. */
-#define PF_I2S 8192
-#define PF_FLOAT 16384
+/* Software prefetch for GEMV. A cold GEMV walks four interleaved row streams; the
+ * hardware prefetchers alone left 20-40% of the read bandwidth unused on Zen 4/5.
+ * Each stream prefetches its own future: PF_* bytes ahead in its own row while
+ * the row lasts, then in its counterpart row of a later group. (A plain
+ * "address + distance" lands in the next row, which another stream is already
+ * reading, once rows are longer than the distance.) Tuned on Zen 5. */
+#define PF_I2S 2048
+#define PF_FLOAT 4096
+
+typedef struct { size_t group_off, row_off, rb; } pf_cursor;
+
+static inline pf_cursor pf_start(size_t rb, size_t ahead) {
+    return (pf_cursor){(ahead / rb) * 4 * rb, ahead % rb, rb};
+}
+
+/* step <= rb always holds: steps are 64 or 128 bytes and rows are >= 64 bytes. */
+static inline void pf_advance(pf_cursor *c, size_t step) {
+    c->row_off += step;
+    if (c->row_off >= c->rb) {
+        c->row_off -= c->rb;
+        c->group_off += 4 * c->rb;
+    }
+}
 
 /* The address usually lies past the end of the matrix: computing it as an integer
  * keeps that defined (forming such a pointer would not be), and prefetching it is harmless. */
-static inline void prefetch(const uint8_t *p, size_t ahead) {
-    _mm_prefetch((const char *)((uintptr_t)p + ahead), _MM_HINT_T0);
+static inline void prefetch_row(const uint8_t *row, const pf_cursor *c) {
+    _mm_prefetch((const char *)((uintptr_t)row + c->group_off + c->row_off), _MM_HINT_T0);
 }
 
 static inline __m512i dot_u8s8(__m512i acc, __m512i u, __m512i s) {
@@ -99,14 +117,15 @@ static void gemv_i2s(const tb_matrix *w, const tb_act *x, int r0, int r1, void *
         /* two accumulators per row: halves the dependency chains */
         __m512i a[4][2];
         for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm512_setzero_si512();
-        for (int b = 0; b < nb; b++) {
+        pf_cursor pf = pf_start(rb, PF_I2S);
+        for (int b = 0; b < nb; b++, pf_advance(&pf, 64)) {
             const int8_t *q = x->q + (size_t)b * TB_I2S_BLOCK;
             __m512i x0 = _mm512_load_si512(q), x1 = _mm512_load_si512(q + 64);
             __m512i x2 = _mm512_load_si512(q + 128), x3 = _mm512_load_si512(q + 192);
 #pragma GCC unroll 4
             for (int i = 0; i < 4; i++) {
                 __m512i v = _mm512_load_si512(p + i * rb + (size_t)b * 64);
-                prefetch(p + i * rb + (size_t)b * 64, PF_I2S);
+                prefetch_row(p + i * rb, &pf);
                 a[i][0] = dot_u8s8(a[i][0], i2s_codes(v, 0), x0);
                 a[i][1] = dot_u8s8(a[i][1], i2s_codes(v, 1), x1);
                 a[i][0] = dot_u8s8(a[i][0], i2s_codes(v, 2), x2);
@@ -173,13 +192,15 @@ static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
         const uint8_t *p = w->data + (size_t)r * rb;
         __m512 a[4][2];
         for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm512_setzero_ps();
-        for (int k = 0; k < kpad; k += 32) {
+        const size_t step = fmt == TB_F16 ? 64 : 128;
+        pf_cursor pf = pf_start(rb, PF_FLOAT);
+        for (int k = 0; k < kpad; k += 32, pf_advance(&pf, step)) {
             __m512 x0 = _mm512_load_ps(f + k), x1 = _mm512_load_ps(f + k + 16);
 #pragma GCC unroll 4
             for (int i = 0; i < 4; i++) {
                 __m512 lo, hi;
                 load_w32(fmt, p + i * rb, k, &lo, &hi);
-                prefetch(p + i * rb + (fmt == TB_F16 ? 2 : 4) * (size_t)k, PF_FLOAT);
+                prefetch_row(p + i * rb, &pf);
                 a[i][0] = _mm512_fmadd_ps(lo, x0, a[i][0]);
                 a[i][1] = _mm512_fmadd_ps(hi, x1, a[i][1]);
             }

@@ -288,7 +288,55 @@ int tb_bench_matmul(tb_ctx *c, const tb_matrix **mats, int count, int n, int cal
     return rc;
 }
 
-typedef struct { const uint64_t *buf; size_t words; uint64_t sink[64]; } bw_job;
+/* The probe must not be a weaker reader than the kernels it judges, and which
+ * access pattern reads fastest differs between machines and thread counts (Zen 5
+ * under KVM: software prefetch +18% at 1 thread, -25% at 2; four interleaved
+ * prefetched streams, the GEMV pattern, best at 2). Each pass times every
+ * pattern and keeps the fastest. */
+enum { READ_PLAIN, READ_PREFETCH, READ_FOUR_STREAMS, READ_PATTERNS };
+
+typedef struct { const uint64_t *buf; size_t words; int pattern; uint64_t sink[64]; } bw_job;
+
+/* Eight independent accumulators, as in STREAM. One function per pattern rather
+ * than a flag inside the loop: the branch changes GCC's code for it. */
+#define XOR_LINE(p) a0 ^= (p)[0]; a1 ^= (p)[1]; a2 ^= (p)[2]; a3 ^= (p)[3]; \
+                    a4 ^= (p)[4]; a5 ^= (p)[5]; a6 ^= (p)[6]; a7 ^= (p)[7];
+#define ACCUMULATORS uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0
+#define RESULT (a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7)
+
+static inline void prefetch_at(const uint64_t *p, size_t ahead) {
+    __builtin_prefetch((const void *)((uintptr_t)p + ahead));
+}
+
+static uint64_t read_plain(const uint64_t *p, const uint64_t *end) {
+    ACCUMULATORS;
+    for (; p < end; p += 8) { XOR_LINE(p) }
+    return RESULT;
+}
+
+static uint64_t read_prefetch(const uint64_t *p, const uint64_t *end) {
+    ACCUMULATORS;
+    for (; p < end; p += 8) {
+        prefetch_at(p, 8192);
+        XOR_LINE(p)
+    }
+    return RESULT;
+}
+
+/* Four streams a quarter of the range apart, read in step, each prefetching 2 KiB
+ * of its own future: the access pattern of the GEMV kernels. */
+static uint64_t read_four_streams(const uint64_t *p, const uint64_t *end) {
+    ACCUMULATORS;
+    size_t quarter = (size_t)(end - p) / 32 * 8; /* whole cache lines */
+    for (const uint64_t *q = p; q < p + quarter; q += 8) {
+        for (int s = 0; s < 4; s++) {
+            prefetch_at(q + s * quarter, 2048);
+            XOR_LINE(q + s * quarter)
+        }
+    }
+    for (const uint64_t *q = p + 4 * quarter; q < end; q += 8) { XOR_LINE(q) }
+    return RESULT;
+}
 
 static void bw_task(void *arg, int ith, int nth) {
     bw_job *j = arg;
@@ -296,14 +344,10 @@ static void bw_task(void *arg, int ith, int nth) {
     int chunks = (int)(j->words / 512);
     tb_split(chunks, ith, nth, &c0, &c1);
     const uint64_t *p = j->buf + (size_t)c0 * 512, *end = j->buf + (size_t)c1 * 512;
-    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    /* prefetch as the GEMV kernels do, so the probe is not the weaker reader */
-    for (; p < end; p += 8) {
-        __builtin_prefetch(p + 1024);
-        a0 ^= p[0]; a1 ^= p[1]; a2 ^= p[2]; a3 ^= p[3];
-        a4 ^= p[4]; a5 ^= p[5]; a6 ^= p[6]; a7 ^= p[7];
-    }
-    j->sink[ith % 64] = a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7;
+    uint64_t r = j->pattern == READ_PLAIN      ? read_plain(p, end)
+               : j->pattern == READ_PREFETCH   ? read_prefetch(p, end)
+                                               : read_four_streams(p, end);
+    j->sink[ith % 64] = r;
 }
 
 typedef struct { uint64_t *buf; size_t words; } fill_job;
@@ -327,10 +371,14 @@ int tb_bench_read_bandwidth(tb_ctx *c, size_t bytes, int passes, double *gbps) {
     tb_pool_run(c->pool, fill_task, &f);
     bw_job j = {.buf = buf, .words = words};
     for (int p = 0; p < passes; p++) {
-        double t0 = tb_now();
-        tb_pool_run(c->pool, bw_task, &j);
-        double dt = tb_now() - t0;
-        gbps[p] = (double)(words * 8) / dt / 1e9;
+        double best = 0;
+        for (j.pattern = 0; j.pattern < READ_PATTERNS; j.pattern++) {
+            double t0 = tb_now();
+            tb_pool_run(c->pool, bw_task, &j);
+            double g = (double)(words * 8) / (tb_now() - t0) / 1e9;
+            best = g > best ? g : best;
+        }
+        gbps[p] = best;
     }
     tb_aligned_free(buf);
     return 0;

@@ -63,6 +63,7 @@ int tb_matmul_i8(tb_ctx *ctx, const tb_matrix *w, const signed char *x, int n, i
  * weights from memory, as a model's layers do. */
 int tb_bench_matmul(tb_ctx *ctx, const tb_matrix **mats, int count, int n, int calls,
                     double *seconds);
-/* STREAM-like read probe: every thread sums its share of a `bytes` buffer;
- * gbps[p] is the read bandwidth (1e9 bytes/s) of pass p. */
+/* STREAM-like read probe: every thread XOR-sums its share of a `bytes` buffer in
+ * three access patterns (plain, software prefetch, four prefetched streams as the
+ * GEMV kernels read); gbps[p] is the fastest read bandwidth (1e9 bytes/s) of pass p. */
 int tb_bench_read_bandwidth(tb_ctx *ctx, size_t bytes, int passes, double *gbps);
