@@ -19,8 +19,10 @@ from .api import (
     variants,
     version,
 )
+from .model import Model, ModelShape
 
 __all__ = [
     "FORMATS", "KNOWN_VARIANTS", "TERNARY_FORMATS", "Context", "Matrix", "RuntimeFailure",
     "UnsupportedVariant", "VariantInfo", "best_variant", "build_info", "variants", "version",
+    "Model", "ModelShape",
 ]

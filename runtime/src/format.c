@@ -32,8 +32,8 @@ static size_t row_bytes_for(int fmt, int kpad) {
     }
 }
 
-/* Allocates a zeroed-out matrix header and data, or fails naming what is wrong. */
-static tb_matrix *matrix_new(int fmt, int rows, int cols) {
+/* Allocates a matrix header and (uninitialised) data, or fails naming what is wrong. */
+tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
     if (!valid_fmt(fmt)) { tb_fail("unknown weight format id %d", fmt); return NULL; }
     if (rows <= 0 || cols <= 0) {
         tb_fail("%s: a matrix needs at least one row and one column (got %d x %d)",
@@ -104,7 +104,7 @@ tb_matrix *tb_pack_ternary(int fmt, const signed char *w, int rows, int cols, fl
     tb_clear_error();
     if (!w) { tb_fail("pack: weights pointer is NULL"); return NULL; }
     if (!isfinite(scale)) { tb_fail("pack: the scale must be finite (got %g)", (double)scale); return NULL; }
-    tb_matrix *m = matrix_new(fmt, rows, cols);
+    tb_matrix *m = tb_matrix_new(fmt, rows, cols);
     if (!m) return NULL;
     for (size_t i = 0; i < (size_t)rows * (size_t)cols; i++) {
         if (w[i] < -1 || w[i] > 1) {
@@ -114,26 +114,27 @@ tb_matrix *tb_pack_ternary(int fmt, const signed char *w, int rows, int cols, fl
             return NULL;
         }
     }
-    for (int r = 0; r < rows; r++) {
-        const int8_t *src = (const int8_t *)w + (size_t)r * (size_t)cols;
-        uint8_t *dst = m->data + (size_t)r * m->row_bytes;
-        switch (fmt) {
-        case TB_I2S: pack_i2s_row(dst, src, cols, m->kpad); break;
-        case TB_TQ1: pack_tq1_row(dst, src, cols, m->kpad); break;
-        case TB_F16: {
-            uint16_t *h = (uint16_t *)dst;
-            for (int k = 0; k < m->kpad; k++)
-                h[k] = tb_float_to_half(k < cols ? (float)src[k] * scale : 0.0f);
-            break;
-        }
-        default: {
-            float *f = (float *)dst;
-            for (int k = 0; k < m->kpad; k++) f[k] = k < cols ? (float)src[k] * scale : 0.0f;
-        }
-        }
-    }
+    for (int r = 0; r < rows; r++) tb_pack_ternary_row(m, r, (const int8_t *)w + (size_t)r * (size_t)cols, scale);
     if (formats[fmt].ternary) m->scale = scale;
     return m;
+}
+
+void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale) {
+    uint8_t *dst = m->data + (size_t)r * m->row_bytes;
+    int cols = m->cols;
+    switch (m->fmt) {
+    case TB_I2S: pack_i2s_row(dst, src, cols, m->kpad); break;
+    case TB_TQ1: pack_tq1_row(dst, src, cols, m->kpad); break;
+    case TB_F16: {
+        uint16_t *h = (uint16_t *)dst;
+        for (int k = 0; k < m->kpad; k++) h[k] = tb_float_to_half(k < cols ? (float)src[k] * scale : 0.0f);
+        break;
+    }
+    default: {
+        float *f = (float *)dst;
+        for (int k = 0; k < m->kpad; k++) f[k] = k < cols ? (float)src[k] * scale : 0.0f;
+    }
+    }
 }
 
 tb_matrix *tb_pack_float(int fmt, const float *w, int rows, int cols) {
@@ -144,7 +145,7 @@ tb_matrix *tb_pack_float(int fmt, const float *w, int rows, int cols) {
                 "(absmean: s = mean|W|, w = clip(round(W/s), -1, 1))", formats[fmt].name);
         return NULL;
     }
-    tb_matrix *m = matrix_new(fmt, rows, cols);
+    tb_matrix *m = tb_matrix_new(fmt, rows, cols);
     if (!m) return NULL;
     for (int r = 0; r < rows; r++) {
         const float *src = w + (size_t)r * (size_t)cols;
@@ -164,7 +165,7 @@ tb_matrix *tb_pack_float(int fmt, const float *w, int rows, int cols) {
 tb_matrix *tb_matrix_clone(const tb_matrix *m) {
     tb_clear_error();
     if (!m) { tb_fail("clone: matrix is NULL"); return NULL; }
-    tb_matrix *c = matrix_new(m->fmt, m->rows, m->cols);
+    tb_matrix *c = tb_matrix_new(m->fmt, m->rows, m->cols);
     if (!c) return NULL;
     c->scale = m->scale;
     memcpy(c->data, m->data, m->nbytes);

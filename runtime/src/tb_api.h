@@ -67,3 +67,46 @@ int tb_bench_matmul(tb_ctx *ctx, const tb_matrix **mats, int count, int n, int c
  * three access patterns (plain, software prefetch, four prefetched streams as the
  * GEMV kernels read); gbps[p] is the fastest read bandwidth (1e9 bytes/s) of pass p. */
 int tb_bench_read_bandwidth(tb_ctx *ctx, size_t bytes, int passes, double *gbps);
+
+/* ---- whole models: the BitNet b1.58 decoder (and LLaMA-style 1.58-bit variants) ---- */
+
+typedef struct tb_model tb_model;
+
+typedef struct {
+    int vocab, hidden, ffn, layers, heads, kv_heads, head_dim;
+    int max_ctx;         /* KV cache capacity, tokens */
+    float rope_theta, norm_eps;
+    int act_silu;        /* 0: relu(x)^2 (BitNet b1.58 2B4T); 1: silu(x) (LLaMA style) */
+    int sub_norms;       /* 1: RMSNorm before o_proj and before down_proj */
+    int tied_head;       /* 1: the output head is the embedding matrix */
+    int weight_fmt;      /* tb_format_id of the linear layers: i2s, tq1 or f16 */
+    int head_fmt;        /* tb_format_id of the embedding / output head: f16 (f32 for tests) */
+} tb_model_config;
+
+/* Linear layers of a decoder layer, for tb_model_set_linear. */
+enum { TB_WQ, TB_WK, TB_WV, TB_WO, TB_WGATE, TB_WUP, TB_WDOWN };
+/* Norm weights: per layer, or TB_NORM_FINAL with layer -1. */
+enum { TB_NORM_ATTN, TB_NORM_FFN, TB_NORM_ATTN_SUB, TB_NORM_FFN_SUB, TB_NORM_FINAL };
+
+/* Allocates a model: linear weights and norms uninitialised until set or generated. */
+tb_model *tb_model_new(const tb_model_config *cfg);
+void tb_model_free(tb_model *m);
+/* Synthetic weights, generated in C straight into the packed formats on ctx's threads:
+ * ternary values with about one third zeros, scale 1/sqrt(cols), norms 1, embedding
+ * uniform in [-1, 1]. The same seed gives the same values in every format. */
+int tb_model_init_random(tb_model *m, tb_ctx *ctx, unsigned long long seed);
+/* Real weights. Ternary values in {-1,0,1} (rows x cols as the config implies) times scale. */
+int tb_model_set_linear(tb_model *m, int layer, int which, const signed char *w, float scale);
+int tb_model_set_norm(tb_model *m, int layer, int which, const float *w);
+int tb_model_set_embedding(tb_model *m, const float *w);   /* vocab x hidden */
+int tb_model_set_output(tb_model *m, const float *w);      /* vocab x hidden, untied models */
+/* Bytes of weights (packed, padding included) the model holds. */
+size_t tb_model_weight_bytes(const tb_model *m);
+/* Weight bytes one generated token reads: every linear layer and the output head. */
+size_t tb_model_bytes_per_token(const tb_model *m);
+void tb_model_reset(tb_model *m);
+int tb_model_pos(const tb_model *m);
+/* Runs n tokens at the current position as one batch (GEMM for n > 1, GEMV for n = 1),
+ * appends them to the KV cache, writes the last token's logits (vocab floats) when
+ * logits is not NULL, and returns the argmax of those logits, or -1 on error. */
+int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *logits);

@@ -72,6 +72,11 @@ typedef struct {
 
 const tb_variant *tb_find_variant(const char *name);
 
+/* Matrices: allocate (data uninitialised), and pack one row of ternary values
+ * (float formats store value * scale; ternary formats take the scale from m). */
+tb_matrix *tb_matrix_new(int fmt, int rows, int cols);
+void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale);
+
 /* Per-architecture kernel tables (defined in the matching kern_*.c file). */
 extern const tb_kernels tb_kernels_scalar;
 extern const tb_kernels tb_kernels_avx2;
