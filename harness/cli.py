@@ -57,7 +57,7 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import kernels_cmd
+    from . import bench_cmd, kernels_cmd, models_cmd
 
     p = argparse.ArgumentParser(
         prog="ternbench",
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="store_true", help="print versions of ternbench and its runtime build")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     kernels_cmd.add_parser(sub)
+    models_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
     return p
 
 

@@ -346,6 +346,18 @@ static void rope(const tb_model *m, float *v, int nheads, int pos) {
     }
 }
 
+/* Eight partial sums: a float reduction the compiler may vectorise without
+ * -ffast-math (it cannot reorder a single running sum). */
+static float dot(const float *a, const float *b, int d) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < d; i++) sum += a[i] * b[i];
+    return sum;
+}
+
 typedef struct { tb_model *m; int layer, n; } attn_job;
 
 /* One unit per (token, head): scores over the cached keys up to the token's own
@@ -364,10 +376,7 @@ static void attn_task(void *arg, int ith, int nth) {
         const float *q = m->q + (size_t)t * m->qdim + (size_t)h * d;
         float *s = m->scores + (size_t)ith * c->max_ctx, mx = -INFINITY;
         for (int p = 0; p < len; p++) {
-            const float *kp = kc + (size_t)p * m->kvdim + (size_t)kvh * d;
-            float acc = 0.0f;
-            for (int i = 0; i < d; i++) acc += q[i] * kp[i];
-            s[p] = acc * scale;
+            s[p] = dot(q, kc + (size_t)p * m->kvdim + (size_t)kvh * d, d) * scale;
             mx = s[p] > mx ? s[p] : mx;
         }
         float sum = 0.0f;

@@ -1,0 +1,369 @@
+"""Model presets: transformer shapes read from small YAML files, and what they cost in memory.
+
+A preset is one YAML file in configs/models/ (copy one to define a new model). Keys, all required
+unless marked optional:
+
+    name             what users type, e.g. 2B4T (letters, digits, . _ + -; safe as a file name)
+    aliases          optional list of other names, e.g. [2.5B]
+    description      one line: what the model is
+    source           where the figures come from, and which of them could not be confirmed
+    hidden, ffn, layers, heads, kv_heads, vocab     positive integers
+    head_dim         optional; default hidden / heads, which must then divide evenly
+    activation       relu2 (BitNet b1.58 2B4T) or silu (LLaMA-style gated FFN)
+    sub_norms        true: an extra RMSNorm before o_proj and before down_proj (BitNet b1.58)
+    tied_embeddings  true: the output head is the embedding matrix
+    rope_theta, norm_eps   positive numbers
+    max_context      positive integer: the longest context the model was trained for
+
+A directory holding a config.json is a checkpoint, not a preset: the loader handles those.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
+
+ACTIVATIONS = ("relu2", "silu")
+# Columns per block of each packed linear format, and bytes per padded column. Mirrors
+# row_bytes_for() in runtime/src/format.c (tests check against runtime.Matrix.nbytes).
+LINEAR_FORMATS = {"i2s": (256, 1 / 4), "tq1": (320, 1 / 5), "f16": (32, 2), "f32": (32, 4)}
+TERNARY_FORMATS = ("i2s", "tq1")
+HEAD_FORMATS = ("int8", "f16")
+KV_DTYPES = {"f16": 2, "f32": 4}
+GEMM_PANEL_ROWS = 12  # rows of weights a GEMM thread decodes into its scratch panel
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+class ModelSpecError(ValueError):
+    """A preset file that cannot be read or is not a valid model description."""
+
+
+class UnknownModelError(ModelSpecError, LookupError):
+    """A name that is no preset, alias or file; `suggestions` holds close matches."""
+
+    def __init__(self, message: str, suggestions: list[str]):
+        super().__init__(message)
+        self.suggestions = suggestions
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    aliases: tuple[str, ...]
+    description: str
+    source: str
+    hidden: int
+    ffn: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    activation: str
+    sub_norms: bool
+    tied_embeddings: bool
+    rope_theta: float
+    norm_eps: float
+    max_context: int
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def q_dim(self) -> int:
+        """Width of the attention output (heads x head_dim): o_proj's input, attn_sub_norm's size."""
+        return self.heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    def linears(self) -> list[tuple[str, int, int]]:
+        """(name, rows, cols) of one layer's linear maps; rows are output features."""
+        h, f = self.hidden, self.ffn
+        return [("q", self.q_dim, h), ("k", self.kv_dim, h), ("v", self.kv_dim, h), ("o", h, self.q_dim),
+                ("gate", f, h), ("up", f, h), ("down", h, f)]
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "path"}
+        d["aliases"] = list(self.aliases)
+        d["path"] = str(self.path) if self.path else None
+        return d
+
+
+# --- loading and validation -------------------------------------------------------------------
+
+_INT_KEYS = ("hidden", "ffn", "layers", "heads", "kv_heads", "head_dim", "vocab", "max_context")
+_FLOAT_KEYS = ("rope_theta", "norm_eps")
+_BOOL_KEYS = ("sub_norms", "tied_embeddings")
+_TEXT_KEYS = ("name", "description", "source")
+OPTIONAL_KEYS = ("aliases", "head_dim")
+ALLOWED_KEYS = ("name", "aliases", "description", "source", "hidden", "ffn", "layers", "heads", "kv_heads",
+                "head_dim", "vocab", "activation", "sub_norms", "tied_embeddings", "rope_theta", "norm_eps",
+                "max_context")
+REQUIRED_KEYS = tuple(k for k in ALLOWED_KEYS if k not in OPTIONAL_KEYS)
+
+
+def display_path(path: Path) -> str:
+    """The path as a user would type it: relative to the working directory when under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class _Problems:
+    """Builds messages of the form 'file: line N: what is wrong'."""
+
+    def __init__(self, path: Path):
+        self.where = display_path(path)
+
+    def error(self, message: str, line: int | None = None) -> ModelSpecError:
+        at = f" line {line}:" if line else ""
+        return ModelSpecError(f"{self.where}:{at} {message}")
+
+
+def load_spec(path) -> ModelSpec:
+    """Reads and validates one preset file; raises ModelSpecError naming the file, key and line."""
+    path = Path(path)
+    problems = _Problems(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise problems.error(f"cannot read the model preset: {reason}") from None
+    entries, first_line = _parse(text, problems)
+    return _validate(entries, first_line, path, problems)
+
+
+def _parse(text: str, problems: _Problems) -> tuple[dict[str, tuple[object, int]], int]:
+    """YAML text -> ({key: (value, line)}, the mapping's first line). Composing before constructing
+    keeps each key's line for messages, and shows keys given twice (plain loading keeps the last)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise problems.error("the file is empty; expected a mapping of keys to values", 1)
+        if not isinstance(root, yaml.MappingNode):
+            raise problems.error("expected a mapping of keys to values (key: value lines)",
+                                 root.start_mark.line + 1)
+        entries: dict[str, tuple[object, int]] = {}
+        for key_node, value_node in root.value:
+            line = key_node.start_mark.line + 1
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise problems.error(f"keys must be text, got {key!r}", line)
+            if key in entries:
+                raise problems.error(f"key {key!r} appears twice (first on line {entries[key][1]})", line)
+            entries[key] = (loader.construct_object(value_node, deep=True), line)
+        return entries, root.start_mark.line + 1
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        what = getattr(e, "problem", None) or str(e)
+        raise problems.error(f"invalid YAML: {what}", mark.line + 1 if mark else None) from None
+    finally:
+        loader.dispose()
+
+
+def _validate(entries: dict[str, tuple[object, int]], first_line: int, path: Path,
+              problems: _Problems) -> ModelSpec:
+    for key, (_, line) in entries.items():
+        if key not in ALLOWED_KEYS:
+            close = difflib.get_close_matches(key, ALLOWED_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise problems.error(f"unknown key {key!r}{hint}; allowed keys: {', '.join(ALLOWED_KEYS)}", line)
+    missing = [k for k in REQUIRED_KEYS if k not in entries]
+    if missing:
+        raise problems.error(f"missing key {missing[0]!r}"
+                             + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else "")
+                             + f"; required keys: {', '.join(REQUIRED_KEYS)}", first_line)
+
+    values: dict[str, object] = {}
+    for key, (value, line) in entries.items():
+        values[key] = _check_value(key, value, line, problems)
+    values.setdefault("aliases", ())
+    line_of = {k: line for k, (_, line) in entries.items()}
+
+    if "head_dim" not in values:
+        if values["hidden"] % values["heads"]:
+            raise problems.error(f"key 'heads' ({values['heads']}) does not divide hidden ({values['hidden']}); "
+                                 "give head_dim explicitly", line_of["heads"])
+        values["head_dim"] = values["hidden"] // values["heads"]
+    if values["heads"] % values["kv_heads"]:
+        raise problems.error(f"key 'kv_heads' ({values['kv_heads']}) must divide heads ({values['heads']}): "
+                             "each key/value head serves a whole group of query heads", line_of["kv_heads"])
+    return ModelSpec(path=path, **values)
+
+
+def _check_value(key: str, value, line: int, problems: _Problems):
+    def bad(expected: str):
+        return problems.error(f"key {key!r} must be {expected}, got {value!r}", line)
+
+    if key in _INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise bad("a positive integer")
+        return value
+    if key in _FLOAT_KEYS:
+        # PyYAML follows YAML 1.1, which reads 1e-5 (no dot) as text: accept numeric text too.
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise bad("a positive number") from None
+        if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                or not math.isfinite(number) or number <= 0:
+            raise bad("a positive number")
+        return float(number)
+    if key in _BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key == "activation":
+        if value not in ACTIVATIONS:
+            raise bad(" or ".join(ACTIVATIONS))
+        return value
+    if key == "aliases":
+        if not isinstance(value, list):
+            raise bad("a list of names, e.g. [2.5B]")
+        for alias in value:
+            if not isinstance(alias, str) or not _NAME_RE.match(alias):
+                raise problems.error(f"key 'aliases': {alias!r} is not a valid name (letters, digits, "
+                                     ". _ + -, starting with a letter or digit)", line)
+        return tuple(value)
+    if key in _TEXT_KEYS:
+        if not isinstance(value, str) or not value.strip():
+            raise bad("non-empty text" + (' (quote names that look like numbers: name: "100")'
+                                          if key == "name" and value is not None else ""))
+        if key == "name" and not _NAME_RE.match(value):
+            raise bad("a name safe as a file name (letters, digits, . _ + -, starting with a letter or digit)")
+        return value.strip()
+    raise AssertionError(f"no check for key {key!r}")  # ALLOWED_KEYS and the checks disagree
+
+
+# --- finding presets --------------------------------------------------------------------------
+
+def all_presets(directory: Path = PRESETS_DIR) -> list[ModelSpec]:
+    """Every preset in `directory`, sorted by parameter count; names and aliases must be unique."""
+    specs = [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
+    seen: dict[str, ModelSpec] = {}
+    for spec in specs:
+        for label in (spec.name, *spec.aliases):
+            other = seen.get(label.lower())
+            if other is not None:
+                raise ModelSpecError(f"{display_path(spec.path)}: name {label!r} is already used by "
+                                     f"{display_path(other.path)} (names and aliases are case-insensitive)")
+            seen[label.lower()] = spec
+    return sorted(specs, key=lambda s: (param_count(s), s.name))
+
+
+def find_model(name_or_path, directory: Path = PRESETS_DIR) -> ModelSpec:
+    """A preset by name or alias (any case), or a preset YAML file by path."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            raise ModelSpecError(f"{text} is a checkpoint directory (it holds config.json); checkpoint "
+                                 "directories are handled by the model loader, not by presets")
+        raise ModelSpecError(f"{text} is a directory, not a model preset (.yaml file)")
+    if path.is_file():
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            raise ModelSpecError(f"{text} is not a model preset (.yaml file); checkpoints and GGUF files "
+                                 "are handled by the model loader")
+        return load_spec(path)
+
+    presets = all_presets(directory)
+    by_label = {label.lower(): spec for spec in presets for label in (spec.name, *spec.aliases)}
+    if text.lower() in by_label:
+        return by_label[text.lower()]
+    if path.suffix.lower() in (".yaml", ".yml") or "/" in text or "\\" in text:
+        raise ModelSpecError(f"{text}: no such model preset file")
+    labels = {label.lower(): label for spec in presets for label in (spec.name, *spec.aliases)}
+    # Names containing what was typed first ('falcon' -> every Falcon3), then similar spellings.
+    close = [spec.name for spec in presets if text.lower() in spec.name.lower()]
+    close += [labels[m] for m in difflib.get_close_matches(text.lower(), labels, n=5, cutoff=0.5)]
+    close = list(dict.fromkeys(close))[:5]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownModelError(f"unknown model {text!r}{hint} (`ternbench models` lists them all; "
+                            "a path to a .yaml file works too)", close)
+
+
+# --- sizes ------------------------------------------------------------------------------------
+
+def _norm_params(spec: ModelSpec) -> int:
+    """RMSNorm weights: two per layer, the optional sub-norms, and the final norm."""
+    per_layer = 2 * spec.hidden + (spec.q_dim + spec.ffn if spec.sub_norms else 0)
+    return spec.layers * per_layer + spec.hidden
+
+
+def param_count(spec: ModelSpec) -> int:
+    """Every parameter: embedding, the output head when untied, linears and norm weights."""
+    embedding = spec.vocab * spec.hidden * (1 if spec.tied_embeddings else 2)
+    linears = spec.layers * sum(rows * cols for _, rows, cols in spec.linears())
+    return embedding + linears + _norm_params(spec)
+
+
+def default_head_format(fmt: str) -> str:
+    """int8 embedding/head for the ternary formats (their bytes per token matter, see REFERENCE.md);
+    f16 for the float formats, so the FP16 baseline stays an FP16 model throughout."""
+    return "int8" if fmt in TERNARY_FORMATS else "f16"
+
+
+def linear_bytes(fmt: str, rows: int, cols: int) -> int:
+    """Bytes of one packed matrix: each row padded to the format's column block."""
+    if fmt not in LINEAR_FORMATS:
+        raise ValueError(f"unknown weight format {fmt!r}; known: {', '.join(LINEAR_FORMATS)}")
+    block, bytes_per_col = LINEAR_FORMATS[fmt]
+    padded = -(-cols // block) * block
+    return rows * int(padded * bytes_per_col)
+
+
+def head_bytes(spec: ModelSpec, head_fmt: str) -> int:
+    """One vocab x hidden matrix: int8 values plus one float scale per row, or plain f16."""
+    if head_fmt == "int8":
+        return spec.vocab * spec.hidden + 4 * spec.vocab
+    if head_fmt == "f16":
+        return 2 * spec.vocab * spec.hidden
+    raise ValueError(f"unknown head format {head_fmt!r}; known: {', '.join(HEAD_FORMATS)}")
+
+
+def weight_bytes(spec: ModelSpec, fmt: str, head_fmt: str | None = None) -> int:
+    """Bytes of all weights in the runtime's formats: linears in `fmt`, the embedding (and the
+    separate output head of an untied model) in `head_fmt`, norm weights in float32."""
+    head_fmt = head_fmt or default_head_format(fmt)
+    linears = spec.layers * sum(linear_bytes(fmt, rows, cols) for _, rows, cols in spec.linears())
+    heads = head_bytes(spec, head_fmt) * (1 if spec.tied_embeddings else 2)
+    return linears + heads + 4 * _norm_params(spec)
+
+
+def kv_cache_bytes(spec: ModelSpec, tokens: int, kv_dtype: str = "f16") -> int:
+    """Keys and values of every layer for `tokens` positions of one sequence."""
+    if kv_dtype not in KV_DTYPES:
+        raise ValueError(f"unknown KV cache type {kv_dtype!r}; known: {', '.join(KV_DTYPES)}")
+    return 2 * spec.layers * tokens * spec.kv_dim * KV_DTYPES[kv_dtype]
+
+
+def memory_estimate(spec: ModelSpec, fmt: str, head_fmt: str | None = None, tokens: int = 4096,
+                    batch: int = 1, threads: int = 1, kv_dtype: str = "f16") -> dict[str, int]:
+    """An upper bound on resident bytes when `tokens` positions are cached and `batch` tokens are
+    computed in one forward step (1 when generating, the prompt chunk when prefilling).
+
+    Scratch is deliberately generous, all float32: per token in the step, the residual, normed and
+    attention-output vectors plus spare (4 x hidden), gate, up and their product (3 x ffn), q and the
+    attention context (2 x q_dim) and one row of attention scores per head (heads x tokens); the
+    logits of one token (vocab); and each thread's GEMM panel (12 rows of the widest matrix).
+    """
+    per_token = 4 * spec.hidden + 3 * spec.ffn + 2 * spec.q_dim + spec.heads * tokens
+    panels = threads * GEMM_PANEL_ROWS * max(spec.hidden, spec.ffn)
+    out = {
+        "weights": weight_bytes(spec, fmt, head_fmt),
+        "kv_cache": kv_cache_bytes(spec, tokens, kv_dtype),
+        "scratch": 4 * (batch * per_token + spec.vocab + panels),
+    }
+    out["total"] = sum(out.values())
+    return out
