@@ -125,9 +125,10 @@ void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale) {
     switch (m->fmt) {
     case TB_I2S: pack_i2s_row(dst, src, cols, m->kpad); break;
     case TB_TQ1: pack_tq1_row(dst, src, cols, m->kpad); break;
-    case TB_F16: {
+    case TB_F16: { /* three distinct values: convert them once */
         uint16_t *h = (uint16_t *)dst;
-        for (int k = 0; k < m->kpad; k++) h[k] = tb_float_to_half(k < cols ? (float)src[k] * scale : 0.0f);
+        uint16_t v[3] = {tb_float_to_half(-scale), tb_float_to_half(0.0f), tb_float_to_half(scale)};
+        for (int k = 0; k < m->kpad; k++) h[k] = v[k < cols ? src[k] + 1 : 1];
         break;
     }
     default: {

@@ -259,22 +259,24 @@ static void init_task(void *arg, int ith, int nth) {
         }
         if (tb_format_is_ternary(mat->fmt)) mat->scale = scale;
     }
-    /* embedding (and untied head): uniform in [-1, 1] */
+    /* embedding (and untied head): uniform on the grid k/128, k in [-128, 127], which
+     * f16 holds exactly: one table look-up per value instead of a conversion */
+    uint16_t halves[256];
+    for (int k = 0; k < 256; k++) halves[k] = tb_float_to_half((float)(k - 128) / 128.0f);
     tb_matrix *heads[2] = {m->embed, m->head != m->embed ? m->head : NULL};
     for (int hi = 0; hi < 2 && heads[hi]; hi++) {
         tb_matrix *mat = heads[hi];
         int r0, r1;
         tb_split(mat->rows, ith, nth, &r0, &r1);
-        float *row = (float *)(void *)buf;
         for (int r = r0; r < r1; r++) {
-            uint64_t s = row_seed(j->seed, (uint64_t)(ntensors + hi), (uint64_t)r);
-            for (int k = 0; k < mat->cols; k++)
-                row[k] = (float)((int64_t)(splitmix64(&s) >> 40) - (1 << 23)) / (float)(1 << 23);
+            uint64_t s = row_seed(j->seed, (uint64_t)(ntensors + hi), (uint64_t)r), bits = 0;
             uint8_t *dst = mat->data + (size_t)r * mat->row_bytes;
             for (int k = 0; k < mat->kpad; k++) {
-                float v = k < mat->cols ? row[k] : 0.0f;
-                if (mat->fmt == TB_F16) ((uint16_t *)dst)[k] = tb_float_to_half(v);
-                else ((float *)dst)[k] = v;
+                if (k % 8 == 0) bits = splitmix64(&s);
+                unsigned b = k < mat->cols ? (unsigned)(bits >> 56) : 128u; /* padding: 0 */
+                bits <<= 8;
+                if (mat->fmt == TB_F16) ((uint16_t *)dst)[k] = halves[b];
+                else ((float *)dst)[k] = (float)((int)b - 128) / 128.0f;
             }
         }
     }

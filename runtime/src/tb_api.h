@@ -93,7 +93,7 @@ tb_model *tb_model_new(const tb_model_config *cfg);
 void tb_model_free(tb_model *m);
 /* Synthetic weights, generated in C straight into the packed formats on ctx's threads:
  * ternary values with about one third zeros, scale 1/sqrt(cols), norms 1, embedding
- * uniform in [-1, 1]. The same seed gives the same values in every format. */
+ * uniform on the grid k/128 in [-1, 1). The same seed gives the same values in every format. */
 int tb_model_init_random(tb_model *m, tb_ctx *ctx, unsigned long long seed);
 /* Real weights. Ternary values in {-1,0,1} (rows x cols as the config implies) times scale. */
 int tb_model_set_linear(tb_model *m, int layer, int which, const signed char *w, float scale);
