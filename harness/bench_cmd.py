@@ -26,8 +26,8 @@ def add_parser(sub):
                        description=HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="preset name (see `ternbench models`) or a model YAML")
     p.add_argument("--format", default="i2s", choices=("i2s", "tq1", "f16"), help="weight format of the linears")
-    p.add_argument("--head-format", default="f16", choices=("f16", "f32"),
-                   help="embedding / output head format (int8 is not implemented yet)")
+    p.add_argument("--head-format", choices=("int8", "f16"),
+                   help="embedding / output head format (default: int8 for ternary formats, f16 for f16)")
     p.add_argument("--variant", default="auto", help="kernel variant (see `ternbench kernels --list`)")
     p.add_argument("--threads", type=int, default=machine.usable_cpus(), help="threads")
     p.add_argument("--pp", type=int, default=512, help="prompt tokens (0 to skip)")
@@ -54,7 +54,8 @@ def run(args) -> int:
         raise UsageError(f"unknown variant {args.variant!r}; known: auto, {', '.join(runtime.KNOWN_VARIANTS)}")
     progress = None if args.quiet or args.json else (lambda m: print(f"  ... {m}", file=sys.stderr, flush=True))
     try:
-        r = model_bench.run_point(spec, args.format, args.head_format, args.variant, args.threads, args.pp, args.tg,
+        head = args.head_format or ("f16" if args.format == "f16" else "int8")
+        r = model_bench.run_point(spec, args.format, head, args.variant, args.threads, args.pp, args.tg,
                                   args.reps, args.seed, progress)
     except model_bench.DoesNotFit as e:
         raise UsageError(str(e)) from None

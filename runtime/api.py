@@ -15,7 +15,7 @@ import numpy as np
 
 from ._rt import ffi, lib
 
-FORMATS = ("i2s", "tq1", "f16", "f32")
+FORMATS = ("i2s", "tq1", "f16", "f32", "int8")
 TERNARY_FORMATS = ("i2s", "tq1")
 # Every variant name the runtime knows on any architecture, best first per family.
 KNOWN_VARIANTS = ("avx512vnni", "avx512", "avx2", "dotprod", "neon", "scalar")
@@ -119,7 +119,8 @@ class Matrix:
 
     @classmethod
     def from_float(cls, fmt: str, w: np.ndarray) -> Matrix:
-        """Packs float32 weights into a float format (f16 rounds to nearest even)."""
+        """Packs float32 weights into a float format: f16 (rounded to nearest even), f32, or
+        int8 (per row: q = round(w * 127 / max|w|), one float scale per row)."""
         f = _check_format(fmt)
         if fmt in TERNARY_FORMATS:
             raise ValueError(f"{fmt} holds ternary weights: ternarise first and use Matrix.pack")

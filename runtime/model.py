@@ -10,7 +10,7 @@ from .api import FORMATS, Context, RuntimeFailure, _array, _fail, _text
 
 LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
 NORMS = ("attn", "ffn", "attn_sub", "ffn_sub")
-HEAD_FORMATS = ("f16", "f32")
+HEAD_FORMATS = ("int8", "f16", "f32")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,14 @@ def linear(x, w, scale, fmt):
     return x @ stored.astype(np.float64).T
 
 
+def int8_rows(w):
+    """The runtime's int8 head: per row q = round(w / s), s = max|w| / 127, in float32."""
+    w = w.astype(np.float32)
+    s = np.abs(w).max(axis=1, keepdims=True) / np.float32(127)
+    s = np.where(s > 0, s, np.float32(1))
+    return (np.clip(np.round(w / s), -127, 127) * s).astype(np.float64)
+
+
 def rmsnorm(x, w, eps):
     return w * (x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps))
 
@@ -45,7 +53,8 @@ def rope(x, pos, theta):
 class ReferenceModel:
     def __init__(self, shape, weights, fmt, head_format="f16"):
         self.s, self.w, self.fmt = shape, weights, fmt
-        cast = (lambda a: a.astype(np.float16).astype(np.float64)) if head_format == "f16" else (lambda a: a.astype(np.float64))
+        cast = {"f16": lambda a: a.astype(np.float16).astype(np.float64), "int8": int8_rows,
+                "f32": lambda a: a.astype(np.float64)}[head_format]
         self.embed = cast(weights["embedding"])
         self.head = self.embed if shape.tied_embeddings else cast(weights["output"])
         self.k = [np.zeros((0, shape.kv_heads, shape.head_dim)) for _ in range(shape.layers)]

@@ -94,7 +94,7 @@ def test_quantisation_rounds_half_to_even_and_survives_non_finite_input(contexts
         ctx.matmul(m, bad)  # defined behaviour (no crash, no UB); the values are meaningless
 
 
-@pytest.mark.parametrize("fmt", ("f16", "f32"))
+@pytest.mark.parametrize("fmt", ("f16", "f32", "int8"))
 @pytest.mark.parametrize("rows,cols", SHAPES)
 def test_float_formats_within_tolerance_of_float64(fmt, rows, cols, contexts):
     rng = np.random.default_rng(rows + 31 * cols)
@@ -133,6 +133,14 @@ def test_pack_unpack_round_trip(fmt, rows, cols):
         np.testing.assert_array_equal(m.unpack(), w)
         assert m.scale == 0.5
     np.testing.assert_array_equal(m.clone().to_float(), m.to_float())
+
+
+def test_int8_quantises_each_row_with_its_own_absmax():
+    w = np.array([[0.5, -1.0, 0.25, 0.0], [100.0, 50.0, -25.0, 1.0]], np.float32)
+    got = Matrix.from_float("int8", w).to_float()
+    s = np.abs(w).max(axis=1, keepdims=True).astype(np.float32) / np.float32(127)
+    np.testing.assert_array_equal(got, (np.round(w / s) * s).astype(np.float32))
+    assert Matrix.from_float("int8", w).nbytes == 2 * 64 + 2 * 4  # padded rows + one float scale each
 
 
 def test_bits_per_weight_on_2b4t_shapes():

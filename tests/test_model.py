@@ -26,8 +26,8 @@ STEPS = 12
 RTOL = {"f16": 2e-3, "i2s": 2e-2, "tq1": 2e-2}
 
 
-def run_reference(shape, weights, fmt):
-    ref = ReferenceModel(shape, weights, fmt)
+def run_reference(shape, weights, fmt, head_format="f16"):
+    ref = ReferenceModel(shape, weights, fmt, head_format)
     tok, logits = ref.forward(PROMPT)
     toks, all_logits = [tok], [logits]
     for _ in range(STEPS - 1):
@@ -66,6 +66,37 @@ def test_forward_matches_numpy_reference(name, fmt, contexts):
         for step, (g, w) in enumerate(zip(got_logits, want_logits)):
             err = np.abs(g - w).max() / np.abs(w).max()
             assert err < RTOL[fmt], f"{name} {fmt} {key} step {step}: relative logits error {err:.2e}"
+
+
+@pytest.mark.parametrize("head", ["int8", "f32"])
+def test_head_formats_match_the_reference(head):
+    shape = SHAPES["bitnet-gqa"]
+    weights = random_weights(shape, seed=5)
+    want_tokens, want_logits = run_reference(shape, weights, "i2s", head)
+    model = Model(shape, "i2s", head_format=head, max_ctx=64)
+    load_into(model, weights)
+    for variant in ("scalar", "auto"):
+        ctx = Context(2, variant)
+        model.reset()
+        tok, logits = model.forward(ctx, PROMPT, logits=True)
+        got = [tok]
+        for _ in range(STEPS - 1):
+            got.append(model.forward(ctx, [got[-1]]))
+        assert got == want_tokens, (head, variant)
+        assert np.abs(logits - want_logits[0]).max() / np.abs(want_logits[0]).max() < RTOL["i2s"]
+
+
+def test_synthetic_head_formats_hold_the_same_values():
+    # the synthetic embedding lies on a k/128 grid that f16 and int8 both store exactly
+    shape = SHAPES["llama-mha"]
+    ctx = Context(1)
+    outs = {}
+    for head in ("int8", "f16", "f32"):
+        model = Model(shape, "i2s", head_format=head, max_ctx=16)
+        model.init_random(ctx, seed=2)
+        outs[head] = model.forward(ctx, PROMPT, logits=True)[1]
+    np.testing.assert_allclose(outs["int8"], outs["f32"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs["f16"], outs["f32"], rtol=1e-5, atol=1e-5)
 
 
 def test_prefill_in_one_batch_equals_token_by_token():

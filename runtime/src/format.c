@@ -9,6 +9,7 @@ static const struct { const char *name; int ternary, block; } formats[TB_NFORMAT
     [TB_TQ1] = {"tq1", 1, TB_TQ1_BLOCK},
     [TB_F16] = {"f16", 0, TB_F16_BLOCK},
     [TB_F32] = {"f32", 0, TB_F32_BLOCK},
+    [TB_I8] = {"int8", 0, TB_I8_BLOCK},
 };
 
 int tb_format_count(void) { return TB_NFORMATS; }
@@ -28,6 +29,7 @@ static size_t row_bytes_for(int fmt, int kpad) {
     case TB_I2S: return (size_t)kpad / 4;
     case TB_TQ1: return (size_t)kpad / 5;
     case TB_F16: return (size_t)kpad * 2;
+    case TB_I8: return (size_t)kpad;
     default: return (size_t)kpad * 4;
     }
 }
@@ -57,6 +59,10 @@ tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
     m->row_bytes = row_bytes_for(fmt, kpad);
     m->nbytes = m->row_bytes * (size_t)rows;
     m->data = tb_aligned_alloc(m->nbytes);
+    if (fmt == TB_I8 && !(m->row_scale = tb_aligned_alloc((size_t)rows * sizeof(float)))) {
+        tb_aligned_free(m->data);
+        m->data = NULL;
+    }
     if (!m->data) {
         free(m);
         tb_fail("%s: out of memory allocating %zu bytes for a %d x %d matrix",
@@ -69,6 +75,7 @@ tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
 void tb_matrix_free(tb_matrix *m) {
     if (!m) return;
     tb_aligned_free(m->data);
+    tb_aligned_free(m->row_scale);
     free(m);
 }
 
@@ -131,10 +138,33 @@ void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale) {
         for (int k = 0; k < m->kpad; k++) h[k] = v[k < cols ? src[k] + 1 : 1];
         break;
     }
+    case TB_I8: /* exact: the ternary values themselves, the scale per row */
+        for (int k = 0; k < m->kpad; k++) ((int8_t *)dst)[k] = k < cols ? src[k] : 0;
+        m->row_scale[r] = scale;
+        break;
     default: {
         float *f = (float *)dst;
         for (int k = 0; k < m->kpad; k++) f[k] = k < cols ? (float)src[k] * scale : 0.0f;
     }
+    }
+}
+
+void tb_pack_float_row(tb_matrix *m, int r, const float *src) {
+    uint8_t *dst = m->data + (size_t)r * m->row_bytes;
+    int cols = m->cols;
+    if (m->fmt == TB_I8) { /* symmetric per-row absmax: q = round(w * 127 / max|w|) */
+        float amax = 0.0f;
+        for (int k = 0; k < cols; k++) amax = fmaxf(amax, fabsf(src[k]));
+        float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+        for (int k = 0; k < m->kpad; k++)
+            ((int8_t *)dst)[k] = k < cols ? (int8_t)fminf(fmaxf(nearbyintf(src[k] / s), -127.0f), 127.0f) : 0;
+        m->row_scale[r] = s;
+    } else if (m->fmt == TB_F16) {
+        for (int k = 0; k < m->kpad; k++) ((uint16_t *)dst)[k] = tb_float_to_half(k < cols ? src[k] : 0.0f);
+    } else {
+        float *f = (float *)dst;
+        memset(f, 0, m->row_bytes);
+        memcpy(f, src, (size_t)cols * sizeof(float));
     }
 }
 
@@ -150,15 +180,13 @@ tb_matrix *tb_pack_float(int fmt, const float *w, int rows, int cols) {
     if (!m) return NULL;
     for (int r = 0; r < rows; r++) {
         const float *src = w + (size_t)r * (size_t)cols;
-        uint8_t *dst = m->data + (size_t)r * m->row_bytes;
-        if (fmt == TB_F16) {
-            uint16_t *h = (uint16_t *)dst;
-            for (int k = 0; k < m->kpad; k++) h[k] = tb_float_to_half(k < cols ? src[k] : 0.0f);
-        } else {
-            float *f = (float *)dst;
-            memset(f, 0, m->row_bytes);
-            memcpy(f, src, (size_t)cols * sizeof(float));
-        }
+        for (int k = 0; k < cols; k++)
+            if (!isfinite(src[k])) {
+                tb_fail("pack %s: weight at row %d, column %d is not finite", formats[fmt].name, r, k);
+                tb_matrix_free(m);
+                return NULL;
+            }
+        tb_pack_float_row(m, r, src);
     }
     return m;
 }
@@ -170,6 +198,7 @@ tb_matrix *tb_matrix_clone(const tb_matrix *m) {
     if (!c) return NULL;
     c->scale = m->scale;
     memcpy(c->data, m->data, m->nbytes);
+    if (m->row_scale) memcpy(c->row_scale, m->row_scale, (size_t)m->rows * sizeof(float));
     return c;
 }
 
@@ -177,7 +206,9 @@ int tb_matrix_format(const tb_matrix *m) { return m->fmt; }
 int tb_matrix_rows(const tb_matrix *m) { return m->rows; }
 int tb_matrix_cols(const tb_matrix *m) { return m->cols; }
 float tb_matrix_scale(const tb_matrix *m) { return m->scale; }
-size_t tb_matrix_bytes(const tb_matrix *m) { return m->nbytes; }
+size_t tb_matrix_bytes(const tb_matrix *m) {
+    return m->nbytes + (m->row_scale ? (size_t)m->rows * sizeof(float) : 0);
+}
 
 int tb_unpack_ternary(const tb_matrix *m, signed char *out) {
     tb_clear_error();
@@ -217,7 +248,9 @@ int tb_unpack_float(const tb_matrix *m, float *out) {
         const uint8_t *p = m->data + (size_t)r * m->row_bytes;
         float *o = out + (size_t)r * (size_t)m->cols;
         for (int k = 0; k < m->cols; k++)
-            o[k] = m->fmt == TB_F16 ? tb_half_to_float(((const uint16_t *)p)[k]) : ((const float *)p)[k];
+            o[k] = m->fmt == TB_F16  ? tb_half_to_float(((const uint16_t *)p)[k])
+                 : m->fmt == TB_I8   ? (float)((const int8_t *)p)[k] * m->row_scale[r]
+                                     : ((const float *)p)[k];
     }
     return 0;
 }

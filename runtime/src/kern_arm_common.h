@@ -193,6 +193,13 @@ TB_INLINE void load_w16(int fmt, const uint8_t *row, int k, float32x4_t wv[4]) {
         wv[1] = vcvt_high_f32_f16(h0);
         wv[2] = vcvt_f32_f16(vget_low_f16(h1));
         wv[3] = vcvt_high_f32_f16(h1);
+    } else if (fmt == TB_I8) { /* widen int8 -> int16 -> int32 -> float */
+        int8x16_t b = vld1q_s8((const int8_t *)row + k);
+        int16x8_t lo = vmovl_s8(vget_low_s8(b)), hi = vmovl_high_s8(b);
+        wv[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo)));
+        wv[1] = vcvtq_f32_s32(vmovl_high_s16(lo));
+        wv[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi)));
+        wv[3] = vcvtq_f32_s32(vmovl_high_s16(hi));
     } else {
         load_f32x16((const float *)row + k, wv);
     }
@@ -209,8 +216,11 @@ TB_INLINE void fma16(int fmt, float32x4_t *acc_a, float32x4_t *acc_b, const uint
     *acc_b = vfmaq_f32(*acc_b, wv[3], xv[3]);
 }
 
+/* int8 rows carry a scale, applied to the finished sum. */
+TB_INLINE float row_scale(const tb_matrix *w, int fmt, int r) { return fmt == TB_I8 ? w->row_scale[r] : 1.0f; }
+
 /* Same shape as gemv_ternary; fmt is a constant after inlining. kpad is a
- * multiple of TB_F16_BLOCK = TB_F32_BLOCK = 32. */
+ * multiple of 16 in every float format (32 for f16 and f32, 64 for int8). */
 TB_INLINE void gemv_float_fmt(const tb_matrix *w, const tb_act *x, int r0, int r1, float *out, int fmt) {
     const size_t rb = w->row_bytes;
     const int kpad = w->kpad;
@@ -226,10 +236,10 @@ TB_INLINE void gemv_float_fmt(const tb_matrix *w, const tb_act *x, int r0, int r
             fma16(fmt, &a2, &b2, p + 2 * rb, k, xv);
             fma16(fmt, &a3, &b3, p + 3 * rb, k, xv);
         }
-        out[r] = vaddvq_f32(vaddq_f32(a0, b0));
-        out[r + 1] = vaddvq_f32(vaddq_f32(a1, b1));
-        out[r + 2] = vaddvq_f32(vaddq_f32(a2, b2));
-        out[r + 3] = vaddvq_f32(vaddq_f32(a3, b3));
+        out[r] = vaddvq_f32(vaddq_f32(a0, b0)) * row_scale(w, fmt, r);
+        out[r + 1] = vaddvq_f32(vaddq_f32(a1, b1)) * row_scale(w, fmt, r + 1);
+        out[r + 2] = vaddvq_f32(vaddq_f32(a2, b2)) * row_scale(w, fmt, r + 2);
+        out[r + 3] = vaddvq_f32(vaddq_f32(a3, b3)) * row_scale(w, fmt, r + 3);
     }
     for (; r < r1; r++) {
         const uint8_t *p = w->data + (size_t)r * rb;
@@ -239,13 +249,14 @@ TB_INLINE void gemv_float_fmt(const tb_matrix *w, const tb_act *x, int r0, int r
             load_f32x16(x->f + k, xv);
             fma16(fmt, &a, &b, p, k, xv);
         }
-        out[r] = vaddvq_f32(vaddq_f32(a, b));
+        out[r] = vaddvq_f32(vaddq_f32(a, b)) * row_scale(w, fmt, r);
     }
 }
 
 static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
     (void)scratch;
     if (w->fmt == TB_F16) gemv_float_fmt(w, x, r0, r1, y, TB_F16);
+    else if (w->fmt == TB_I8) gemv_float_fmt(w, x, r0, r1, y, TB_I8);
     else gemv_float_fmt(w, x, r0, r1, y, TB_F32);
 }
 
@@ -365,7 +376,8 @@ static void gemm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
 /* Every table has the same shape; only gemm_ternary differs between the files. */
 #define TB_ARM_TABLE                                                                               \
     {                                                                                              \
-        .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_float, [TB_F32] = gemv_float}, \
+        .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_float, [TB_F32] = gemv_float, \
+                 [TB_I8] = gemv_float},                                                            \
         .gemm = {[TB_I2S] = gemm_ternary, [TB_TQ1] = gemm_ternary, [TB_F16] = gemm_float,           \
                  [TB_F32] = gemm_float},                                                           \
     }

@@ -46,6 +46,13 @@ static float dot_f32(const uint8_t *p, const float *x, int kpad) {
     return acc;
 }
 
+static float dot_i8(const uint8_t *p, const float *x, int kpad) {
+    const int8_t *q = (const int8_t *)p;
+    float acc = 0.0f;
+    for (int k = 0; k < kpad; k++) acc += (float)q[k] * x[k];
+    return acc;
+}
+
 /* GEMV and GEMM are the same loop here: the reference does not need the
  * interleaved GEMM activation layout. */
 static void mm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
@@ -68,12 +75,16 @@ static void mm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *
         const float *f = x->f + (size_t)t * x->kpad;
         for (int r = r0; r < r1; r++) {
             const uint8_t *p = w->data + (size_t)r * w->row_bytes;
-            out[(size_t)t * w->rows + r] = w->fmt == TB_F16 ? dot_f16(p, f, w->kpad) : dot_f32(p, f, w->kpad);
+            out[(size_t)t * w->rows + r] = w->fmt == TB_F16 ? dot_f16(p, f, w->kpad)
+                                         : w->fmt == TB_I8  ? dot_i8(p, f, w->kpad) * w->row_scale[r]
+                                                            : dot_f32(p, f, w->kpad);
         }
     }
 }
 
 const tb_kernels tb_kernels_scalar = {
-    .gemv = {[TB_I2S] = mm_ternary, [TB_TQ1] = mm_ternary, [TB_F16] = mm_float, [TB_F32] = mm_float},
-    .gemm = {[TB_I2S] = mm_ternary, [TB_TQ1] = mm_ternary, [TB_F16] = mm_float, [TB_F32] = mm_float},
+    .gemv = {[TB_I2S] = mm_ternary, [TB_TQ1] = mm_ternary, [TB_F16] = mm_float, [TB_F32] = mm_float,
+             [TB_I8] = mm_float},
+    .gemm = {[TB_I2S] = mm_ternary, [TB_TQ1] = mm_ternary, [TB_F16] = mm_float, [TB_F32] = mm_float,
+             [TB_I8] = mm_float},
 };

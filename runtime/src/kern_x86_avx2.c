@@ -147,6 +147,10 @@ static inline void load_w16(int fmt, const uint8_t *row, int k, __m256 *lo, __m2
         const uint16_t *h = (const uint16_t *)row + k;
         *lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
         *hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 8)));
+    } else if (fmt == TB_I8) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(row + k));
+        *lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+        *hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
     } else {
         *lo = _mm256_loadu_ps((const float *)row + k);
         *hi = _mm256_loadu_ps((const float *)row + k + 8);
@@ -157,7 +161,7 @@ static inline void load_w16(int fmt, const uint8_t *row, int k, __m256 *lo, __m2
  * one prefetch per row and step touches each cache line once. */
 static inline void gemv_float_rows(const tb_matrix *w, const tb_act *x, int r, int nr, int fmt, float *out) {
     const size_t rb = w->row_bytes;
-    const int esize = fmt == TB_F16 ? 2 : 4, step = 64 / esize;
+    const int esize = fmt == TB_F16 ? 2 : fmt == TB_I8 ? 1 : 4, step = 64 / esize;
     const uint8_t *p = w->data + (size_t)r * rb;
     const float *f = x->f;
     /* two chains per row: four rows then keep 8 FMAs in flight */
@@ -177,7 +181,8 @@ static inline void gemv_float_rows(const tb_matrix *w, const tb_act *x, int r, i
             }
         }
     }
-    for (int i = 0; i < nr; i++) out[r + i] = hsum_ps(_mm256_add_ps(acc[i][0], acc[i][1]));
+    for (int i = 0; i < nr; i++)  /* int8: the row scale applies to the finished sum */
+        out[r + i] = hsum_ps(_mm256_add_ps(acc[i][0], acc[i][1])) * (fmt == TB_I8 ? w->row_scale[r + i] : 1.0f);
 }
 
 static inline void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, int fmt) {
@@ -329,6 +334,7 @@ ENTRY(gemv_i2s, gemv_ternary(w, x, r0, r1, y, TB_I2S))
 ENTRY(gemv_tq1, gemv_ternary(w, x, r0, r1, y, TB_TQ1))
 ENTRY(gemv_f16, gemv_float(w, x, r0, r1, y, TB_F16))
 ENTRY(gemv_f32, gemv_float(w, x, r0, r1, y, TB_F32))
+ENTRY(gemv_i8, gemv_float(w, x, r0, r1, y, TB_I8))
 ENTRY(gemm_i2s, gemm(w, x, r0, r1, y, scratch, TB_I2S))
 ENTRY(gemm_tq1, gemm(w, x, r0, r1, y, scratch, TB_TQ1))
 ENTRY(gemm_f16, gemm(w, x, r0, r1, y, scratch, TB_F16))
@@ -336,7 +342,8 @@ ENTRY(gemm_f32, gemm(w, x, r0, r1, y, scratch, TB_F32))
 #undef ENTRY
 
 const tb_kernels tb_kernels_avx2 = {
-    .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_f16, [TB_F32] = gemv_f32},
+    .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_f16, [TB_F32] = gemv_f32,
+             [TB_I8] = gemv_i8},
     .gemm = {[TB_I2S] = gemm_i2s, [TB_TQ1] = gemm_tq1, [TB_F16] = gemm_f16, [TB_F32] = gemm_f32},
 };
 

@@ -220,6 +220,48 @@ static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
     }
 }
 
+/* 16 int8 weights at p as floats. */
+static inline __m512 i8_to_ps(const uint8_t *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+/* int8 head: float activations, one scale per row applied to the finished sum. */
+static void gemv_i8(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
+    (void)scratch;
+    float *out = y;
+    const int kpad = w->kpad;
+    const size_t rb = w->row_bytes;
+    const float *f = x->f;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *p = w->data + (size_t)r * rb;
+        __m512 a[4][2];
+        for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm512_setzero_ps();
+        pf_cursor pf = pf_start(rb, PF_FLOAT);
+        for (int k = 0; k < kpad; k += 64, pf_advance(&pf, 64)) {
+            __m512 x0 = _mm512_load_ps(f + k), x1 = _mm512_load_ps(f + k + 16);
+            __m512 x2 = _mm512_load_ps(f + k + 32), x3 = _mm512_load_ps(f + k + 48);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                const uint8_t *row = p + i * rb + k;
+                prefetch_row(p + i * rb, &pf);
+                a[i][0] = _mm512_fmadd_ps(i8_to_ps(row), x0, a[i][0]);
+                a[i][1] = _mm512_fmadd_ps(i8_to_ps(row + 16), x1, a[i][1]);
+                a[i][0] = _mm512_fmadd_ps(i8_to_ps(row + 32), x2, a[i][0]);
+                a[i][1] = _mm512_fmadd_ps(i8_to_ps(row + 48), x3, a[i][1]);
+            }
+        }
+        for (int i = 0; i < 4; i++)
+            out[r + i] = _mm512_reduce_add_ps(_mm512_add_ps(a[i][0], a[i][1])) * w->row_scale[r + i];
+    }
+    for (; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * rb;
+        __m512 a = _mm512_setzero_ps();
+        for (int k = 0; k < kpad; k += 16) a = _mm512_fmadd_ps(i8_to_ps(p + k), _mm512_load_ps(f + k), a);
+        out[r] = _mm512_reduce_add_ps(a) * w->row_scale[r];
+    }
+}
+
 /* ---------------- GEMM ---------------- */
 
 /* Decodes rows [r, r + MR) into scratch as row-major u codes (ternary) or floats;
@@ -355,7 +397,8 @@ static void gemm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
 
 #define TB_AVX512_TABLE                                                                            \
     {                                                                                              \
-        .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_float, [TB_F32] = gemv_float}, \
+        .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_float, [TB_F32] = gemv_float, \
+                 [TB_I8] = gemv_i8},                                                               \
         .gemm = {[TB_I2S] = gemm_ternary, [TB_TQ1] = gemm_ternary, [TB_F16] = gemm_float,           \
                  [TB_F32] = gemm_float},                                                           \
         .quantise = quantise,                                                                      \

@@ -187,6 +187,7 @@ typedef struct {
     const tb_matrix *w;
     const tb_act *act;
     tb_mm_fn fn;
+    int per_token;       /* no GEMM kernel for this format: run the GEMV kernel token by token */
     int unit;            /* rows per work unit: keeps SIMD row groups whole */
     void *y;             /* kernel output: int32 or float [n][rows] */
     float *yf;           /* ternary float entry point: scaled output */
@@ -200,7 +201,14 @@ static void mm_task(void *arg, int ith, int nth) {
     tb_split(units, ith, nth, &u0, &u1);
     int r0 = u0 * j->unit, r1 = u1 * j->unit < rows ? u1 * j->unit : rows;
     if (r0 >= r1) return;
-    j->fn(j->w, j->act, r0, r1, j->y, j->c->scratch[ith]);
+    if (j->per_token) { /* float formats only: the int8 head has no GEMM kernel of its own */
+        for (int t = 0; t < j->act->n; t++) {
+            tb_act one = {.n = 1, .npad = 1, .kpad = j->act->kpad, .f = j->act->f + (size_t)t * j->act->kpad};
+            j->fn(j->w, &one, r0, r1, (float *)j->y + (size_t)t * rows, j->c->scratch[ith]);
+        }
+    } else {
+        j->fn(j->w, j->act, r0, r1, j->y, j->c->scratch[ith]);
+    }
     if (j->yf) { /* dequantise: one float multiply per output */
         for (int t = 0; t < j->act->n; t++) {
             float s = j->w->scale / j->xscale[t];
@@ -223,6 +231,11 @@ static int check_call(tb_ctx *c, const tb_matrix *w, const void *x, int n, const
 static int run(tb_ctx *c, const tb_matrix *w, prep_job *j, void *y, float *yf) {
     const tb_kernels *k = c->variant->kernels;
     tb_mm_fn fn = j->n == 1 ? k->gemv[w->fmt] : k->gemm[w->fmt];
+    int per_token = 0;
+    if (!fn && j->n > 1 && !tb_format_is_ternary(w->fmt) && k->gemv[w->fmt]) {
+        fn = k->gemv[w->fmt];
+        per_token = 1;
+    }
     if (!fn) return tb_fail("variant '%s' has no %s kernel for format %s", c->variant->name,
                             j->n == 1 ? "GEMV" : "GEMM", tb_format_name(w->fmt));
     size_t need = TB_SCRATCH_BYTES(w->kpad);
@@ -236,7 +249,7 @@ static int run(tb_ctx *c, const tb_matrix *w, prep_job *j, void *y, float *yf) {
     }
     j->quantise = k->quantise ? k->quantise : tb_quantise_portable;
     if (prepare(c, j) != 0) return -1;
-    mm_job m = {c, w, &j->act, fn, j->n == 1 ? 4 : TB_GEMM_MR, y, yf, j->xscale};
+    mm_job m = {c, w, &j->act, fn, per_token, j->n == 1 || per_token ? 4 : TB_GEMM_MR, y, yf, j->xscale};
     tb_pool_run(c->pool, mm_task, &m);
     return 0;
 }

@@ -75,8 +75,8 @@ static int check_config(const tb_model_config *c) {
         return tb_fail("model: norm_eps and rope_theta must be positive");
     if (c->weight_fmt != TB_I2S && c->weight_fmt != TB_TQ1 && c->weight_fmt != TB_F16 && c->weight_fmt != TB_F32)
         return tb_fail("model: unknown weight format id %d", c->weight_fmt);
-    if (c->head_fmt != TB_F16 && c->head_fmt != TB_F32)
-        return tb_fail("model: the head format must be f16 or f32 (format id %d given)", c->head_fmt);
+    if (c->head_fmt != TB_F16 && c->head_fmt != TB_F32 && c->head_fmt != TB_I8)
+        return tb_fail("model: the head format must be f16, int8 or f32 (format id %d given)", c->head_fmt);
     return 0;
 }
 
@@ -192,15 +192,7 @@ int tb_model_set_norm(tb_model *m, int layer, int which, const float *w) {
 }
 
 static void pack_float_rows(tb_matrix *mat, const float *w) {
-    for (int r = 0; r < mat->rows; r++) {
-        uint8_t *dst = mat->data + (size_t)r * mat->row_bytes;
-        const float *src = w + (size_t)r * mat->cols;
-        for (int k = 0; k < mat->kpad; k++) {
-            float v = k < mat->cols ? src[k] : 0.0f;
-            if (mat->fmt == TB_F16) ((uint16_t *)dst)[k] = tb_float_to_half(v);
-            else ((float *)dst)[k] = v;
-        }
-    }
+    for (int r = 0; r < mat->rows; r++) tb_pack_float_row(mat, r, w + (size_t)r * mat->cols);
 }
 
 int tb_model_set_embedding(tb_model *m, const float *w) {
@@ -260,7 +252,8 @@ static void init_task(void *arg, int ith, int nth) {
         if (tb_format_is_ternary(mat->fmt)) mat->scale = scale;
     }
     /* embedding (and untied head): uniform on the grid k/128, k in [-128, 127], which
-     * f16 holds exactly: one table look-up per value instead of a conversion */
+     * f16 and int8 (row scale 1/128) hold exactly: every head format has the same
+     * values, and f16 needs one table look-up per value instead of a conversion */
     uint16_t halves[256];
     for (int k = 0; k < 256; k++) halves[k] = tb_float_to_half((float)(k - 128) / 128.0f);
     tb_matrix *heads[2] = {m->embed, m->head != m->embed ? m->head : NULL};
@@ -276,8 +269,10 @@ static void init_task(void *arg, int ith, int nth) {
                 unsigned b = k < mat->cols ? (unsigned)(bits >> 56) : 128u; /* padding: 0 */
                 bits <<= 8;
                 if (mat->fmt == TB_F16) ((uint16_t *)dst)[k] = halves[b];
+                else if (mat->fmt == TB_I8) ((int8_t *)dst)[k] = (int8_t)((int)b - 128);
                 else ((float *)dst)[k] = (float)((int)b - 128) / 128.0f;
             }
+            if (mat->fmt == TB_I8) mat->row_scale[r] = 1.0f / 128.0f;
         }
     }
 }
@@ -407,9 +402,11 @@ int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *
     int H = c->hidden;
     for (int t = 0; t < n; t++) { /* embedding rows, from the head-format matrix */
         const uint8_t *row = m->embed->data + (size_t)tokens[t] * m->embed->row_bytes;
+        float *xt = m->x + (size_t)t * H;
         for (int i = 0; i < H; i++)
-            m->x[(size_t)t * H + i] = m->embed->fmt == TB_F16 ? tb_half_to_float(((const uint16_t *)row)[i])
-                                                              : ((const float *)row)[i];
+            xt[i] = m->embed->fmt == TB_F16 ? tb_half_to_float(((const uint16_t *)row)[i])
+                  : m->embed->fmt == TB_I8  ? (float)((const int8_t *)row)[i] * m->embed->row_scale[tokens[t]]
+                                            : ((const float *)row)[i];
     }
     for (int l = 0; l < c->layers; l++) {
         tb_matrix **w = m->lin + (size_t)l * NLIN;

@@ -19,7 +19,7 @@ const char *tb_variant_name(int i);
 int tb_variant_supported(const char *name, char *why, int why_len);
 const char *tb_variant_best(void);
 
-/* Weight formats: "i2s", "tq1", "f16", "f32". */
+/* Weight formats: "i2s", "tq1", "f16", "f32", "int8" (per-row scale; float activations). */
 int tb_format_count(void);
 const char *tb_format_name(int fmt);
 int tb_format_id(const char *name);
@@ -80,7 +80,7 @@ typedef struct {
     int sub_norms;       /* 1: RMSNorm before o_proj and before down_proj */
     int tied_head;       /* 1: the output head is the embedding matrix */
     int weight_fmt;      /* tb_format_id of the linear layers: i2s, tq1 or f16 */
-    int head_fmt;        /* tb_format_id of the embedding / output head: f16 (f32 for tests) */
+    int head_fmt;        /* tb_format_id of the embedding / output head: f16, int8 (f32 for tests) */
 } tb_model_config;
 
 /* Linear layers of a decoder layer, for tb_model_set_linear. */

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include "tb_api.h"
 
-enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_NFORMATS = 4 };
+enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_NFORMATS = 5 };
 
 /* i2s: blocks of 256 weights in 64 bytes; byte j holds u = w+1 of elements
  * j, j+64, j+128, j+192 in bits 0-1, 2-3, 4-5, 6-7. Shifting a 64-byte (or 32-,
@@ -18,6 +18,9 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_NFORMATS = 4 };
 #define TB_TQ1_BLOCK 320
 #define TB_F16_BLOCK 32
 #define TB_F32_BLOCK 32
+/* int8: one int8 per weight and one float scale per row (the embedding / output head
+ * format); activations stay float32. */
+#define TB_I8_BLOCK 64
 
 /* GEMM activations are padded to a multiple of this many tokens. */
 #define TB_NTILE 32
@@ -30,8 +33,9 @@ struct tb_matrix {
     int rows, cols, kpad;   /* kpad: cols rounded up to the format block */
     float scale;            /* ternary: the per-matrix scale; float formats: 1 */
     size_t row_bytes;
-    size_t nbytes;
+    size_t nbytes;          /* of data */
     uint8_t *data;          /* 64-byte aligned, rows * row_bytes */
+    float *row_scale;       /* int8 only: one scale per row */
 };
 
 /* Activations as the kernels see them, prepared once per matmul call. */
@@ -76,6 +80,8 @@ const tb_variant *tb_find_variant(const char *name);
  * (float formats store value * scale; ternary formats take the scale from m). */
 tb_matrix *tb_matrix_new(int fmt, int rows, int cols);
 void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale);
+/* Pack one row of float weights into a float format (f16, f32, int8). */
+void tb_pack_float_row(tb_matrix *m, int r, const float *src);
 
 /* Per-architecture kernel tables (defined in the matching kern_*.c file). */
 extern const tb_kernels tb_kernels_scalar;
