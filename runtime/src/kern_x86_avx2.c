@@ -323,6 +323,27 @@ static void gemm(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, v
     }
 }
 
+/* ---------------- attention helpers ---------------- */
+
+static float dot_f32(const float *a, const float *b, int n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 /* ---------------- the table ---------------- */
 
 #define ENTRY(name, call)                                                                      \
@@ -345,6 +366,8 @@ const tb_kernels tb_kernels_avx2 = {
     .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_f16, [TB_F32] = gemv_f32,
              [TB_I8] = gemv_i8},
     .gemm = {[TB_I2S] = gemm_i2s, [TB_TQ1] = gemm_tq1, [TB_F16] = gemm_f16, [TB_F32] = gemm_f32},
+    .dot = dot_f32,
+    .axpy = axpy_f32,
 };
 
 #if defined(__clang__)

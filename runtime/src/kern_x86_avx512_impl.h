@@ -101,6 +101,29 @@ static void quantise(const float *x, int cols, int kpad, int8_t *q, int32_t *sum
     *scale = s;
 }
 
+static float dot_f32(const float *a, const float *b, int n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n) {
+    const __m512 va = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
 static inline int32_t reduce_i32(__m512i a) { return _mm512_reduce_add_epi32(a); }
 
 /* ---------------- GEMV ---------------- */
@@ -401,5 +424,5 @@ static void gemm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
                  [TB_I8] = gemv_i8},                                                               \
         .gemm = {[TB_I2S] = gemm_ternary, [TB_TQ1] = gemm_ternary, [TB_F16] = gemm_float,           \
                  [TB_F32] = gemm_float},                                                           \
-        .quantise = quantise,                                                                      \
+        .quantise = quantise, .dot = dot_f32, .axpy = axpy_f32,                                   \
     }

@@ -318,15 +318,54 @@ static int grow_batch(tb_model *m, int n, int threads) {
 }
 
 /* out = x * rsqrt(mean(x^2) + eps) * w, per row of d values (as HF's RMSNorm, in float32) */
-static void rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps) {
+static void rmsnorm(float *out, const float *x, const float *w, int n, int d, float eps, tb_dot_fn dot) {
     for (int t = 0; t < n; t++) {
         const float *xr = x + (size_t)t * d;
         float *o = out + (size_t)t * d;
-        float ss = 0.0f;
-        for (int i = 0; i < d; i++) ss += xr[i] * xr[i];
-        float inv = 1.0f / sqrtf(ss / (float)d + eps);
+        float inv = 1.0f / sqrtf(dot(xr, xr, d) / (float)d + eps);
         for (int i = 0; i < d; i++) o[i] = w[i] * (xr[i] * inv);
     }
+}
+
+/* Row-wise work of a batch (norms, residual adds, the gated activation), split over
+ * the pool by tokens. A single token runs inline: a hand-off would cost more. */
+enum { ROW_NORM, ROW_ADD, ROW_ACT };
+
+typedef struct {
+    int op, n, d;
+    float *out;
+    const float *x, *w;
+    float eps;
+    int silu;
+    tb_dot_fn dot;
+} rows_job;
+
+static void rows_range(rows_job *j, int t0, int t1) {
+    size_t d = (size_t)j->d;
+    switch (j->op) {
+    case ROW_NORM: rmsnorm(j->out + t0 * d, j->x + t0 * d, j->w, t1 - t0, j->d, j->eps, j->dot); break;
+    case ROW_ADD:
+        for (size_t i = t0 * d; i < t1 * d; i++) j->out[i] += j->x[i];
+        break;
+    default: /* out = act(out) * x: gate and up */
+        for (size_t i = t0 * d; i < t1 * d; i++) {
+            float g = j->out[i];
+            g = j->silu ? g / (1.0f + expf(-g)) : (g > 0.0f ? g * g : 0.0f);
+            j->out[i] = g * j->x[i];
+        }
+    }
+}
+
+static void rows_task(void *arg, int ith, int nth) {
+    rows_job *j = arg;
+    int t0, t1;
+    tb_split(j->n, ith, nth, &t0, &t1);
+    if (t0 < t1) rows_range(j, t0, t1);
+}
+
+static void rows(tb_ctx *ctx, rows_job j) {
+    if (j.n == 1) rows_range(&j, 0, 1);
+    else tb_pool_run(ctx->pool, rows_task, &j);
 }
 
 /* RoPE, rotate-half convention (HF LLaMA / BitNet): pairs (i, i + d/2). */
@@ -345,7 +384,7 @@ static void rope(const tb_model *m, float *v, int nheads, int pos) {
 
 /* Eight partial sums: a float reduction the compiler may vectorise without
  * -ffast-math (it cannot reorder a single running sum). */
-static float dot(const float *a, const float *b, int d) {
+float tb_dot_portable(const float *a, const float *b, int d) {
     float acc[8] = {0};
     int i = 0;
     for (; i + 8 <= d; i += 8)
@@ -355,7 +394,11 @@ static float dot(const float *a, const float *b, int d) {
     return sum;
 }
 
-typedef struct { tb_model *m; int layer, n; } attn_job;
+void tb_axpy_portable(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+typedef struct { tb_model *m; int layer, n; tb_dot_fn dot; tb_axpy_fn axpy; } attn_job;
 
 /* One unit per (token, head): scores over the cached keys up to the token's own
  * position, softmax, weighted sum of the values. */
@@ -373,18 +416,14 @@ static void attn_task(void *arg, int ith, int nth) {
         const float *q = m->q + (size_t)t * m->qdim + (size_t)h * d;
         float *s = m->scores + (size_t)ith * c->max_ctx, mx = -INFINITY;
         for (int p = 0; p < len; p++) {
-            s[p] = dot(q, kc + (size_t)p * m->kvdim + (size_t)kvh * d, d) * scale;
+            s[p] = j->dot(q, kc + (size_t)p * m->kvdim + (size_t)kvh * d, d) * scale;
             mx = s[p] > mx ? s[p] : mx;
         }
         float sum = 0.0f;
         for (int p = 0; p < len; p++) sum += s[p] = expf(s[p] - mx);
         float *o = m->att + (size_t)t * m->qdim + (size_t)h * d;
         memset(o, 0, (size_t)d * sizeof(float));
-        for (int p = 0; p < len; p++) {
-            const float *vp = vc + (size_t)p * m->kvdim + (size_t)kvh * d;
-            float wgt = s[p] / sum;
-            for (int i = 0; i < d; i++) o[i] += wgt * vp[i];
-        }
+        for (int p = 0; p < len; p++) j->axpy(o, s[p] / sum, vc + (size_t)p * m->kvdim + (size_t)kvh * d, d);
     }
 }
 
@@ -408,9 +447,11 @@ int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *
                   : m->embed->fmt == TB_I8  ? (float)((const int8_t *)row)[i] * m->embed->row_scale[tokens[t]]
                                             : ((const float *)row)[i];
     }
+    const tb_kernels *kt = ctx->variant->kernels;
+    tb_dot_fn dot = kt->dot ? kt->dot : tb_dot_portable;
     for (int l = 0; l < c->layers; l++) {
         tb_matrix **w = m->lin + (size_t)l * NLIN;
-        rmsnorm(m->h, m->x, norm_ptr(m, l, TB_NORM_ATTN), n, H, c->norm_eps);
+        rows(ctx, (rows_job){ROW_NORM, n, H, m->h, m->x, norm_ptr(m, l, TB_NORM_ATTN), c->norm_eps, 0, dot});
         if (tb_matmul(ctx, w[TB_WQ], m->h, n, m->q) || tb_matmul(ctx, w[TB_WK], m->h, n, m->k) ||
             tb_matmul(ctx, w[TB_WV], m->h, n, m->v))
             return -1;
@@ -422,25 +463,23 @@ int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *
         }
         memcpy(kc, m->k, (size_t)n * m->kvdim * sizeof(float));
         memcpy(vc, m->v, (size_t)n * m->kvdim * sizeof(float));
-        attn_job aj = {m, l, n};
+        attn_job aj = {m, l, n, dot, kt->axpy ? kt->axpy : tb_axpy_portable};
         tb_pool_run(ctx->pool, attn_task, &aj);
-        if (c->sub_norms) rmsnorm(m->att, m->att, norm_ptr(m, l, TB_NORM_ATTN_SUB), n, m->qdim, c->norm_eps);
+        if (c->sub_norms)
+            rows(ctx, (rows_job){ROW_NORM, n, m->qdim, m->att, m->att, norm_ptr(m, l, TB_NORM_ATTN_SUB), c->norm_eps, 0, dot});
         if (tb_matmul(ctx, w[TB_WO], m->att, n, m->tmp)) return -1;
-        for (size_t i = 0; i < (size_t)n * H; i++) m->x[i] += m->tmp[i];
-        rmsnorm(m->h, m->x, norm_ptr(m, l, TB_NORM_FFN), n, H, c->norm_eps);
+        rows(ctx, (rows_job){ROW_ADD, n, H, m->x, m->tmp, NULL, 0, 0, dot});
+        rows(ctx, (rows_job){ROW_NORM, n, H, m->h, m->x, norm_ptr(m, l, TB_NORM_FFN), c->norm_eps, 0, dot});
         if (tb_matmul(ctx, w[TB_WGATE], m->h, n, m->g) || tb_matmul(ctx, w[TB_WUP], m->h, n, m->u)) return -1;
-        for (size_t i = 0; i < (size_t)n * c->ffn; i++) {
-            float g = m->g[i];
-            g = c->act_silu ? g / (1.0f + expf(-g)) : (g > 0.0f ? g * g : 0.0f);
-            m->g[i] = g * m->u[i];
-        }
-        if (c->sub_norms) rmsnorm(m->g, m->g, norm_ptr(m, l, TB_NORM_FFN_SUB), n, c->ffn, c->norm_eps);
+        rows(ctx, (rows_job){ROW_ACT, n, c->ffn, m->g, m->u, NULL, 0, c->act_silu, dot});
+        if (c->sub_norms)
+            rows(ctx, (rows_job){ROW_NORM, n, c->ffn, m->g, m->g, norm_ptr(m, l, TB_NORM_FFN_SUB), c->norm_eps, 0, dot});
         if (tb_matmul(ctx, w[TB_WDOWN], m->g, n, m->tmp)) return -1;
-        for (size_t i = 0; i < (size_t)n * H; i++) m->x[i] += m->tmp[i];
+        rows(ctx, (rows_job){ROW_ADD, n, H, m->x, m->tmp, NULL, 0, 0, dot});
     }
     m->pos += n;
     /* only the last token's logits are needed, to predict the next token */
-    rmsnorm(m->h, m->x + (size_t)(n - 1) * H, norm_ptr(m, -1, TB_NORM_FINAL), 1, H, c->norm_eps);
+    rmsnorm(m->h, m->x + (size_t)(n - 1) * H, norm_ptr(m, -1, TB_NORM_FINAL), 1, H, c->norm_eps, dot);
     if (tb_matmul(ctx, m->head, m->h, 1, m->logits)) return -1;
     int best = 0;
     for (int v = 1; v < c->vocab; v++)

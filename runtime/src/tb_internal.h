@@ -61,10 +61,18 @@ typedef void (*tb_mm_fn)(const struct tb_matrix *w, const tb_act *x, int r0, int
 typedef void (*tb_quant_fn)(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
 void tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
 
+/* Float vector helpers for attention and norms: sum a[i] b[i]; y[i] += a x[i]. */
+typedef float (*tb_dot_fn)(const float *a, const float *b, int n);
+typedef void (*tb_axpy_fn)(float *y, float a, const float *x, int n);
+float tb_dot_portable(const float *a, const float *b, int n);
+void tb_axpy_portable(float *y, float a, const float *x, int n);
+
 typedef struct {
     tb_mm_fn gemv[TB_NFORMATS];
     tb_mm_fn gemm[TB_NFORMATS];
     tb_quant_fn quantise;  /* NULL: tb_quantise_portable */
+    tb_dot_fn dot;         /* NULL: tb_dot_portable */
+    tb_axpy_fn axpy;       /* NULL: tb_axpy_portable */
 } tb_kernels;
 
 typedef struct {
