@@ -57,7 +57,7 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench_cmd, generate_cmd, kernels_cmd, models_cmd
+    from . import bench_cmd, generate_cmd, kernels_cmd, lossless_cmd, models_cmd
 
     p = argparse.ArgumentParser(
         prog="ternbench",
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     generate_cmd.add_parser(sub)
+    lossless_cmd.add_parser(sub)
     return p
 
 

@@ -34,7 +34,10 @@ class Model:
     """A model with weights in one format (`i2s`, `tq1` or the `f16` baseline) and a
     head (embedding / output) format; `max_ctx` tokens of float32 KV cache."""
 
-    def __init__(self, shape: ModelShape, weight_format: str, head_format: str = "f16", max_ctx: int = 4096):
+    def __init__(self, shape: ModelShape, weight_format: str, head_format: str = "f16", max_ctx: int = 4096,
+                 float_act_quant: bool = False):
+        """float_act_quant (float weight formats): quantise each linear's input per token to
+        int8 and back, so f32 weights compute the float reference of the ternary model."""
         if weight_format not in ("i2s", "tq1", "f16", "f32"):
             raise ValueError(f"weight format must be one of i2s, tq1, f16, f32; got {weight_format!r}")
         if head_format not in HEAD_FORMATS:
@@ -52,6 +55,7 @@ class Model:
         cfg.tied_head = bool(shape.tied_embeddings)
         cfg.weight_fmt = lib.tb_format_id(weight_format.encode())
         cfg.head_fmt = lib.tb_format_id(head_format.encode())
+        cfg.float_act_quant = bool(float_act_quant)
         ptr = lib.tb_model_new(cfg)
         if ptr == ffi.NULL:
             _fail(ValueError)

@@ -35,7 +35,8 @@ struct tb_model {
     int pos;
     /* batch scratch, grown to the largest n seen */
     int cap, score_rows;
-    float *x, *h, *q, *k, *v, *att, *g, *u, *tmp, *scores;
+    float *x, *h, *q, *k, *v, *att, *g, *u, *tmp, *scores, *fq;
+    int8_t *qrow;
     float *logits;
 };
 
@@ -88,7 +89,8 @@ void tb_model_free(tb_model *m) {
     if (m->head != m->embed) tb_matrix_free(m->head);
     tb_matrix_free(m->embed);
     float *bufs[] = {m->norms, m->kcache, m->vcache, m->rope_cos, m->rope_sin, m->x, m->h, m->q, m->k,
-                     m->v, m->att, m->g, m->u, m->tmp, m->scores, m->logits};
+                     m->v, m->att, m->g, m->u, m->tmp, m->scores, m->logits, m->fq};
+    tb_aligned_free(m->qrow);
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) tb_aligned_free(bufs[i]);
     free(m);
 }
@@ -301,10 +303,13 @@ int tb_model_init_random(tb_model *m, tb_ctx *ctx, unsigned long long seed) {
 static int grow_batch(tb_model *m, int n, int threads) {
     if (n <= m->cap && threads <= m->score_rows) return 0;
     const tb_model_config *c = &m->c;
-    float **bufs[] = {&m->x, &m->h, &m->q, &m->k, &m->v, &m->att, &m->g, &m->u, &m->tmp};
-    size_t widths[] = {(size_t)c->hidden, (size_t)(c->ffn > c->hidden ? c->ffn : c->hidden), (size_t)m->qdim,
-                       (size_t)m->kvdim, (size_t)m->kvdim, (size_t)m->qdim, (size_t)c->ffn, (size_t)c->ffn,
-                       (size_t)(c->ffn > c->hidden ? c->ffn : c->hidden)};
+    size_t wide = (size_t)(c->ffn > c->hidden ? c->ffn : c->hidden);
+    wide = wide > (size_t)m->qdim ? wide : (size_t)m->qdim;
+    float **bufs[] = {&m->x, &m->h, &m->q, &m->k, &m->v, &m->att, &m->g, &m->u, &m->tmp, &m->fq};
+    size_t widths[] = {(size_t)c->hidden, wide, (size_t)m->qdim, (size_t)m->kvdim, (size_t)m->kvdim,
+                       (size_t)m->qdim, (size_t)c->ffn, (size_t)c->ffn, wide, wide};
+    tb_aligned_free(m->qrow);
+    if (!(m->qrow = tb_aligned_alloc(wide + 64))) return tb_fail("model: out of memory");
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         tb_aligned_free(*bufs[i]);
         if (!(*bufs[i] = falloc(widths[i] * n))) return tb_fail("model: out of memory for a batch of %d", n);
@@ -427,6 +432,23 @@ static void attn_task(void *arg, int ith, int nth) {
     }
 }
 
+/* y = W x for a linear layer. With float_act_quant a float-format W sees the input
+ * as a ternary format would (per-token int8, then back to float) while the products
+ * and sums stay float: the float reference of the same computation. */
+static int linear(tb_model *m, tb_ctx *ctx, const tb_matrix *w, const float *x, int n, float *y) {
+    if (m->c.float_act_quant && !tb_format_is_ternary(w->fmt)) {
+        int d = w->cols;
+        for (int t = 0; t < n; t++) {
+            int32_t sum;
+            float s;
+            tb_quantise_portable(x + (size_t)t * d, d, d, m->qrow, &sum, &s);
+            for (int k = 0; k < d; k++) m->fq[(size_t)t * d + k] = (float)m->qrow[k] / s;
+        }
+        x = m->fq;
+    }
+    return tb_matmul(ctx, w, x, n, y);
+}
+
 int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *logits) {
     tb_clear_error();
     if (!m || !ctx || !tokens) return tb_fail("model: NULL argument");
@@ -452,8 +474,8 @@ int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *
     for (int l = 0; l < c->layers; l++) {
         tb_matrix **w = m->lin + (size_t)l * NLIN;
         rows(ctx, (rows_job){ROW_NORM, n, H, m->h, m->x, norm_ptr(m, l, TB_NORM_ATTN), c->norm_eps, 0, dot});
-        if (tb_matmul(ctx, w[TB_WQ], m->h, n, m->q) || tb_matmul(ctx, w[TB_WK], m->h, n, m->k) ||
-            tb_matmul(ctx, w[TB_WV], m->h, n, m->v))
+        if (linear(m, ctx, w[TB_WQ], m->h, n, m->q) || linear(m, ctx, w[TB_WK], m->h, n, m->k) ||
+            linear(m, ctx, w[TB_WV], m->h, n, m->v))
             return -1;
         float *kc = m->kcache + ((size_t)l * c->max_ctx + m->pos) * m->kvdim;
         float *vc = m->vcache + ((size_t)l * c->max_ctx + m->pos) * m->kvdim;
@@ -467,14 +489,14 @@ int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *
         tb_pool_run(ctx->pool, attn_task, &aj);
         if (c->sub_norms)
             rows(ctx, (rows_job){ROW_NORM, n, m->qdim, m->att, m->att, norm_ptr(m, l, TB_NORM_ATTN_SUB), c->norm_eps, 0, dot});
-        if (tb_matmul(ctx, w[TB_WO], m->att, n, m->tmp)) return -1;
+        if (linear(m, ctx, w[TB_WO], m->att, n, m->tmp)) return -1;
         rows(ctx, (rows_job){ROW_ADD, n, H, m->x, m->tmp, NULL, 0, 0, dot});
         rows(ctx, (rows_job){ROW_NORM, n, H, m->h, m->x, norm_ptr(m, l, TB_NORM_FFN), c->norm_eps, 0, dot});
-        if (tb_matmul(ctx, w[TB_WGATE], m->h, n, m->g) || tb_matmul(ctx, w[TB_WUP], m->h, n, m->u)) return -1;
+        if (linear(m, ctx, w[TB_WGATE], m->h, n, m->g) || linear(m, ctx, w[TB_WUP], m->h, n, m->u)) return -1;
         rows(ctx, (rows_job){ROW_ACT, n, c->ffn, m->g, m->u, NULL, 0, c->act_silu, dot});
         if (c->sub_norms)
             rows(ctx, (rows_job){ROW_NORM, n, c->ffn, m->g, m->g, norm_ptr(m, l, TB_NORM_FFN_SUB), c->norm_eps, 0, dot});
-        if (tb_matmul(ctx, w[TB_WDOWN], m->g, n, m->tmp)) return -1;
+        if (linear(m, ctx, w[TB_WDOWN], m->g, n, m->tmp)) return -1;
         rows(ctx, (rows_job){ROW_ADD, n, H, m->x, m->tmp, NULL, 0, 0, dot});
     }
     m->pos += n;

@@ -81,6 +81,8 @@ typedef struct {
     int tied_head;       /* 1: the output head is the embedding matrix */
     int weight_fmt;      /* tb_format_id of the linear layers: i2s, tq1 or f16 */
     int head_fmt;        /* tb_format_id of the embedding / output head: f16, int8 (f32 for tests) */
+    int float_act_quant; /* float weight formats: quantise each linear's input per token to int8
+                            and back (x -> round(x s) / s), the float reference of BitNet's math */
 } tb_model_config;
 
 /* Linear layers of a decoder layer, for tb_model_set_linear. */
