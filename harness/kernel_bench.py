@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
-import time
-from dataclasses import asdict, dataclass
+
+from dataclasses import dataclass
 
 import numpy as np
 
-import runtime
 from runtime import Context, Matrix
 
 from . import machine

@@ -1,12 +1,12 @@
 """A whole BitNet b1.58 model in the C runtime: weights, KV cache, forward pass."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._rt import ffi, lib
-from .api import FORMATS, Context, RuntimeFailure, _array, _fail, _text
+from .api import Context, _array, _fail
 
 LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
 NORMS = ("attn", "ffn", "attn_sub", "ffn_sub")

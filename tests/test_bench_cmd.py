@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from test_cli_kernels import ternbench
+from clirun import ternbench
 
 TINY = """\
 name: tiny-test

@@ -3,10 +3,7 @@ written here with numpy, loaded, and run against the numpy reference (tests/refe
 the packing and scale conventions; every corrupt-file error; the memory refusal; and
 `ternbench generate`. No torch needed (tests/test_transformers_reference.py uses it)."""
 import json
-import os
 import struct
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from reference_model import ReferenceModel, random_weights
 from runtime import Context, Model
 from runtime.model import HEAD_FORMATS
 from test_model import RTOL, SHAPES
+from clirun import ternbench
 
 PROMPT = [3, 17, 42, 7, 99, 1, 64]
 STEPS = 10
@@ -427,16 +425,6 @@ def test_bad_formats(good):
 
 # ---------------------------------------------------------------- ternbench generate
 
-def ternbench(*args, check=True):
-    """The CLI in a subprocess, as a user would run it (as in tests/test_cli_kernels.py)."""
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(runtime.__file__))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=root)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,15 @@
 """`ternbench kernels` from the command line: listing, a tiny benchmark, bad input."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 import runtime
+from clirun import ternbench
 
 REQUIRED_ROW_FIELDS = {"op", "format", "variant", "threads", "rows", "cols", "n", "median_s",
                        "weight_gbps", "bandwidth_fraction"}
 
 
-def ternbench(*args, check=True):
-    """Runs the CLI in a subprocess, as a user would, with the runtime under test."""
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(runtime.__file__))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=root)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
 
 
 def test_list_json_names_every_variant_with_reasons():

@@ -3,7 +3,7 @@ float reference of the same computation token for token."""
 import json
 
 from test_bench_cmd import TINY
-from test_cli_kernels import ternbench
+from clirun import ternbench
 
 
 def test_lossless_small_model_is_exact(tmp_path):

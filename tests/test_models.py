@@ -1,8 +1,6 @@
 """Model presets: every shipped preset, the size arithmetic, bad preset files, and `ternbench models`."""
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -10,6 +8,7 @@ import pytest
 
 from harness import models
 from harness.models import ModelSpecError
+from clirun import ternbench
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -275,15 +274,6 @@ def test_file_without_read_permission(tmp_path):
 
 # --- the command line -------------------------------------------------------------------------
 
-def ternbench(*args, check=True):
-    """Runs the CLI in a subprocess from the repository root, as a user would."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=ROOT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
 
 
 def test_cli_list_json():

@@ -197,13 +197,20 @@ static inline void load_w32(int fmt, const uint8_t *row, int k, __m512 *lo, __m5
         __m512i h = _mm512_loadu_si512(row + 2 * (size_t)k);
         *lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
         *hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+    } else if (fmt == TB_I8) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)(row + k));
+        *lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(b)));
+        *hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(b, 1)));
     } else {
         *lo = _mm512_loadu_ps((const float *)row + k);
         *hi = _mm512_loadu_ps((const float *)row + k + 16);
     }
 }
 
-/* f16 and f32 share one loop; fmt is a loop-invariant branch the compiler hoists. */
+static inline float row_scale(const tb_matrix *w, int r) { return w->fmt == TB_I8 ? w->row_scale[r] : 1.0f; }
+
+/* f16, f32 and int8 share one loop; fmt is a loop-invariant branch the compiler
+ * hoists. int8 rows carry a scale, applied to the finished sum. */
 static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
     (void)scratch;
     float *out = y;
@@ -215,7 +222,7 @@ static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
         const uint8_t *p = w->data + (size_t)r * rb;
         __m512 a[4][2];
         for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm512_setzero_ps();
-        const size_t step = fmt == TB_F16 ? 64 : 128;
+        const size_t step = fmt == TB_F16 ? 64 : fmt == TB_I8 ? 32 : 128;
         pf_cursor pf = pf_start(rb, PF_FLOAT);
         for (int k = 0; k < kpad; k += 32, pf_advance(&pf, step)) {
             __m512 x0 = _mm512_load_ps(f + k), x1 = _mm512_load_ps(f + k + 16);
@@ -228,7 +235,8 @@ static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
                 a[i][1] = _mm512_fmadd_ps(hi, x1, a[i][1]);
             }
         }
-        for (int i = 0; i < 4; i++) out[r + i] = _mm512_reduce_add_ps(_mm512_add_ps(a[i][0], a[i][1]));
+        for (int i = 0; i < 4; i++)
+            out[r + i] = _mm512_reduce_add_ps(_mm512_add_ps(a[i][0], a[i][1])) * row_scale(w, r + i);
     }
     for (; r < r1; r++) {
         const uint8_t *p = w->data + (size_t)r * rb;
@@ -239,49 +247,7 @@ static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
             a0 = _mm512_fmadd_ps(lo, _mm512_load_ps(f + k), a0);
             a1 = _mm512_fmadd_ps(hi, _mm512_load_ps(f + k + 16), a1);
         }
-        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    }
-}
-
-/* 16 int8 weights at p as floats. */
-static inline __m512 i8_to_ps(const uint8_t *p) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
-}
-
-/* int8 head: float activations, one scale per row applied to the finished sum. */
-static void gemv_i8(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
-    (void)scratch;
-    float *out = y;
-    const int kpad = w->kpad;
-    const size_t rb = w->row_bytes;
-    const float *f = x->f;
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const uint8_t *p = w->data + (size_t)r * rb;
-        __m512 a[4][2];
-        for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm512_setzero_ps();
-        pf_cursor pf = pf_start(rb, PF_FLOAT);
-        for (int k = 0; k < kpad; k += 64, pf_advance(&pf, 64)) {
-            __m512 x0 = _mm512_load_ps(f + k), x1 = _mm512_load_ps(f + k + 16);
-            __m512 x2 = _mm512_load_ps(f + k + 32), x3 = _mm512_load_ps(f + k + 48);
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                const uint8_t *row = p + i * rb + k;
-                prefetch_row(p + i * rb, &pf);
-                a[i][0] = _mm512_fmadd_ps(i8_to_ps(row), x0, a[i][0]);
-                a[i][1] = _mm512_fmadd_ps(i8_to_ps(row + 16), x1, a[i][1]);
-                a[i][0] = _mm512_fmadd_ps(i8_to_ps(row + 32), x2, a[i][0]);
-                a[i][1] = _mm512_fmadd_ps(i8_to_ps(row + 48), x3, a[i][1]);
-            }
-        }
-        for (int i = 0; i < 4; i++)
-            out[r + i] = _mm512_reduce_add_ps(_mm512_add_ps(a[i][0], a[i][1])) * w->row_scale[r + i];
-    }
-    for (; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * rb;
-        __m512 a = _mm512_setzero_ps();
-        for (int k = 0; k < kpad; k += 16) a = _mm512_fmadd_ps(i8_to_ps(p + k), _mm512_load_ps(f + k), a);
-        out[r] = _mm512_reduce_add_ps(a) * w->row_scale[r];
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * row_scale(w, r);
     }
 }
 
@@ -421,7 +387,7 @@ static void gemm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
 #define TB_AVX512_TABLE                                                                            \
     {                                                                                              \
         .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_float, [TB_F32] = gemv_float, \
-                 [TB_I8] = gemv_i8},                                                               \
+                 [TB_I8] = gemv_float},                                                               \
         .gemm = {[TB_I2S] = gemm_ternary, [TB_TQ1] = gemm_ternary, [TB_F16] = gemm_float,           \
                  [TB_F32] = gemm_float},                                                           \
         .quantise = quantise, .dot = dot_f32, .axpy = axpy_f32,                                   \

@@ -1,0 +1,18 @@
+"""Runs the `ternbench` CLI in a subprocess, as a user would, against the runtime under test."""
+import os
+import subprocess
+import sys
+
+import runtime
+
+
+def ternbench(*args, check=True, timeout=300):
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(runtime.__file__))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    # from the runtime's own root: `-m` puts the working directory first on sys.path
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=root)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
