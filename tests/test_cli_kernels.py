@@ -1,5 +1,8 @@
 """`ternbench kernels` from the command line: listing, a tiny benchmark, bad input."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -82,11 +85,8 @@ def test_help_describes_the_method():
 
 def test_harness_keeps_numpy_blas_single_threaded():
     # idle BLAS spinner threads would compete with the runtime inside timed regions
-    import subprocess
-    import sys
-
     code = "import os, harness; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_NUM_THREADS'])"
-    env = {k: v for k, v in __import__("os").environ.items() if not k.endswith("_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=__import__("os").path.dirname(__import__("os").path.dirname(__file__)))
+                         cwd=os.path.dirname(os.path.dirname(runtime.__file__)))
     assert out.stdout.split() == ["1", "1"], out.stderr
