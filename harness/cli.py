@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 
@@ -94,6 +95,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"ternbench {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`ternbench models | head`): stop quietly, and point
+        # stdout at /dev/null so that the interpreter's final flush does not fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def print_json(obj) -> None:

@@ -90,3 +90,18 @@ def test_harness_keeps_numpy_blas_single_threaded():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=os.path.dirname(os.path.dirname(runtime.__file__)))
     assert out.stdout.split() == ["1", "1"], out.stderr
+
+
+def test_output_into_a_closed_pipe_is_not_an_error():
+    import fcntl
+
+    root = os.path.dirname(os.path.dirname(runtime.__file__))
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, 1031, 4096)  # F_SETPIPE_SZ: one page, less than the output
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "models", "--json"], stdout=write_end,
+                            stderr=subprocess.PIPE, cwd=root, env=dict(os.environ, PYTHONPATH=root))
+    os.close(write_end)
+    os.read(read_end, 100)
+    os.close(read_end)  # as `| head -c 100` does: the rest of the output meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
