@@ -30,26 +30,19 @@ def shape_of(spec: ModelSpec) -> ModelShape:
                       tied_embeddings=spec.tied_embeddings)
 
 
-def memory_needed(spec: ModelSpec, fmt: str, head_fmt: str, tokens: int, batch: int) -> int:
-    """Weights + float32 KV cache + batch scratch, in bytes (an upper-side estimate)."""
+def memory_needed(spec: ModelSpec, fmt: str, head_fmt: str, tokens: int, batch: int, threads: int = 1) -> int:
+    """Weights + the runtime's float32 KV cache + scratch (models.memory_estimate), plus the
+    context's activation buffers: a token-major and an interleaved copy of the batch and the
+    int32 outputs, at the widest matrix."""
     from . import models
 
-    weights = sum(models.linear_bytes(fmt, r, c) for r, c in _linear_shapes(spec)) * spec.layers
-    weights += models.head_bytes(spec, head_fmt)
-    kv = 2 * spec.layers * tokens * spec.kv_heads * spec.head_dim * 4
-    width = max(spec.hidden, spec.ffn, spec.heads * spec.head_dim)
-    scratch = batch * (9 * width) * 4 + batch * width * 4 * 3 + spec.vocab * 4 + (64 << 20)
-    return weights + kv + scratch
+    est = models.memory_estimate(spec, fmt, head_fmt, tokens, batch, threads, kv_dtype="f32")
+    width = max(spec.hidden, spec.ffn, spec.q_dim)
+    return est["total"] + 3 * 4 * max(batch, 32) * width
 
 
-def _linear_shapes(spec: ModelSpec):
-    q, kv = spec.heads * spec.head_dim, spec.kv_heads * spec.head_dim
-    return [(q, spec.hidden), (kv, spec.hidden), (kv, spec.hidden), (spec.hidden, q),
-            (spec.ffn, spec.hidden), (spec.ffn, spec.hidden), (spec.hidden, spec.ffn)]
-
-
-def check_fits(spec: ModelSpec, fmt: str, head_fmt: str, tokens: int, batch: int) -> int:
-    need = memory_needed(spec, fmt, head_fmt, tokens, batch)
+def check_fits(spec: ModelSpec, fmt: str, head_fmt: str, tokens: int, batch: int, threads: int = 1) -> int:
+    need = memory_needed(spec, fmt, head_fmt, tokens, batch, threads)
     have = psutil.virtual_memory().available
     if need > have:
         raise DoesNotFit(f"{spec.name} in {fmt} needs about {need / 1e9:.2f} GB (weights, KV cache for {tokens} "
@@ -88,7 +81,7 @@ def _stdev(xs):
 def run_point(spec: ModelSpec, fmt: str, head_fmt: str, variant: str, threads: int, n_prompt: int, n_gen: int,
               reps: int = 5, seed: int = 0, progress=None) -> PointResult:
     max_ctx = max(n_prompt, n_gen) + 1
-    check_fits(spec, fmt, head_fmt, max_ctx, max(n_prompt, 1))
+    check_fits(spec, fmt, head_fmt, max_ctx, max(n_prompt, 1), threads)
     rng = np.random.default_rng(seed)
     with Context(threads, variant) as ctx:
         t0 = time.perf_counter()
