@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+import runtime
 from runtime import Model, ModelShape
 from runtime.model import HEAD_FORMATS
 
@@ -48,10 +49,6 @@ EMBEDDING, FINAL_NORM, OUTPUT = "model.embed_tokens.weight", "model.norm.weight"
 WEIGHT_FORMATS = ("i2s", "tq1", "f16")
 LINEAR_CLASSES = ("bitlinear", "autobitlinear")
 DEFAULT_MAX_CTX = 4096
-# Columns per block and bytes per block of each runtime format (runtime/src/tb_internal.h),
-# and bytes of scale per row: for the memory estimate, made before anything is allocated.
-FORMAT_BLOCKS = {"i2s": (256, 64, 0), "tq1": (320, 64, 0), "f16": (32, 64, 0), "f32": (32, 128, 0),
-                 "int8": (64, 64, 4)}
 
 # safetensors dtype names -> numpy dtypes (BF16 has none: it is widened by hand)
 FLOAT_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "BF16": None}
@@ -434,17 +431,12 @@ def estimate_bytes(shape: ModelShape, weight_format: str, head_format: str, max_
     q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
     linear = [(q, s.hidden), (kv, s.hidden), (kv, s.hidden), (s.hidden, q),
               (s.ffn, s.hidden), (s.ffn, s.hidden), (s.hidden, s.ffn)]
-    weights = s.layers * sum(matrix_bytes(weight_format, r, c) for r, c in linear)
-    heads = (1 if s.tied_embeddings else 2) * matrix_bytes(head_format, s.vocab, s.hidden)
+    weights = s.layers * sum(runtime.matrix_bytes(weight_format, r, c) for r, c in linear)
+    heads = (1 if s.tied_embeddings else 2) * runtime.matrix_bytes(head_format, s.vocab, s.hidden)
     norms = 4 * (s.layers * (2 * s.hidden + q + s.ffn) + s.hidden)
     return {"weights": weights + heads + norms,
             "kv_cache": 2 * s.layers * max_ctx * kv * 4,
             "working": 2 * 4 * s.vocab * s.hidden}
-
-
-def matrix_bytes(fmt: str, rows: int, cols: int) -> int:
-    block, nbytes, row_scale = FORMAT_BLOCKS[fmt]
-    return rows * (-(-cols // block) * nbytes + row_scale)
 
 
 def check_memory(shape: ModelShape, weight_format: str, head_format: str, max_ctx: int) -> None:

@@ -7,6 +7,7 @@ with the same thread count in the same run.
 """
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 
@@ -61,6 +62,17 @@ def measure_bandwidth(ctx: Context, passes: int = BANDWIDTH_PASSES, nbytes: int 
     return ctx.read_bandwidth(nbytes, passes)
 
 
+def bracketed(ctx: Context, work):
+    """Runs work() between two halves of a read-bandwidth probe on ctx's own thread pool;
+    returns work's result and the median of the probe passes (GB/s). On a shared machine
+    the available bandwidth drifts, so a figure is only compared with a probe taken beside it."""
+    half = max(1, BANDWIDTH_PASSES // 2)
+    probe = measure_bandwidth(ctx, half)
+    result = work()
+    probe += ctx.read_bandwidth(2 * working_set_bytes(), half)
+    return result, statistics.median(probe)
+
+
 def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0) -> list[Matrix]:
     """Distinct copies of one random ternary matrix totalling at least target_bytes."""
     rng = np.random.default_rng(seed)
@@ -87,7 +99,6 @@ def run(formats, variants, threads_list, shapes, ops, n_gemm, budget_s, progress
     each row's bandwidth is probed just before and just after it, with the same
     thread pool, and the row's fraction uses the median of those passes."""
     ws = working_set_bytes()
-    half = max(1, BANDWIDTH_PASSES // 2)
     for threads in threads_list:
         for variant in variants:
             with Context(threads, variant) as ctx:
@@ -98,10 +109,7 @@ def run(formats, variants, threads_list, shapes, ops, n_gemm, budget_s, progress
                             n = 1 if op == "gemv" else n_gemm
                             if progress:
                                 progress(f"{op} {fmt} {variant} t={threads} {rows}x{cols}")
-                            probe = measure_bandwidth(ctx, half)
-                            secs = time_op(ctx, mats, n, budget_s)
-                            probe += ctx.read_bandwidth(2 * ws, half)
-                            bw = statistics.median(probe)
+                            secs, bw = bracketed(ctx, functools.partial(time_op, ctx, mats, n, budget_s))
                             med = statistics.median(secs)
                             gbps = mats[0].nbytes / med / 1e9
                             yield Row(op, fmt, ctx.variant, threads, rows, cols, n, med, min(secs), len(secs),

@@ -1,6 +1,7 @@
 """`ternbench kernels`: list the kernel variants, probe bandwidth, time the matmul kernels."""
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -25,7 +26,7 @@ multiply-add as two operations.""" % kernel_bench.LLC_MULTIPLE
 
 def add_parser(sub):
     p = sub.add_parser("kernels", help="list kernel variants; benchmark the matmul kernels",
-                       description=HELP, formatter_class=lambda prog: _Fmt(prog))
+                       description=HELP, formatter_class=_Fmt)
     p.add_argument("--list", action="store_true", help="show which variants this machine can run and why not")
     p.add_argument("--bandwidth", action="store_true", help="only run the read-bandwidth probe")
     p.add_argument("--formats", default=",".join(kernel_bench.DEFAULT_FORMATS),
@@ -45,7 +46,7 @@ def add_parser(sub):
     p.set_defaults(run=run)
 
 
-class _Fmt(__import__("argparse").RawDescriptionHelpFormatter, __import__("argparse").ArgumentDefaultsHelpFormatter):
+class _Fmt(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     pass
 
 

@@ -1,9 +1,13 @@
 """Facts about this machine that measurements depend on (cache sizes, CPUs)."""
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
+
+from runtime import api as _runtime_api
+
+# one definition: the runtime's warning about more threads than CPUs counts the same way
+usable_cpus = _runtime_api.usable_cpus
 
 DEFAULT_LLC_BYTES = 32 << 20
 
@@ -30,11 +34,6 @@ def last_level_cache_bytes(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/cach
     return DEFAULT_LLC_BYTES, "not readable; assumed 32 MiB"
 
 
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def cpu_model() -> str:

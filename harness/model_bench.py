@@ -104,20 +104,21 @@ def run_point(spec: ModelSpec, fmt: str, head_fmt: str, variant: str, threads: i
                 tok = model.forward(ctx, [tok])
             return time.perf_counter() - t
 
-        probe = kernel_bench.measure_bandwidth(ctx, 3)
-        pp_s, tg_s = [], []
-        for r in range(reps + 1):  # the first repetition is the warm-up
-            if progress:
-                progress(f"{spec.name} {fmt} t={threads} {'warm-up' if r == 0 else f'rep {r}/{reps}'}")
-            a = pp() if n_prompt else None
-            b = tg() if n_gen else None
-            if r:
-                if a is not None:
-                    pp_s.append(a)
-                if b is not None:
-                    tg_s.append(b)
-        probe += ctx.read_bandwidth(2 * kernel_bench.working_set_bytes(), 3)
-        bw = statistics.median(probe)
+        def repetitions():
+            pp_s, tg_s = [], []
+            for r in range(reps + 1):  # the first repetition is the warm-up
+                if progress:
+                    progress(f"{spec.name} {fmt} t={threads} {'warm-up' if r == 0 else f'rep {r}/{reps}'}")
+                a = pp() if n_prompt else None
+                b = tg() if n_gen else None
+                if r:
+                    if a is not None:
+                        pp_s.append(a)
+                    if b is not None:
+                        tg_s.append(b)
+            return pp_s, tg_s
+
+        (pp_s, tg_s), bw = kernel_bench.bracketed(ctx, repetitions)
         pp_tps = [n_prompt / s for s in pp_s]
         tg_tps = [n_gen / s for s in tg_s]
         tg_med = statistics.median(tg_tps) if tg_tps else 0.0

@@ -27,12 +27,14 @@ from pathlib import Path
 
 import yaml
 
+import runtime
+
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
 
 ACTIVATIONS = ("relu2", "silu")
 # Columns per block of each packed linear format, and bytes per padded column. Mirrors
 # row_bytes_for() in runtime/src/format.c (tests check against runtime.Matrix.nbytes).
-LINEAR_FORMATS = {"i2s": (256, 1 / 4), "tq1": (320, 1 / 5), "f16": (32, 2), "f32": (32, 4)}
+LINEAR_FORMATS = ("i2s", "tq1", "f16", "f32")
 TERNARY_FORMATS = ("i2s", "tq1")
 HEAD_FORMATS = ("int8", "f16")
 KV_DTYPES = {"f16": 2, "f32": 4}
@@ -315,21 +317,17 @@ def default_head_format(fmt: str) -> str:
 
 
 def linear_bytes(fmt: str, rows: int, cols: int) -> int:
-    """Bytes of one packed matrix: each row padded to the format's column block."""
+    """Bytes of one packed matrix, each row padded to the format's column block (the runtime's own count)."""
     if fmt not in LINEAR_FORMATS:
         raise ValueError(f"unknown weight format {fmt!r}; known: {', '.join(LINEAR_FORMATS)}")
-    block, bytes_per_col = LINEAR_FORMATS[fmt]
-    padded = -(-cols // block) * block
-    return rows * int(padded * bytes_per_col)
+    return runtime.matrix_bytes(fmt, rows, cols)
 
 
 def head_bytes(spec: ModelSpec, head_fmt: str) -> int:
     """One vocab x hidden matrix: int8 values plus one float scale per row, or plain f16."""
-    if head_fmt == "int8":
-        return spec.vocab * spec.hidden + 4 * spec.vocab
-    if head_fmt == "f16":
-        return 2 * spec.vocab * spec.hidden
-    raise ValueError(f"unknown head format {head_fmt!r}; known: {', '.join(HEAD_FORMATS)}")
+    if head_fmt not in HEAD_FORMATS:
+        raise ValueError(f"unknown head format {head_fmt!r}; known: {', '.join(HEAD_FORMATS)}")
+    return runtime.matrix_bytes(head_fmt, spec.vocab, spec.hidden)
 
 
 def weight_bytes(spec: ModelSpec, fmt: str, head_fmt: str | None = None) -> int:

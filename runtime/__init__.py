@@ -16,6 +16,7 @@ from .api import (
     VariantInfo,
     best_variant,
     build_info,
+    matrix_bytes,
     variants,
     version,
 )
@@ -23,6 +24,6 @@ from .model import Model, ModelShape
 
 __all__ = [
     "FORMATS", "KNOWN_VARIANTS", "TERNARY_FORMATS", "Context", "Matrix", "RuntimeFailure",
-    "UnsupportedVariant", "VariantInfo", "best_variant", "build_info", "variants", "version",
+    "UnsupportedVariant", "VariantInfo", "best_variant", "build_info", "matrix_bytes", "variants", "version",
     "Model", "ModelShape",
 ]

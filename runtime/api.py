@@ -90,6 +90,12 @@ def _array(name, a, dtype, ndim):
     return a
 
 
+def matrix_bytes(fmt: str, rows: int, cols: int) -> int:
+    """Bytes a rows x cols matrix takes in `fmt`, padding and row scales included: what a
+    packed Matrix's `nbytes` would be, without packing one."""
+    return lib.tb_format_matrix_bytes(_check_format(fmt), rows, cols)
+
+
 def _check_format(fmt):
     if fmt not in FORMATS:
         raise ValueError(f"unknown weight format {fmt!r}; known: {', '.join(FORMATS)}")

@@ -98,6 +98,19 @@ class ReferenceModel:
         return int(np.argmax(logits)), logits
 
 
+def greedy(model, ctx, prompt, steps):
+    """A runtime Model's greedy tokens and the logits behind each: the prompt as one batch,
+    then steps - 1 single-token steps."""
+    model.reset()
+    tok, lg = model.forward(ctx, prompt, logits=True)
+    tokens, logits = [tok], [lg]
+    for _ in range(steps - 1):
+        tok, lg = model.forward(ctx, [tokens[-1]], logits=True)
+        tokens.append(tok)
+        logits.append(lg)
+    return tokens, logits
+
+
 def random_weights(shape, seed):
     """Ternary linears (about a third zeros) with power-of-two scales, so that the f16
     twin stores them exactly; norms around 1; untied heads get their own matrix."""

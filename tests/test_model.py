@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from runtime import Context, Model, ModelShape
-from reference_model import ReferenceModel, load_into, random_weights
+from reference_model import ReferenceModel, greedy, load_into, random_weights
 
 SHAPES = {
     # grouped-query attention, BitNet b1.58 2B4T style (relu^2, sub-norms), untied head
@@ -55,13 +55,7 @@ def test_forward_matches_numpy_reference(name, fmt, contexts):
     model = Model(shape, fmt, max_ctx=64)
     load_into(model, weights)
     for key, ctx in contexts.items():
-        model.reset()
-        tok, logits = model.forward(ctx, PROMPT, logits=True)
-        got_tokens, got_logits = [tok], [logits]
-        for _ in range(STEPS - 1):
-            tok, logits = model.forward(ctx, [got_tokens[-1]], logits=True)
-            got_tokens.append(tok)
-            got_logits.append(logits)
+        got_tokens, got_logits = greedy(model, ctx, PROMPT, STEPS)
         assert got_tokens == want_tokens, f"{name} {fmt} {key}"
         for step, (g, w) in enumerate(zip(got_logits, want_logits)):
             err = np.abs(g - w).max() / np.abs(w).max()

@@ -28,6 +28,7 @@ from safetensors.torch import save_file  # noqa: E402
 from transformers.integrations import bitnet as hf_bitnet  # noqa: E402
 
 from harness import checkpoint as ck  # noqa: E402
+from reference_model import greedy  # noqa: E402
 from runtime import Context  # noqa: E402
 
 torch._dynamo.config.disable = True
@@ -99,17 +100,6 @@ def transformers_greedy(model, prompt, steps):
     return tokens, logits
 
 
-def ternbench_greedy(model, ctx, prompt, steps):
-    model.reset()
-    tok, lg = model.forward(ctx, prompt, logits=True)
-    tokens, logits = [tok], [lg]
-    for _ in range(steps - 1):
-        tok, lg = model.forward(ctx, [tokens[-1]], logits=True)
-        tokens.append(tok)
-        logits.append(lg)
-    return tokens, logits
-
-
 @pytest.fixture(scope="module")
 def contexts(runnable_variants):
     """Every kernel variant on one thread, and the best on two (tests/test_model.py checks
@@ -130,7 +120,7 @@ def assert_same_generation(path, want_tokens, want_logits, contexts, label):
         # an f32 head: lm_head is float in transformers too
         model = ck.load_checkpoint(path, fmt, head_format="f32", max_ctx=64)
         for key, ctx in contexts.items():
-            tokens, logits = ternbench_greedy(model, ctx, PROMPT, STEPS)
+            tokens, logits = greedy(model, ctx, PROMPT, STEPS)
             errs = [np.abs(g - w).max() / np.abs(w).max() for g, w in zip(logits, want_logits)]
             first = next((i for i, (a, b) in enumerate(zip(tokens, want_tokens)) if a != b), None)
             assert first is None, (f"{label} {fmt} {key}: token {first} differs ({tokens[first]} vs transformers' "

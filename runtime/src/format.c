@@ -34,6 +34,12 @@ static size_t row_bytes_for(int fmt, int kpad) {
     }
 }
 
+size_t tb_format_matrix_bytes(int fmt, int rows, int cols) {
+    if (!valid_fmt(fmt) || rows < 0 || cols < 0) return 0;
+    int block = formats[fmt].block, kpad = (cols + block - 1) / block * block;
+    return (size_t)rows * (row_bytes_for(fmt, kpad) + (fmt == TB_I8 ? sizeof(float) : 0));
+}
+
 /* Allocates a matrix header and (uninitialised) data, or fails naming what is wrong. */
 tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
     if (!valid_fmt(fmt)) { tb_fail("unknown weight format id %d", fmt); return NULL; }
@@ -113,17 +119,23 @@ tb_matrix *tb_pack_ternary(int fmt, const signed char *w, int rows, int cols, fl
     if (!isfinite(scale)) { tb_fail("pack: the scale must be finite (got %g)", (double)scale); return NULL; }
     tb_matrix *m = tb_matrix_new(fmt, rows, cols);
     if (!m) return NULL;
-    for (size_t i = 0; i < (size_t)rows * (size_t)cols; i++) {
-        if (w[i] < -1 || w[i] > 1) {
-            tb_fail("pack %s: weight at row %zu, column %zu is %d, not one of -1, 0, +1",
-                    formats[fmt].name, i / (size_t)cols, i % (size_t)cols, w[i]);
-            tb_matrix_free(m);
-            return NULL;
-        }
+    long bad = tb_fill_ternary(m, (const int8_t *)w, scale);
+    if (bad >= 0) {
+        tb_fail("pack %s: weight at row %ld, column %ld is %d, not one of -1, 0, +1", formats[fmt].name,
+                bad / cols, bad % cols, w[bad]);
+        tb_matrix_free(m);
+        return NULL;
     }
-    for (int r = 0; r < rows; r++) tb_pack_ternary_row(m, r, (const int8_t *)w + (size_t)r * (size_t)cols, scale);
-    if (formats[fmt].ternary) m->scale = scale;
     return m;
+}
+
+long tb_fill_ternary(tb_matrix *m, const int8_t *w, float scale) {
+    size_t n = (size_t)m->rows * (size_t)m->cols;
+    for (size_t i = 0; i < n; i++)
+        if (w[i] < -1 || w[i] > 1) return (long)i;
+    for (int r = 0; r < m->rows; r++) tb_pack_ternary_row(m, r, w + (size_t)r * (size_t)m->cols, scale);
+    if (formats[m->fmt].ternary) m->scale = scale;
+    return -1;
 }
 
 void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale) {
@@ -206,8 +218,15 @@ int tb_matrix_format(const tb_matrix *m) { return m->fmt; }
 int tb_matrix_rows(const tb_matrix *m) { return m->rows; }
 int tb_matrix_cols(const tb_matrix *m) { return m->cols; }
 float tb_matrix_scale(const tb_matrix *m) { return m->scale; }
-size_t tb_matrix_bytes(const tb_matrix *m) {
-    return m->nbytes + (m->row_scale ? (size_t)m->rows * sizeof(float) : 0);
+size_t tb_matrix_bytes(const tb_matrix *m) { return tb_format_matrix_bytes(m->fmt, m->rows, m->cols); }
+
+static int ternary_at(const tb_matrix *m, const uint8_t *row, int k) {
+    if (m->fmt == TB_I2S) {
+        int b = k / TB_I2S_BLOCK, e = k % TB_I2S_BLOCK;
+        return ((row[b * 64 + e % 64] >> (2 * (e / 64))) & 3) - 1;
+    }
+    int b = k / TB_TQ1_BLOCK, e = k % TB_TQ1_BLOCK;
+    return tb_tq1_trit(row[b * 64 + e % 64], e / 64) - 1;
 }
 
 int tb_unpack_ternary(const tb_matrix *m, signed char *out) {
@@ -218,39 +237,23 @@ int tb_unpack_ternary(const tb_matrix *m, signed char *out) {
     for (int r = 0; r < m->rows; r++) {
         const uint8_t *p = m->data + (size_t)r * m->row_bytes;
         int8_t *o = (int8_t *)out + (size_t)r * (size_t)m->cols;
-        for (int k = 0; k < m->cols; k++) {
-            int u;
-            if (m->fmt == TB_I2S) {
-                int b = k / TB_I2S_BLOCK, e = k % TB_I2S_BLOCK;
-                u = (p[b * 64 + e % 64] >> (2 * (e / 64))) & 3;
-            } else {
-                int b = k / TB_TQ1_BLOCK, e = k % TB_TQ1_BLOCK;
-                u = tb_tq1_trit(p[b * 64 + e % 64], e / 64);
-            }
-            o[k] = (int8_t)(u - 1);
-        }
+        for (int k = 0; k < m->cols; k++) o[k] = (int8_t)ternary_at(m, p, k);
     }
     return 0;
+}
+
+void tb_unpack_float_row(const tb_matrix *m, int r, float *o) {
+    const uint8_t *p = m->data + (size_t)r * m->row_bytes;
+    for (int k = 0; k < m->cols; k++)
+        o[k] = formats[m->fmt].ternary ? (float)ternary_at(m, p, k) * m->scale
+             : m->fmt == TB_F16        ? tb_half_to_float(((const uint16_t *)p)[k])
+             : m->fmt == TB_I8         ? (float)((const int8_t *)p)[k] * m->row_scale[r]
+                                       : ((const float *)p)[k];
 }
 
 int tb_unpack_float(const tb_matrix *m, float *out) {
     tb_clear_error();
     if (!m || !out) return tb_fail("unpack: NULL argument");
-    if (formats[m->fmt].ternary) {
-        int8_t *t = malloc((size_t)m->rows * (size_t)m->cols);
-        if (!t) return tb_fail("unpack: out of memory");
-        tb_unpack_ternary(m, (signed char *)t);
-        for (size_t i = 0; i < (size_t)m->rows * (size_t)m->cols; i++) out[i] = (float)t[i] * m->scale;
-        free(t);
-        return 0;
-    }
-    for (int r = 0; r < m->rows; r++) {
-        const uint8_t *p = m->data + (size_t)r * m->row_bytes;
-        float *o = out + (size_t)r * (size_t)m->cols;
-        for (int k = 0; k < m->cols; k++)
-            o[k] = m->fmt == TB_F16  ? tb_half_to_float(((const uint16_t *)p)[k])
-                 : m->fmt == TB_I8   ? (float)((const int8_t *)p)[k] * m->row_scale[r]
-                                     : ((const float *)p)[k];
-    }
+    for (int r = 0; r < m->rows; r++) tb_unpack_float_row(m, r, out + (size_t)r * (size_t)m->cols);
     return 0;
 }

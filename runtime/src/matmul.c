@@ -54,6 +54,7 @@ typedef struct {
     const float *x;        /* float input, or NULL for the int8 entry point */
     const int8_t *xi;      /* int8 input */
     int n, cols;
+    int interleave;        /* build the GEMM layout (qt / ft): a GEMM kernel will read it */
     tb_act act;
     tb_quant_fn quantise;
     int8_t *q, *qt;
@@ -155,28 +156,28 @@ static int prepare(tb_ctx *c, prep_job *j) {
     const tb_matrix *w = j->w;
     int ternary = tb_format_is_ternary(w->fmt);
     int n = j->n, kpad = w->kpad;
-    int npad = n > 1 ? (n + TB_NTILE - 1) / TB_NTILE * TB_NTILE : 1;
+    int npad = j->interleave ? (n + TB_NTILE - 1) / TB_NTILE * TB_NTILE : 1;
     size_t elem = ternary ? 1 : sizeof(float);
     size_t rows_b = align64((size_t)n * kpad * elem);
-    size_t inter_b = n > 1 ? align64((size_t)npad * kpad * elem) : 0;
+    size_t inter_b = j->interleave ? align64((size_t)npad * kpad * elem) : 0;
     size_t extra_b = ternary ? 2 * align64((size_t)n * 4) : 0;
     if (tb_grow(&c->act_buf, &c->act_bytes, rows_b + inter_b + extra_b) != 0) return -1;
     uint8_t *b = c->act_buf;
     j->act = (tb_act){.n = n, .npad = npad, .kpad = kpad};
     if (ternary) {
         j->q = (int8_t *)b;
-        j->qt = n > 1 ? (int8_t *)(b + rows_b) : NULL;
+        j->qt = j->interleave ? (int8_t *)(b + rows_b) : NULL;
         j->qsum = (int32_t *)(b + rows_b + inter_b);
         j->xscale = (float *)(b + rows_b + inter_b + align64((size_t)n * 4));
         j->f = j->ft = NULL;
         j->act.q = j->q; j->act.qt = j->qt; j->act.qsum = j->qsum;
     } else {
         j->f = (float *)b;
-        j->ft = n > 1 ? (float *)(b + rows_b) : NULL;
+        j->ft = j->interleave ? (float *)(b + rows_b) : NULL;
         j->act.f = j->f; j->act.ft = j->ft;
     }
     tb_pool_run(c->pool, prep_tokens, j);
-    if (n > 1) tb_pool_run(c->pool, prep_interleave, j);
+    if (j->interleave) tb_pool_run(c->pool, prep_interleave, j);
     return 0;
 }
 
@@ -248,6 +249,7 @@ static int run(tb_ctx *c, const tb_matrix *w, prep_job *j, void *y, float *yf) {
         c->scratch_bytes = need;
     }
     j->quantise = k->quantise ? k->quantise : tb_quantise_portable;
+    j->interleave = j->n > 1 && !per_token;
     if (prepare(c, j) != 0) return -1;
     mm_job m = {c, w, &j->act, fn, per_token, j->n == 1 || per_token ? 4 : TB_GEMM_MR, y, yf, j->xscale};
     tb_pool_run(c->pool, mm_task, &m);

@@ -62,6 +62,10 @@ static int norm_len(const tb_model *m, int which) {
     return which == TB_NORM_ATTN_SUB ? m->qdim : which == TB_NORM_FFN_SUB ? m->c.ffn : m->c.hidden;
 }
 
+static void norms_to_one(tb_model *m) {
+    for (size_t i = 0; i < m->norm_stride * m->c.layers + m->c.hidden; i++) m->norms[i] = 1.0f;
+}
+
 static int check_config(const tb_model_config *c) {
     if (!c) return tb_fail("model: config is NULL");
     if (c->vocab <= 0 || c->hidden <= 0 || c->ffn <= 0 || c->layers <= 0 || c->heads <= 0 ||
@@ -133,7 +137,7 @@ tb_model *tb_model_new(const tb_model_config *cfg) {
             m->rope_cos[(size_t)p * half + i] = (float)cos(a);
             m->rope_sin[(size_t)p * half + i] = (float)sin(a);
         }
-    for (size_t i = 0; i < m->norm_stride * c->layers + c->hidden; i++) m->norms[i] = 1.0f;
+    norms_to_one(m);
     return m;
 oom:
     tb_fail("model: out of memory (KV cache %zu MB)", 2 * kv * sizeof(float) >> 20);
@@ -172,12 +176,10 @@ int tb_model_set_linear(tb_model *m, int layer, int which, const signed char *w,
     if (check_layer(m, layer, which, NLIN)) return -1;
     if (!isfinite(scale)) return tb_fail("model: layer %d tensor %d: scale is not finite", layer, which);
     tb_matrix *mat = m->lin[layer * NLIN + which];
-    for (size_t i = 0; i < (size_t)mat->rows * mat->cols; i++)
-        if (w[i] < -1 || w[i] > 1)
-            return tb_fail("model: layer %d tensor %d: value %d at row %zu, column %zu is not ternary", layer,
-                           which, w[i], i / (size_t)mat->cols, i % (size_t)mat->cols);
-    for (int r = 0; r < mat->rows; r++) tb_pack_ternary_row(mat, r, (const int8_t *)w + (size_t)r * mat->cols, scale);
-    if (tb_format_is_ternary(mat->fmt)) mat->scale = scale;
+    long bad = tb_fill_ternary(mat, (const int8_t *)w, scale);
+    if (bad >= 0)
+        return tb_fail("model: layer %d tensor %d: value %d at row %ld, column %ld is not ternary", layer, which,
+                       w[bad], bad / mat->cols, bad % mat->cols);
     return 0;
 }
 
@@ -291,7 +293,7 @@ int tb_model_init_random(tb_model *m, tb_ctx *ctx, unsigned long long seed) {
     if (rc == 0) {
         init_job j = {m, seed, bufs};
         tb_pool_run(ctx->pool, init_task, &j);
-        for (size_t i = 0; i < m->norm_stride * m->c.layers + m->c.hidden; i++) m->norms[i] = 1.0f;
+        norms_to_one(m);
     }
     for (int i = 0; bufs && i < ctx->threads; i++) tb_aligned_free(bufs[i]);
     free(bufs);
@@ -461,14 +463,7 @@ int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *
             return tb_fail("model: token %d (at index %d) is outside the vocabulary of %d", tokens[t], t, c->vocab);
     if (grow_batch(m, n, ctx->threads)) return -1;
     int H = c->hidden;
-    for (int t = 0; t < n; t++) { /* embedding rows, from the head-format matrix */
-        const uint8_t *row = m->embed->data + (size_t)tokens[t] * m->embed->row_bytes;
-        float *xt = m->x + (size_t)t * H;
-        for (int i = 0; i < H; i++)
-            xt[i] = m->embed->fmt == TB_F16 ? tb_half_to_float(((const uint16_t *)row)[i])
-                  : m->embed->fmt == TB_I8  ? (float)((const int8_t *)row)[i] * m->embed->row_scale[tokens[t]]
-                                            : ((const float *)row)[i];
-    }
+    for (int t = 0; t < n; t++) tb_unpack_float_row(m->embed, tokens[t], m->x + (size_t)t * H);
     const tb_kernels *kt = ctx->variant->kernels;
     tb_dot_fn dot = kt->dot ? kt->dot : tb_dot_portable;
     for (int l = 0; l < c->layers; l++) {

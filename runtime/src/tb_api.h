@@ -26,6 +26,9 @@ int tb_format_id(const char *name);
 int tb_format_is_ternary(int fmt);
 /* Column padding granularity: rows are stored padded with zero weights to this. */
 int tb_format_block(int fmt);
+/* Bytes a rows x cols matrix takes in a format (padding and row scales included), as
+ * tb_matrix_bytes would report it; 0 for an unknown format or a negative size. */
+size_t tb_format_matrix_bytes(int fmt, int rows, int cols);
 
 /* A context owns a persistent thread pool, the chosen variant and scratch memory.
  * It is not safe to use one context from two Python threads at once. */

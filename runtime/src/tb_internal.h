@@ -88,6 +88,11 @@ const tb_variant *tb_find_variant(const char *name);
  * (float formats store value * scale; ternary formats take the scale from m). */
 tb_matrix *tb_matrix_new(int fmt, int rows, int cols);
 void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale);
+/* Packs rows x cols ternary values into m, or returns the index of the first value
+ * outside {-1, 0, +1} (m unchanged) so that each caller can name it in its own terms. */
+long tb_fill_ternary(tb_matrix *m, const int8_t *w, float scale);
+/* Row r of any format as floats (ternary values times the scale). */
+void tb_unpack_float_row(const tb_matrix *m, int r, float *out);
 /* Pack one row of float weights into a float format (f16, f32, int8). */
 void tb_pack_float_row(tb_matrix *m, int r, const float *src);
 
