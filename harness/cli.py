@@ -59,6 +59,7 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import bench_cmd, generate_cmd, kernels_cmd, lossless_cmd, models_cmd
+    from . import run_cmd, sysinfo_cmd
 
     p = argparse.ArgumentParser(
         prog="ternbench",
@@ -66,11 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="store_true", help="print versions of ternbench and its runtime build")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    run_cmd.add_parser(sub)
     kernels_cmd.add_parser(sub)
     models_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     generate_cmd.add_parser(sub)
     lossless_cmd.add_parser(sub)
+    sysinfo_cmd.add_parser(sub)
     return p
 
 

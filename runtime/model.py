@@ -128,6 +128,11 @@ class Model:
         """Weight bytes one generated token reads: every linear layer and the output head."""
         return lib.tb_model_bytes_per_token(self._ptr)
 
+    @property
+    def busy_seconds(self) -> float:
+        """Seconds spent inside forward since creation, timed by the runtime in C."""
+        return lib.tb_model_busy_seconds(self._ptr)
+
     def reset(self) -> None:
         lib.tb_model_reset(self._ptr)
 

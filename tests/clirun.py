@@ -6,8 +6,8 @@ import sys
 import runtime
 
 
-def ternbench(*args, check=True, timeout=300):
-    env = dict(os.environ)
+def ternbench(*args, check=True, timeout=300, env=None):
+    env = {**os.environ, **(env or {})}
     root = os.path.dirname(os.path.dirname(runtime.__file__))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     # from the runtime's own root: `-m` puts the working directory first on sys.path

@@ -38,6 +38,7 @@ struct tb_model {
     float *x, *h, *q, *k, *v, *att, *g, *u, *tmp, *scores, *fq;
     int8_t *qrow;
     float *logits;
+    double busy_s;              /* wall time inside tb_model_forward, for the harness's self-check */
 };
 
 static void lin_shape(const tb_model *m, int which, int *rows, int *cols) {
@@ -451,9 +452,7 @@ static int linear(tb_model *m, tb_ctx *ctx, const tb_matrix *w, const float *x, 
     return tb_matmul(ctx, w, x, n, y);
 }
 
-int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *logits) {
-    tb_clear_error();
-    if (!m || !ctx || !tokens) return tb_fail("model: NULL argument");
+static int forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *logits) {
     const tb_model_config *c = &m->c;
     if (n <= 0) return tb_fail("model: at least one token is needed (got %d)", n);
     if (m->pos + n > c->max_ctx)
@@ -504,3 +503,14 @@ int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *
     if (logits) memcpy(logits, m->logits, (size_t)c->vocab * sizeof(float));
     return best;
 }
+
+int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *logits) {
+    tb_clear_error();
+    if (!m || !ctx || !tokens) return tb_fail("model: NULL argument");
+    double t0 = tb_now();
+    int r = forward(m, ctx, tokens, n, logits);
+    m->busy_s += tb_now() - t0;
+    return r;
+}
+
+double tb_model_busy_seconds(const tb_model *m) { return m ? m->busy_s : 0.0; }

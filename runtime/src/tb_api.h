@@ -115,3 +115,6 @@ int tb_model_pos(const tb_model *m);
  * appends them to the KV cache, writes the last token's logits (vocab floats) when
  * logits is not NULL, and returns the argmax of those logits, or -1 on error. */
 int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *logits);
+/* Wall seconds spent inside tb_model_forward since the model was created, timed in C:
+ * the runtime's own clock, against which the harness checks its timing. */
+double tb_model_busy_seconds(const tb_model *m);

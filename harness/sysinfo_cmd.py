@@ -1,0 +1,70 @@
+"""`ternbench sysinfo`: the machine fingerprint every result depends on, and its read bandwidth."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import kernel_bench, machine, sysinfo
+from .cli import EXIT_OK, parse_threads, print_json
+
+HELP = """\
+Describe this machine as far as a benchmark result depends on it: CPU model and ids, the
+instruction-set extensions the kernels use, logical CPUs / physical cores / sockets and the
+CPUs this process may use, every cache level, memory and NUMA nodes, transparent huge pages,
+the frequency governor, limits and turbo state, whether it is a virtual machine or a
+container (and the evidence), the OS, the runtime build and its usable kernel variants, and
+the ternbench version and git commit. What cannot be read is shown as unknown (null in JSON)
+with a note saying why: VMs and containers often hide cpufreq and DMI.
+
+Then, unless --no-bandwidth, measure the read bandwidth for each thread count with the probe
+of `ternbench kernels --bandwidth` (the median of %d passes over %d x the last-level cache).
+The probe takes about a second per thread count.""" % (kernel_bench.BANDWIDTH_PASSES, 2 * kernel_bench.LLC_MULTIPLE)
+
+
+def add_parser(sub):
+    p = sub.add_parser("sysinfo", help="fingerprint this machine (CPU, caches, memory, frequency, VM) and its bandwidth",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print the fingerprint as JSON")
+    p.add_argument("--no-bandwidth", action="store_true", help="skip the read-bandwidth probe (fast)")
+    p.add_argument("--threads", default="1..max",
+                   help="thread counts to probe: a list like 1,2 or a range like 1..max (default: %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    threads = parse_threads(args.threads, machine.usable_cpus())  # bad input fails even with --no-bandwidth
+    quiet = args.json or args.quiet
+    text = not args.json
+
+    _progress(quiet, "reading the machine fingerprint")
+    info = sysinfo.fingerprint()
+    if text:
+        print("\n".join(sysinfo.summary_lines(info)), flush=True)
+
+    # Each further section (e.g. "energy backends usable here") adds its key to `info`
+    # and, for the text output, prints its lines here, before the slow bandwidth probe.
+
+    info["read_bandwidth_gbps"] = None if args.no_bandwidth else _bandwidth(threads, quiet, text)
+    if args.json:
+        print_json(info)
+    return EXIT_OK
+
+
+def _progress(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(f"  ... {msg}", file=sys.stderr, flush=True)
+
+
+def _bandwidth(threads: list[int], quiet: bool, text: bool) -> dict[str, float]:
+    """Probes one thread count at a time, so the table grows as it is measured."""
+    if text:
+        print(f"\nread bandwidth (median of {kernel_bench.BANDWIDTH_PASSES} passes over "
+              f"{2 * kernel_bench.working_set_bytes() >> 20} MiB)\n{'threads':>8}{'GB/s':>9}", flush=True)
+    out = {}
+    for t in threads:
+        _progress(quiet, f"read bandwidth, {t} thread(s)")
+        out[str(t)] = sysinfo.read_bandwidth([t])[t]
+        if text:
+            print(f"{t:>8}{out[str(t)]:>9.1f}", flush=True)
+    return out

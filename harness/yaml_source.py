@@ -1,0 +1,62 @@
+"""YAML that remembers where each value came from, so that a message about a bad value can
+name the line it is on.
+
+Plain `yaml.safe_load` loses positions and silently keeps the last of two equal keys; composing
+the node tree first and constructing it ourselves keeps both."""
+from __future__ import annotations
+
+import yaml
+
+
+class YamlProblem(Exception):
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.message, self.line = message, line
+
+
+class LDict(dict):
+    """A mapping with the line of each key (`lines[key]`) and of the mapping itself (`line`)."""
+    line: int
+    lines: dict
+
+
+class LList(list):
+    """A sequence with the line of each item (`lines[i]`) and of the sequence itself (`line`)."""
+    line: int
+    lines: list
+
+
+def load(text: str):
+    """Parses one YAML document into LDict / LList / plain scalars; None for an empty document."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        return None if root is None else _build(loader, root)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        what = getattr(e, "problem", None) or str(e)
+        raise YamlProblem(f"invalid YAML: {what}", mark.line + 1 if mark else None) from None
+    finally:
+        loader.dispose()
+
+
+def _build(loader, node):
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out = LDict()
+        out.line, out.lines = line, {}
+        for key_node, value_node in node.value:
+            key_line = key_node.start_mark.line + 1
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise YamlProblem(f"keys must be text, got {key!r}", key_line)
+            if key in out:
+                raise YamlProblem(f"key {key!r} appears twice (first on line {out.lines[key]})", key_line)
+            out[key] = _build(loader, value_node)
+            out.lines[key] = key_line
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        out = LList(_build(loader, item) for item in node.value)
+        out.line, out.lines = line, [item.start_mark.line + 1 for item in node.value]
+        return out
+    return loader.construct_object(node, deep=True)

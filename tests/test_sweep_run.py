@@ -1,0 +1,210 @@
+"""Real sweeps on a tiny model: results round-trip, pyperf reads its own JSON, a crashing point
+does not stop the sweep, a killed sweep resumes with nothing lost or repeated, and the harness's
+timing agrees with the runtime's."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import psutil
+import pyperf
+import pytest
+
+import runtime
+from clirun import ternbench
+from harness.results import ResultsDir
+from test_sweep_config import TINY_MODEL
+
+SWEEP = """\
+models: [tiny.yaml]
+formats: [i2s, f16]
+threads: [1]
+workloads:
+  prompt: [16]
+  generation: [8]
+repetitions: 3
+warmups: 1
+processes: 2
+"""
+
+
+def config(tmp_path, text=SWEEP, name="sweep.yaml"):
+    (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run_json(*args, check=True, env=None):
+    r = ternbench("run", *args, "--json", check=False, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError(f"exit {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None, r.stderr
+
+
+def test_results_round_trip_and_pyperf_reads_them(tmp_path):
+    cfg, out = config(tmp_path), tmp_path / "res"
+    code, summary, _ = run_json(str(cfg), "--out", str(out))
+    assert code == 0 and len(summary["ok"]) == 4 and not summary["failed"]
+    res = ResultsDir(out)
+    records = res.records()
+    assert [r["key"] for r in records] == summary["ok"]
+    assert (out / "config.yaml").read_text() == cfg.read_text()
+    fingerprint = json.loads((out / "sysinfo.json").read_text())
+    assert fingerprint["cpu"]["model_name"] and fingerprint["runtime"]["build"]
+    # the tables hold the same figures as the JSON lines
+    for table in (pd.read_csv(out / "points.csv"), pd.read_parquet(out / "points.parquet")):
+        assert list(table.key) == [r["key"] for r in records]
+        assert list(table.tps_median) == pytest.approx([r["tokens_per_s"]["median"] for r in records])
+        assert list(table.n) == [6] * 4
+    table = pd.read_csv(out / "points.csv").set_index("key")
+    for r in records:
+        # figures derive from pyperf's own values: seconds per token
+        bench = pyperf.Benchmark.load(str(out / r["pyperf"]))
+        assert bench.get_nrun() == 2 and len(bench.get_values()) == 6
+        assert r["samples_tokens_per_s"] == pytest.approx([1 / v for v in bench.get_values()])
+        lo, hi = r["tokens_per_s"]["ci95_low"], r["tokens_per_s"]["ci95_high"]
+        assert lo < r["tokens_per_s"]["mean"] < hi
+        assert r["processes"] == 2 and r["warmups"] == 1 and r["variant"] == runtime.best_variant()
+        if r["format"] == "f16":
+            assert table.loc[r["key"], "speedup"] == pytest.approx(1.0)
+        else:
+            base = r["key"].replace("i2s+int8", "f16+f16")
+            assert table.loc[r["key"], "speedup"] == pytest.approx(
+                r["tokens_per_s"]["median"] / table.loc[base, "tps_median"])
+    # pyperf names a benchmark by its point key, so the same point of two sweeps compares
+    first = out / records[0]["pyperf"]
+    again = tmp_path / "again.json"
+    again.write_bytes(first.read_bytes())
+    for argv in (["stats", str(first)], ["compare_to", str(first), str(again)]):
+        p = subprocess.run([sys.executable, "-m", "pyperf", *argv], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        assert records[0]["key"] in p.stdout or "Mean" in p.stdout, p.stdout
+    # the same sweep again into the same directory is refused without --resume
+    r = ternbench("run", str(cfg), "--out", str(out), check=False)
+    assert r.returncode == 2 and "--resume" in r.stderr
+    # --resume with the same config has nothing left to do
+    code, summary, _ = run_json(str(cfg), "--out", str(out), "--resume")
+    assert code == 0 and not summary["ok"] and len(summary["already_finished"]) == 4
+    # a changed measurement setting makes old and new points incomparable: refused, naming the key
+    changed = config(tmp_path, SWEEP.replace("repetitions: 3", "repetitions: 4"), "changed.yaml")
+    r = ternbench("run", str(changed), "--out", str(out), "--resume", check=False)
+    assert r.returncode == 2 and "'config.repetitions' changed from 3 to 4" in r.stderr
+    # adding a workload only adds points
+    more = config(tmp_path, SWEEP.replace("generation: [8]", "generation: [8, 4]").replace(
+        "formats: [i2s, f16]", "formats: [f16]"), "more.yaml")
+    code, summary, _ = run_json(str(more), "--out", str(out), "--resume")
+    assert code == 0 and len(summary["ok"]) == 1 and summary["ok"][0].endswith("/tg4")
+    assert len(ResultsDir(out).records()) == 5
+
+
+def test_crashing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
+    cfg, out = config(tmp_path), tmp_path / "res"
+    env = {"TERNBENCH_FAULT_INJECT": "i2s+int8/" + runtime.best_variant() + "/t1/pp16:SIGILL"}
+    code, summary, _ = run_json(str(cfg), "--out", str(out), check=False, env=env)
+    assert code == 1
+    assert len(summary["failed"]) == 1 and len(summary["ok"]) == 3
+    failed = [r for r in ResultsDir(out).records() if r["status"] == "failed"]
+    assert failed[0]["reason"] == "a worker process was killed by SIGILL"
+    assert "exit code -4" in failed[0]["log_tail"]
+    table = pd.read_csv(out / "points.csv")
+    assert sorted(table.status) == ["failed", "ok", "ok", "ok"]
+    # --resume retries the failed point, and its new record supersedes the old
+    code, summary, _ = run_json(str(cfg), "--out", str(out), "--resume")
+    assert summary["ok"] == [failed[0]["key"]]
+    latest = ResultsDir(out).latest()
+    assert len(latest) == 4 and all(r["status"] == "ok" for r in latest.values())
+
+
+def test_kill_9_mid_sweep_then_resume_loses_and_repeats_nothing(tmp_path):
+    cfg = config(tmp_path, SWEEP.replace("threads: [1]", "threads: 1..max").replace(
+        "generation: [8]", "generation: [8, 12]"))
+    out = tmp_path / "res"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(runtime.__file__)))
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(cfg), "--out", str(out), "-q"],
+                            env=env, cwd=env["PYTHONPATH"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    points = out / "points.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if points.exists() and points.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"workers outlived the killed sweep: {alive}"
+    before = ResultsDir(out).records()
+    assert len(before) >= 2
+    total = len(json.loads((out / "plan.json").read_text())["points"])
+    assert len(before) < total
+    code, summary, _ = run_json(str(cfg), "--out", str(out), "--resume")
+    assert code == 0
+    after = ResultsDir(out).records()
+    keys = [r["key"] for r in after]
+    assert len(keys) == len(set(keys)) == total            # no duplicate, none missing
+    assert after[: len(before)] == before                    # finished points untouched
+    assert len(summary["already_finished"]) == len(before)
+    assert len(pd.read_parquet(out / "points.parquet")) == total
+
+
+def test_torn_last_line_is_ignored_and_repaired(tmp_path):
+    res = ResultsDir(tmp_path)
+    res.create()
+    res.append({"key": "a", "status": "ok"})
+    res.append({"key": "b", "status": "ok"})
+    with open(tmp_path / "points.jsonl", "a") as f:
+        f.write('{"key": "c", "sta')       # what kill -9 in the middle of a write leaves
+    assert [r["key"] for r in res.records()] == ["a", "b"]
+    res.repair()
+    res.append({"key": "c", "status": "ok"})
+    assert [r["key"] for r in res.records()] == ["a", "b", "c"]
+    (tmp_path / "points.jsonl").write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
+    with pytest.raises(Exception, match="line 2 is not a JSON record"):
+        res.records()
+
+
+def test_harness_timing_agrees_with_the_runtime(tmp_path):
+    """The same runs, timed by pyperf's time function and by the runtime in C: within 2%
+    (per token, Python adds a few microseconds to milliseconds of work)."""
+    cfg = config(tmp_path, SWEEP.replace("[tiny.yaml]", "[125M]").replace("[i2s, f16]", "[i2s]")
+                 .replace("prompt: [16]\n", "").replace("generation: [8]", "generation: [16]")
+                 .replace("processes: 2", "processes: 1") + "baseline: null\n")
+    out = tmp_path / "res"
+    run_json(str(cfg), "--out", str(out))
+    (rec,) = ResultsDir(out).records()
+    assert rec["timing_vs_runtime"] == pytest.approx(1.0, abs=0.02)
+    assert rec["runtime_tokens_per_s"] > 0 and rec["bytes_per_token"] > 0
+    assert 0 < rec["bandwidth_fraction"] and rec["achieved_gbps"] > 0
+
+
+def test_time_budget_leaves_points_for_resume_and_pinning_is_recorded(tmp_path):
+    cfg = config(tmp_path, SWEEP + "time_budget: 1s\n")
+    out = tmp_path / "res"
+    code, summary, _ = run_json(str(cfg), "--out", str(out))
+    assert code == 0 and not summary["ok"] and len(summary["not_run_over_budget"]) == 4
+    plan = json.loads((out / "plan.json").read_text())
+    assert all("time budget" in s["reason"] for s in plan["skipped"])
+    pinned = config(tmp_path, SWEEP.replace("formats: [i2s, f16]", "formats: [f16]")
+                    .replace("generation: [8]", "generation: []") + "pin_threads: true\n", "pinned.yaml")
+    code, summary, _ = run_json(str(pinned), "--out", str(tmp_path / "pinned"))
+    (rec,) = ResultsDir(tmp_path / "pinned").records()
+    assert rec["pinned"] is True and rec["affinity"] == sorted(os.sched_getaffinity(0))[:1]
+
+
+def test_cli_argument_errors_exit_2(tmp_path):
+    cfg = config(tmp_path)
+    r = ternbench("run", str(cfg), "--resume", check=False)
+    assert r.returncode == 2 and "--resume needs --out" in r.stderr
+    r = ternbench("run", str(cfg), "--out", str(tmp_path / "nowhere"), "--resume", check=False)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = ternbench("run", str(tmp_path / "absent.yaml"), check=False)
+    assert r.returncode == 2 and "cannot read the sweep configuration" in r.stderr
+    everything_out = config(tmp_path, SWEEP + "exclude: [{model: tiny}]\n", "none.yaml")
+    r = ternbench("run", str(everything_out), "--dry-run", check=False)
+    assert r.returncode == 2 and "every point is excluded" in r.stderr
