@@ -11,8 +11,7 @@ CWARN := -std=c11 -Wall -Wextra -Werror -pthread
 .PHONY: bench test setup sanitize warnings arm clean
 
 bench: setup
-	$(VENV)/bin/ternbench kernels --out results/kernels-latest.json
-	@echo "kernel benchmark written to results/kernels-latest.json"
+	$(VENV)/bin/ternbench run configs/default.yaml
 
 test: setup warnings
 	$(VPY) -m pytest -q

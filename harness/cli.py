@@ -60,6 +60,7 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 def build_parser() -> argparse.ArgumentParser:
     from . import bench_cmd, generate_cmd, kernels_cmd, lossless_cmd, models_cmd
     from . import run_cmd, sysinfo_cmd
+    from . import check_cmd
 
     p = argparse.ArgumentParser(
         prog="ternbench",
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate_cmd.add_parser(sub)
     lossless_cmd.add_parser(sub)
     sysinfo_cmd.add_parser(sub)
+    check_cmd.add_parser(sub)
     return p
 
 

@@ -62,6 +62,14 @@ def measure_bandwidth(ctx: Context, passes: int = BANDWIDTH_PASSES, nbytes: int 
     return ctx.read_bandwidth(nbytes, passes)
 
 
+def thread_bandwidth(threads: int) -> float:
+    """The median read bandwidth (GB/s) of a fresh pool of `threads`: the figure `ternbench
+    kernels --bandwidth` and `ternbench sysinfo` print. The probe is plain C whatever the
+    variant; scalar is the one every machine has."""
+    with Context(threads, "scalar") as ctx:
+        return statistics.median(measure_bandwidth(ctx))
+
+
 def bracketed(ctx: Context, work):
     """Runs work() between two halves of a read-bandwidth probe on ctx's own thread pool;
     returns work's result and the median of the probe passes (GB/s). On a shared machine

@@ -101,10 +101,8 @@ def run(args) -> int:
     progress = None if args.quiet or args.json else (lambda msg: print(f"  ... {msg}", file=sys.stderr, flush=True))
     bandwidth, rows = {}, []
     if args.bandwidth:
-        from runtime import Context
         for t in threads:
-            with Context(t, "scalar") as ctx:
-                bandwidth[t] = statistics.median(kernel_bench.measure_bandwidth(ctx))
+            bandwidth[t] = kernel_bench.thread_bandwidth(t)
             if not args.json:
                 print(f"read bandwidth, {t} thread(s): {bandwidth[t]:.1f} GB/s")
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyperf
 
-from . import machine, stats
+from . import machine, stats, sweep_energy
 from .sweep_points import Point
 
 
@@ -45,7 +45,8 @@ def worker_failure(sidecar: Path) -> int | None:
     return codes[-1] if codes else None
 
 
-def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: float, finished: float) -> dict:
+def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: float, finished: float,
+       idle_watts: float | None = None) -> dict:
     bench = pyperf.Benchmark.load(str(pyperf_file))
     per_token = bench.get_values()            # seconds per token, one per timed run
     procs, runs, probes, warmups = read_sidecar(sidecar)
@@ -71,6 +72,7 @@ def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: floa
         "variant": first["variant"], "affinity": first["affinity"], "pinned": first["pinned"],
         "processes": len(procs), "values": len(tps), "warmups": warmups // len(procs),
         "pyperf": str(pyperf_file.relative_to(root)), "raw": str(sidecar.relative_to(root)),
+        "energy": sweep_energy.point_energy(runs, idle_watts),
         "started": started, "finished": finished, "duration_s": finished - started,
     }
     if point.workload == "tg":

@@ -97,21 +97,22 @@ def worker_setup(args, runner):
     prompt = rng.integers(0, vocab, size=point["tokens"] if point["workload"] == "pp" else 1).astype(np.int32)
     meter = None
     if args.energy:
-        from . import energy_window
+        from . import sweep_energy
 
-        meter = energy_window.open_for_worker(json.loads(args.energy))
+        meter = sweep_energy.open_for_worker(json.loads(args.energy))
     probe = kernel_bench.measure_bandwidth(ctx, 3)
     side.write("process", variant=ctx.variant, threads=ctx.threads, affinity=sorted(os.sched_getaffinity(0)),
                pinned=bool(args.pin), setup_s=setup, weight_bytes=model.weight_bytes,
                bytes_per_token=model.bytes_per_token, probe_before_gbps=probe,
-               energy=meter.describe() if meter else None)
+               energy=meter.name if meter else None)
     if args.fault:
         os.kill(os.getpid(), getattr(signal, args.fault))
     return point, side, ctx, model, prompt, meter
 
 
 def make_run(args, runner, point, side, ctx, model, prompt, meter):
-    from . import kernel_bench
+    from . import kernel_bench, sweep_energy
+    from .energy import EnergyReadError
 
     calls = runner.args.warmups + runner.args.values
     done = 0
@@ -136,10 +137,15 @@ def make_run(args, runner, point, side, ctx, model, prompt, meter):
             t0 = time.perf_counter()
             one_pass()
             dt = time.perf_counter() - t0
-            reading = meter.stop() if meter else None
+            reading, energy_error = None, None
+            if meter:
+                try:
+                    reading = sweep_energy.reading_json(meter.stop())
+                except EnergyReadError as e:   # a counter reset: no number rather than a wrong one
+                    energy_error = str(e)
             total += dt
             side.write("run", seconds=dt, runtime_seconds=model.busy_seconds - busy, tokens=tokens,
-                       warmup=done < runner.args.warmups, energy=reading)
+                       warmup=done < runner.args.warmups, energy=reading, energy_error=energy_error)
             done += 1
         if done >= calls:
             side.write("probe_after", gbps=kernel_bench.measure_bandwidth(ctx, 3))

@@ -84,6 +84,7 @@ def point_latest(out: Path) -> None:
 
 def run(args) -> int:
     from . import sweep, sweep_points, sysinfo
+    from .energy import EnergyUnavailable
     from .results import ResultsDir, ResultsError
     from .sweep_config import ConfigError, load_config
 
@@ -117,6 +118,8 @@ def run(args) -> int:
         outcome = sweep.run(config, plan, results, fingerprint, args.resume, quiet=args.quiet or args.json)
     except sweep.ResumeRefused as e:
         raise UsageError(str(e)) from None
+    except EnergyUnavailable as e:
+        raise UsageError(f"{args.config}: energy backend {config.energy.backend!r} cannot be used here: {e}") from None
     except ResultsError as e:
         raise UsageError(str(e)) from None
     if not args.out:

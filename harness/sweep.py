@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import point_record
+from . import point_record, sweep_energy
 from .progress import Progress
 from .results import ResultsDir, write_atomic
 from .sweep_config import SweepConfig
@@ -35,12 +35,13 @@ class Outcome:
     interrupted: bool = False
 
 
-def manifest(config: SweepConfig, fingerprint: dict) -> dict:
-    """What must match for a --resume: the measurement settings and models, and the machine and
-    build that measured."""
+def manifest(config: SweepConfig, fingerprint: dict, energy: dict) -> dict:
+    """What must match for a --resume: the measurement settings and models, the machine and
+    build that measured, and the energy backend that `auto` chose."""
     return {"config": config.comparability(),
             "machine": {"cpu": fingerprint["cpu"]["model_name"], "runtime_build": fingerprint["runtime"]["build"],
-                        "ternbench_commit": fingerprint["ternbench"]["git_commit"]}}
+                        "ternbench_commit": fingerprint["ternbench"]["git_commit"],
+                        "energy_backend": energy["backend"]}}
 
 
 def _differences(old, new, prefix=""):
@@ -56,17 +57,18 @@ def _differences(old, new, prefix=""):
         yield prefix.rstrip("."), old, new
 
 
-def check_resumable(results: ResultsDir, config: SweepConfig, fingerprint: dict) -> None:
+def check_resumable(results: ResultsDir, config: SweepConfig, fingerprint: dict, energy: dict) -> None:
     old = results.read_json("manifest.json")
     if old is None:
         raise ResumeRefused(f"{results.path} has points but no manifest.json: it was not written by "
                             "`ternbench run`; use another --out")
-    for key, was, now in _differences(old, manifest(config, fingerprint)):
+    for key, was, now in _differences(old, manifest(config, fingerprint, energy)):
         raise ResumeRefused(f"cannot resume {results.path}: {key!r} changed from {was!r} to {now!r}, so the "
                             "points measured before would not be comparable with new ones; run into a new --out")
 
 
-def prepare(results: ResultsDir, config: SweepConfig, plan: Plan, fingerprint: dict, resume: bool) -> None:
+def prepare(results: ResultsDir, config: SweepConfig, plan: Plan, fingerprint: dict, energy: dict,
+            resume: bool) -> None:
     results.create()
     if resume:
         results.repair()
@@ -78,7 +80,8 @@ def prepare(results: ResultsDir, config: SweepConfig, plan: Plan, fingerprint: d
             os.replace(old, results.file(f"config-{sha}.yaml"))
     write_atomic(results.file("config.yaml"), config.text)
     results.write_json("sysinfo.json", fingerprint)
-    results.write_json("manifest.json", manifest(config, fingerprint))
+    results.write_json("manifest.json", manifest(config, fingerprint, energy))
+    results.write_json("energy.json", energy)
     write_plan(results, config, plan, [])
 
 
@@ -95,7 +98,7 @@ def write_plan(results: ResultsDir, config: SweepConfig, plan: Plan, over_budget
 
 
 def worker_command(point: Point, config: SweepConfig, plan: Plan, pyperf_tmp: Path, sidecar: Path,
-                   energy: dict | None) -> list[str]:
+                   energy: dict) -> list[str]:
     ref = plan.model_refs[point.model]
     pin = ""
     if config.pin_threads:
@@ -103,7 +106,7 @@ def worker_command(point: Point, config: SweepConfig, plan: Plan, pyperf_tmp: Pa
     return [sys.executable, "-m", "harness.point_worker",
             "--point", json.dumps(point.to_dict()), "--model-source", ref.path or ref.spec.name,
             "--model-kind", ref.kind, "--seed", str(config.seed), "--sidecar", str(sidecar), "--pin", pin,
-            "--energy", json.dumps(energy) if energy else "",
+            "--energy", json.dumps(sweep_energy.worker_settings(energy)),
             "--values", str(config.repetitions), "--warmups", str(config.warmups),
             "--processes", str(config.processes), "--loops", "1", "-o", str(pyperf_tmp), "--quiet"]
 
@@ -123,7 +126,7 @@ def _tail(path: Path) -> str:
 
 
 def run_point(point: Point, config: SweepConfig, plan: Plan, results: ResultsDir, progress: Progress,
-              energy: dict | None) -> dict:
+              energy: dict) -> dict:
     fid = point.file_id
     pyperf_file, pyperf_tmp = results.file(f"pyperf/{fid}.json"), results.file(f"pyperf/{fid}.json.tmp")
     sidecar, log = results.file(f"raw/{fid}.jsonl"), results.file(f"logs/{fid}.log")
@@ -153,17 +156,20 @@ def run_point(point: Point, config: SweepConfig, plan: Plan, results: ResultsDir
         return point_record.failed(point, why, _tail(log), rel_log, started, finished)
     try:
         os.replace(pyperf_tmp, pyperf_file)
-        return point_record.ok(point, pyperf_file, sidecar, results.path, started, finished)
+        return point_record.ok(point, pyperf_file, sidecar, results.path, started, finished,
+                               energy["idle"]["watts"])
     except (OSError, ValueError, KeyError) as e:
         return point_record.failed(point, f"the worker's output is unusable: {e}", _tail(log), rel_log,
                                    started, finished)
 
 
 def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict, resume: bool,
-        quiet: bool = False, energy: dict | None = None) -> Outcome:
+        quiet: bool = False) -> Outcome:
+    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    energy = sweep_energy.prepare(config.energy, log)
     if resume and results.has_points():
-        check_resumable(results, config, fingerprint)
-    prepare(results, config, plan, fingerprint, resume)
+        check_resumable(results, config, fingerprint, energy)
+    prepare(results, config, plan, fingerprint, energy, resume)
     outcome = Outcome()
     finished = {k for k, r in results.latest().items() if r["status"] == "ok"}
     todo = [p for p in plan.points if p.key not in finished]

@@ -65,8 +65,8 @@ class ModelRef:
 @dataclass(frozen=True)
 class EnergyConfig:
     backend: str = "auto"
-    idle_seconds: float = 5.0
-    watts_per_core: float | None = None   # None: the model backend's documented default
+    idle_seconds: float | None = None     # None: harness.energy's documented defaults
+    watts_per_core: float | None = None
     idle_watts: float | None = None
 
 
@@ -199,13 +199,13 @@ class _Validator:
             raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}", line)
         return value
 
-    def number(self, key, value, line=None, positive=True):
+    def number(self, key, value, line=None):
         if isinstance(value, str):   # YAML 1.1 reads 1e-5 as text
             try:
                 value = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and not value > 0):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise self.fail(key, f"must be a positive number, got {value!r}", line)
         return float(value)
 
@@ -329,10 +329,7 @@ class _Validator:
         nums = {}
         for key in ("idle_seconds", "watts_per_core", "idle_watts"):
             if key in value:
-                nums[key] = self.number(f"energy.{key}", value[key], value.lines[key],
-                                        positive=key != "idle_seconds")
-                if nums[key] < 0:
-                    raise self.where.error(f"must be >= 0, got {value[key]!r}", value.lines[key], f"energy.{key}")
+                nums[key] = self.number(f"energy.{key}", value[key], value.lines[key])
         return EnergyConfig(backend=backend, **nums)
 
     def exclusions(self):

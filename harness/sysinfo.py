@@ -12,7 +12,6 @@ import importlib.metadata
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import psutil
 
 import runtime
 
-from . import kernel_bench, machine
+from . import machine
 
 SCHEMA = 1
 LIVE_PROC, LIVE_SYS = Path("/proc"), Path("/sys")
@@ -418,17 +417,6 @@ def ternbench_section(root: Path, notes: list[str]) -> dict:
 
 
 # --- bandwidth ----------------------------------------------------------------------------------
-
-def read_bandwidth(threads: list[int]) -> dict[int, float]:
-    """Read bandwidth (GB/s) per thread count: the median pass of the probe `ternbench kernels
-    --bandwidth` runs, so the two commands give comparable figures."""
-    out = {}
-    for t in threads:
-        # the probe is plain C whatever the variant; scalar is the one every machine has
-        with runtime.Context(t, "scalar") as ctx:
-            out[t] = statistics.median(kernel_bench.measure_bandwidth(ctx))
-    return out
-
 
 # --- text ---------------------------------------------------------------------------------------
 

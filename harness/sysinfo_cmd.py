@@ -42,13 +42,27 @@ def run(args) -> int:
     if text:
         print("\n".join(sysinfo.summary_lines(info)), flush=True)
 
-    # Each further section (e.g. "energy backends usable here") adds its key to `info`
-    # and, for the text output, prints its lines here, before the slow bandwidth probe.
+    info["energy_backends"] = _energy(text)
 
     info["read_bandwidth_gbps"] = None if args.no_bandwidth else _bandwidth(threads, quiet, text)
     if args.json:
         print_json(info)
     return EXIT_OK
+
+
+def _energy(text: bool) -> list[dict]:
+    """Which energy backends work here, and why the others do not."""
+    from .energy import EnergySettings, backend_status
+
+    statuses = backend_status(EnergySettings())
+    if text:
+        print("\nenergy backends")
+        for b in statuses:
+            state = ("measures" if b.measures else "estimates") if b.usable else "not usable"
+            print(f"  {b.name:<9} {state}: {b.detail}")
+        if not any(b.usable and b.measures for b in statuses):
+            print("  no measuring backend works here: sweeps record energy as labelled estimates (model)")
+    return [{"name": b.name, "usable": b.usable, "measures": b.measures, "detail": b.detail} for b in statuses]
 
 
 def _progress(quiet: bool, msg: str) -> None:
@@ -64,7 +78,7 @@ def _bandwidth(threads: list[int], quiet: bool, text: bool) -> dict[str, float]:
     out = {}
     for t in threads:
         _progress(quiet, f"read bandwidth, {t} thread(s)")
-        out[str(t)] = sysinfo.read_bandwidth([t])[t]
+        out[str(t)] = kernel_bench.thread_bandwidth(t)
         if text:
             print(f"{t:>8}{out[str(t)]:>9.1f}", flush=True)
     return out

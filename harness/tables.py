@@ -9,7 +9,9 @@ from .models import default_head_format
 COLUMNS = ["key", "status", "model", "format", "head_format", "variant", "threads", "workload", "tokens", "test",
            "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "s_per_token_median",
            "runtime_tps", "timing_vs_runtime", "weight_bytes", "bytes_per_token", "achieved_gbps", "probe_gbps",
-           "bandwidth_fraction", "fits_in_llc", "setup_s", "pinned", "baseline", "speedup", "reason"]
+           "bandwidth_fraction", "fits_in_llc", "setup_s", "pinned", "baseline", "speedup",
+           "j_per_token", "j_per_token_above_idle", "tokens_per_j", "watts", "energy_measured", "energy_provenance",
+           "energy_reduction", "energy_reduction_above_idle", "reason"]
 
 MATCH = ("model", "variant", "threads", "test")   # what a point and its baseline point share
 
@@ -21,6 +23,11 @@ def _row(r: dict) -> dict:
         row.update(n=t["n"], tps_mean=t["mean"], tps_median=t["median"], tps_stdev=t["stdev"],
                    tps_ci95_low=t["ci95_low"], tps_ci95_high=t["ci95_high"],
                    s_per_token_median=r["seconds_per_token"]["median"], runtime_tps=r["runtime_tokens_per_s"])
+        e = r.get("energy")
+        if e and "error" not in e:
+            row.update(j_per_token=e["j_per_token"], j_per_token_above_idle=e["j_per_token_above_idle"],
+                       tokens_per_j=e["tokens_per_j"], watts=e["watts"], energy_measured=e["measured"],
+                       energy_provenance=e["provenance"])
     return row
 
 
@@ -30,9 +37,21 @@ def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
     if baseline and not frame.empty:
         base = frame[(frame.status == "ok") & (frame.format == baseline)
                      & (frame.head_format == default_head_format(baseline))]
-        ref = {tuple(row[k] for k in MATCH): row["tps_median"] for _, row in base.iterrows()}
-        frame["speedup"] = [
-            row["tps_median"] / ref[k] if row["status"] == "ok" and (k := tuple(row[c] for c in MATCH)) in ref
-            else None
-            for _, row in frame.iterrows()]
+        ref = {tuple(row[k] for k in MATCH): row for _, row in base.iterrows()}
+        pairs = [(row, ref.get(tuple(row[c] for c in MATCH))) for _, row in frame.iterrows()]
+        frame["speedup"] = [row["tps_median"] / b["tps_median"] if b is not None and row["status"] == "ok" else None
+                            for row, b in pairs]
+        frame["energy_reduction"] = [_reduction(row, b, "j_per_token") for row, b in pairs]
+        frame["energy_reduction_above_idle"] = [_reduction(row, b, "j_per_token_above_idle") for row, b in pairs]
     return frame
+
+
+def _reduction(row, base, column):
+    """1 - J/token / the baseline's J/token; only between two measurements or two estimates
+    made the same way: a measured and an estimated figure never share a ratio."""
+    if base is None or row["status"] != "ok" or pd.isna(row[column]) or pd.isna(base[column]) \
+            or base[column] <= 0:
+        return None
+    if row["energy_provenance"] != base["energy_provenance"]:
+        return None
+    return 1.0 - row[column] / base[column]

@@ -29,6 +29,7 @@ workloads:
 repetitions: 3
 warmups: 1
 processes: 2
+energy: {idle_seconds: 0.3}
 """
 
 
@@ -76,6 +77,21 @@ def test_results_round_trip_and_pyperf_reads_them(tmp_path):
             base = r["key"].replace("i2s+int8", "f16+f16")
             assert table.loc[r["key"], "speedup"] == pytest.approx(
                 r["tokens_per_s"]["median"] / table.loc[base, "tps_median"])
+    # energy: the backend auto chose, idle power, and per point J/token with its provenance
+    chosen = json.loads((out / "energy.json").read_text())
+    assert set(chosen["not_used"]) == {"powercap", "perf", "pyrapl", "model"} - {chosen["backend"]}
+    assert chosen["idle"]["seconds"] >= 0.3 and chosen["idle"]["watts"] > 0
+    for r in records:
+        e = r["energy"]
+        assert e["measured"] == chosen["measured"]
+        assert e["provenance"].startswith("measured: " if chosen["measured"] else "estimated: ")
+        assert e["j_per_token"] > 0 and e["tokens_per_j"] == pytest.approx(1 / e["j_per_token"])
+        assert e["j_per_token_above_idle"] < e["j_per_token"]
+        assert table.loc[r["key"], "energy_provenance"] == e["provenance"]
+    i2s = [r for r in records if r["format"] == "i2s" and r["test"] == "tg8"][0]
+    f16 = [r for r in records if r["format"] == "f16" and r["test"] == "tg8"][0]
+    assert table.loc[i2s["key"], "energy_reduction"] == pytest.approx(
+        1 - i2s["energy"]["j_per_token"] / f16["energy"]["j_per_token"])
     # pyperf names a benchmark by its point key, so the same point of two sweeps compares
     first = out / records[0]["pyperf"]
     again = tmp_path / "again.json"
@@ -208,3 +224,34 @@ def test_cli_argument_errors_exit_2(tmp_path):
     everything_out = config(tmp_path, SWEEP + "exclude: [{model: tiny}]\n", "none.yaml")
     r = ternbench("run", str(everything_out), "--dry-run", check=False)
     assert r.returncode == 2 and "every point is excluded" in r.stderr
+
+
+def test_measured_and_estimated_energy_never_share_a_ratio():
+    from harness.tables import points_frame
+
+    def rec(fmt, head, j, provenance):
+        return {"key": f"m/{fmt}+{head}/v/t1/tg8", "status": "ok", "model": "m", "format": fmt, "head_format": head,
+                "variant": "v", "threads": 1, "workload": "tg", "tokens": 8, "test": "tg8",
+                "tokens_per_s": {"n": 3, "mean": 10.0, "median": 10.0, "stdev": 0.1, "ci95_low": 9.0,
+                                 "ci95_high": 11.0},
+                "seconds_per_token": {"mean": 0.1, "median": 0.1}, "runtime_tokens_per_s": 10.0,
+                "energy": {"measured": provenance.startswith("measured"), "provenance": provenance,
+                           "j_per_token": j, "j_per_token_above_idle": j / 2, "tokens_per_j": 1 / j, "watts": 5.0}}
+
+    est, meas = "estimated: cpu-time model, 6 W per busy core + 27 W idle", "measured: powercap package-0"
+    frame = points_frame([rec("f16", "f16", 2.0, meas), rec("i2s", "int8", 1.0, est)], "f16").set_index("format")
+    assert pd.isna(frame.loc["i2s", "energy_reduction"]) and frame.loc["i2s", "speedup"] == 1.0
+    frame = points_frame([rec("f16", "f16", 2.0, est), rec("i2s", "int8", 0.5, est)], "f16").set_index("format")
+    assert frame.loc["i2s", "energy_reduction"] == pytest.approx(0.75)
+    assert frame.loc["i2s", "energy_reduction_above_idle"] == pytest.approx(0.75)
+
+
+def test_a_named_energy_backend_that_cannot_work_stops_before_any_point(tmp_path):
+    from harness.energy import EnergySettings, backend_status
+
+    if next(b for b in backend_status(EnergySettings()) if b.name == "powercap").usable:
+        pytest.skip("this machine has readable RAPL")
+    cfg = config(tmp_path, SWEEP.replace("energy: {idle_seconds: 0.3}", "energy: powercap"))
+    r = ternbench("run", str(cfg), "--out", str(tmp_path / "res"), check=False)
+    assert r.returncode == 2 and "energy backend 'powercap' cannot be used here" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "res" / "points.jsonl").exists()
