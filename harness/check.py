@@ -11,9 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy
-import scipy.stats
-from scipy.stats import mannwhitneyu
+from scipy.stats import PermutationMethod, mannwhitneyu  # a method object since scipy 1.13
 
 from .results import POINTS, ResultsDir, ResultsError
 
@@ -23,9 +21,6 @@ EXACT_PERMUTATIONS_MAX = 20_000
 # scipy's exact null distribution costs ~0.1 s at 100 vs 100 and fails (NaN) near 1000 vs 1000;
 # at these sizes the normal approximation agrees with it to two digits.
 EXACT_VALUES_MAX = 200
-# mannwhitneyu takes a PermutationMethod from scipy 1.13 (scipy#19744); pyproject allows 1.11
-PERMUTATION = (tuple(int(v) for v in scipy.__version__.split(".")[:2]) >= (1, 13)
-               and getattr(scipy.stats, "PermutationMethod", None))
 
 # What a difference in which only notes, not refuses: they change how a point was measured,
 # not what it measures (unlike the seed or the model's weights).
@@ -178,8 +173,8 @@ def mann_whitney(a: list[float], b: list[float]) -> tuple[float, str]:
         method, name = "asymptotic", "asymptotic"
     elif len(set(a) | set(b)) == len(a) + len(b):
         method, name = "exact", "exact"
-    elif PERMUTATION and math.comb(len(a) + len(b), len(a)) <= EXACT_PERMUTATIONS_MAX:
-        method, name = PERMUTATION(n_resamples=np.inf), "exact permutation (ties)"
+    elif math.comb(len(a) + len(b), len(a)) <= EXACT_PERMUTATIONS_MAX:
+        method, name = PermutationMethod(n_resamples=np.inf), "exact permutation (ties)"
     else:
         method, name = "asymptotic", "asymptotic (ties)"
     p = float(mannwhitneyu(a, b, alternative="two-sided", method=method).pvalue)

@@ -187,8 +187,8 @@ def test_torn_last_line_is_ignored_and_repaired(tmp_path):
 
 def test_harness_timing_agrees_with_the_runtime(tmp_path):
     """The same runs, timed by pyperf's time function and by the runtime in C: within 2%
-    (per token, Python adds a few microseconds to milliseconds of work)."""
-    cfg = config(tmp_path, SWEEP.replace("[tiny.yaml]", "[125M]").replace("[i2s, f16]", "[i2s]")
+    (per token, Python adds a few microseconds to several milliseconds of work)."""
+    cfg = config(tmp_path, SWEEP.replace("[tiny.yaml]", "[700M]").replace("[i2s, f16]", "[i2s]")
                  .replace("prompt: [16]\n", "").replace("generation: [8]", "generation: [16]")
                  .replace("processes: 2", "processes: 1") + "baseline: null\n")
     out = tmp_path / "res"
