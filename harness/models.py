@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 import runtime
+
+from . import yaml_source
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
 
@@ -144,32 +144,17 @@ def load_spec(path) -> ModelSpec:
 
 
 def _parse(text: str, problems: _Problems) -> tuple[dict[str, tuple[object, int]], int]:
-    """YAML text -> ({key: (value, line)}, the mapping's first line). Composing before constructing
-    keeps each key's line for messages, and shows keys given twice (plain loading keeps the last)."""
-    loader = yaml.SafeLoader(text)
+    """YAML text -> ({key: (value, line)}, the mapping's first line), keeping each key's line
+    for messages and refusing keys given twice (plain loading keeps the last)."""
     try:
-        root = loader.get_single_node()
-        if root is None:
-            raise problems.error("the file is empty; expected a mapping of keys to values", 1)
-        if not isinstance(root, yaml.MappingNode):
-            raise problems.error("expected a mapping of keys to values (key: value lines)",
-                                 root.start_mark.line + 1)
-        entries: dict[str, tuple[object, int]] = {}
-        for key_node, value_node in root.value:
-            line = key_node.start_mark.line + 1
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                raise problems.error(f"keys must be text, got {key!r}", line)
-            if key in entries:
-                raise problems.error(f"key {key!r} appears twice (first on line {entries[key][1]})", line)
-            entries[key] = (loader.construct_object(value_node, deep=True), line)
-        return entries, root.start_mark.line + 1
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        what = getattr(e, "problem", None) or str(e)
-        raise problems.error(f"invalid YAML: {what}", mark.line + 1 if mark else None) from None
-    finally:
-        loader.dispose()
+        root = yaml_source.load(text)
+    except yaml_source.YamlProblem as e:
+        raise problems.error(e.message, e.line) from None
+    if root is None:
+        raise problems.error("the file is empty; expected a mapping of keys to values", 1)
+    if not isinstance(root, yaml_source.LDict):
+        raise problems.error("expected a mapping of keys to values (key: value lines)", getattr(root, "line", 1))
+    return {k: (v, root.lines[k]) for k, v in root.items()}, root.line
 
 
 def _validate(entries: dict[str, tuple[object, int]], first_line: int, path: Path,

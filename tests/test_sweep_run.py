@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pandas as pd
@@ -17,7 +16,7 @@ import pytest
 import runtime
 from clirun import ternbench
 from harness.results import ResultsDir
-from test_sweep_config import TINY_MODEL
+from test_sweep_config import write
 
 SWEEP = """\
 models: [tiny.yaml]
@@ -34,16 +33,16 @@ energy: {idle_seconds: 0.3}
 
 
 def config(tmp_path, text=SWEEP, name="sweep.yaml"):
-    (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
+    return write(tmp_path, text, name)
 
 
 def run_json(*args, check=True, env=None):
     r = ternbench("run", *args, "--json", check=False, env=env)
     if check and r.returncode != 0:
-        raise AssertionError(f"exit {r.returncode}\n{r.stdout}\n{r.stderr}")
+        out = args[args.index("--out") + 1] if "--out" in args else None
+        failed = [f for f in ResultsDir(out).records() if f["status"] == "failed"] if out else []
+        raise AssertionError(f"exit {r.returncode}\n{r.stdout}\n{r.stderr}\nfailed points:\n"
+                             + "\n".join(f"{f['key']}: {f['reason']}\n{f['log_tail']}" for f in failed))
     return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None, r.stderr
 
 
@@ -255,3 +254,21 @@ def test_a_named_energy_backend_that_cannot_work_stops_before_any_point(tmp_path
     r = ternbench("run", str(cfg), "--out", str(tmp_path / "res"), check=False)
     assert r.returncode == 2 and "energy backend 'powercap' cannot be used here" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "res" / "points.jsonl").exists()
+
+
+def test_a_checkpoint_directory_is_a_model(tmp_path):
+    from test_checkpoint import make_checkpoint
+    from test_model import SHAPES
+
+    make_checkpoint(tmp_path / "ckpt", SHAPES["bitnet-gqa"], scale_dtype="f32")
+    cfg = config(tmp_path, SWEEP.replace("[tiny.yaml]", "[ckpt]").replace("prompt: [16]\n", "")
+                 .replace("processes: 2", "processes: 1"))
+    code, summary, _ = run_json(str(cfg), "--out", str(tmp_path / "res"))
+    assert code == 0 and [k.split("/")[0] for k in summary["ok"]] == ["ckpt", "ckpt"]
+    manifest = json.loads((tmp_path / "res" / "manifest.json").read_text())
+    assert set(manifest["config"]["models"]) == {"ckpt"}
+    # a checkpoint whose files change between a run and its --resume is a different model
+    (tmp_path / "ckpt" / "model.safetensors").write_bytes((tmp_path / "ckpt" / "model.safetensors").read_bytes())
+    os.utime(tmp_path / "ckpt" / "model.safetensors", ns=(1, 1))
+    r = ternbench("run", str(cfg), "--out", str(tmp_path / "res"), "--resume", check=False)
+    assert r.returncode == 2 and "'config.models.ckpt' changed" in r.stderr

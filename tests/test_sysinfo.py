@@ -266,6 +266,20 @@ def test_cli_json_without_bandwidth():
     assert {"cpu", "caches", "memory", "os", "frequency", "virtualisation", "runtime", "ternbench",
             "notes", "read_bandwidth_gbps"} <= set(data)
     assert data["read_bandwidth_gbps"] is None and data["cpu"]["model_name"]
+    # every energy backend, whether it works here and why not; the model estimate always works
+    backends = {b["name"]: b for b in data["energy_backends"]}
+    assert set(backends) == {"powercap", "perf", "pyrapl", "model"}
+    assert backends["model"]["usable"] and not backends["model"]["measures"]
+    assert all(b["detail"] for b in backends.values())
+
+
+def test_cli_says_when_nothing_measures_energy():
+    from harness.energy import EnergySettings, backend_status
+
+    if any(b.usable and b.measures for b in backend_status(EnergySettings())):
+        pytest.skip("this machine has a measuring energy backend")
+    out = ternbench("sysinfo", "--no-bandwidth").stdout
+    assert "no measuring backend works here" in out and "powercap  not usable:" in out
 
 
 def test_cli_text_without_bandwidth():
