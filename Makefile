@@ -8,16 +8,24 @@ SOURCES := pyproject.toml setup.py $(wildcard runtime/*.py runtime/src/*.c runti
 CC ?= cc
 CWARN := -std=c11 -Wall -Wextra -Werror -pthread
 
-.PHONY: bench test setup sanitize warnings arm clean
+.PHONY: bench test setup browser sanitize warnings arm clean
 
 bench: setup
 	$(VENV)/bin/ternbench run configs/default.yaml
+	$(VENV)/bin/ternbench report results/latest --out reports/latest
 
-test: setup warnings
+test: setup warnings browser
 	$(VPY) -m pytest -q
 	$(MAKE) --no-print-directory sanitize
 
 setup: $(STAMP)
+
+# The report tests load the HTML in Debian's headless Chromium: install it when missing
+# (needs root, as in CI; elsewhere the test says how to install it).
+browser:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { echo "== installing chromium for the report tests"; export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 $(STAMP): $(SOURCES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ternbench needs Python 3.11 or newer; this is " + sys.version.split()[0] + " (set PYTHON=python3.11)")'

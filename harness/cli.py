@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import bench_cmd, generate_cmd, kernels_cmd, lossless_cmd, models_cmd
     from . import run_cmd, sysinfo_cmd
     from . import check_cmd
+    from . import compare_cmd, report_cmd
 
     p = argparse.ArgumentParser(
         prog="ternbench",
@@ -76,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     lossless_cmd.add_parser(sub)
     sysinfo_cmd.add_parser(sub)
     check_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
+    compare_cmd.add_parser(sub)
     return p
 
 

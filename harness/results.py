@@ -135,3 +135,40 @@ class ResultsDir:
         tmp = self.file("points.parquet.tmp")
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, self.file("points.parquet"))
+
+
+class Results:
+    """A finished (or partly finished) sweep, read back for reports, comparisons and gates."""
+
+    def __init__(self, path):
+        self.dir = ResultsDir(path)
+        if not self.dir.path.is_dir():
+            raise ResultsError(f"{path}: no such results directory")
+        if not self.dir.file(POINTS).is_file():
+            raise ResultsError(f"{path}: not a results directory (no {POINTS}; `ternbench run --out` writes one)")
+        self.records = list(self.dir.latest().values())
+        self.fingerprint = self.dir.read_json("sysinfo.json") or {}
+        self.manifest = self.dir.read_json("manifest.json") or {}
+        self.energy = self.dir.read_json("energy.json")           # backend, provenance, idle, not_used
+        self.plan = self.dir.read_json("plan.json") or {"points": [], "skipped": []}
+        try:
+            self.config_text = self.dir.file("config.yaml").read_text()
+        except OSError:
+            self.config_text = ""
+        self.baseline = self.plan.get("baseline")
+        self.name = self.plan.get("config") or self.dir.path.name
+
+    @property
+    def path(self) -> Path:
+        return self.dir.path
+
+    @property
+    def skipped(self) -> list[dict]:
+        """Points not run, each with its reason (machine limits, exclusions, the time budget)."""
+        return self.plan.get("skipped", [])
+
+    def frame(self):
+        """The tidy table (one row per point, speed-ups and energy reductions vs the baseline)."""
+        from . import tables
+
+        return tables.points_frame(self.records, self.baseline)

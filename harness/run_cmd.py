@@ -47,7 +47,7 @@ def dry_run(config, plan, as_json: bool) -> int:
                     "points": [{"key": p.key, **p.to_dict(), "estimate_s": round(estimates[p.key], 1)}
                                for p in plan.points],
                     "skipped": [{"key": s.point.key, **s.point.to_dict(), "reason": s.reason} for s in plan.skipped],
-                    "unused_exclusions": plan.unused_exclusions,
+                    "unused_exclusions": plan.unused_exclusions, "energy": _energy_plan(config),
                     "estimate_s": round(sum(estimates.values()), 1)})
         return EXIT_OK
     print(f"{config.name}: {len(plan.points)} point(s) to run, {len(plan.skipped)} skipped; "
@@ -58,11 +58,25 @@ def dry_run(config, plan, as_json: bool) -> int:
         print(f"  skip  {s.point.key:<52} {s.reason}")
     for line in plan.unused_exclusions:
         print(f"  note: the exclusion on line {line} of {config.path.name} matches no point")
+    print(f"energy: {_energy_plan(config)}")
     total = sum(estimates.values())
     budget = f" (time budget {_duration(config.time_budget_s)})" if config.time_budget_s else ""
     print(f"estimated duration: about {_duration(total)}{budget}; a rough figure from typical rates, "
           "not a measurement")
     return EXIT_OK
+
+
+def _energy_plan(config) -> str:
+    """Which energy backend the sweep would use, without measuring anything."""
+    from . import energy, sweep_energy
+
+    try:
+        meter, _ = energy.open_meter(sweep_energy.settings(config.energy))
+    except energy.EnergyUnavailable as e:
+        return f"{config.energy.backend} cannot be used here: {e}"
+    with meter:
+        kind = "measured" if meter.measured else "ESTIMATED (no measuring backend works here; see ternbench sysinfo)"
+        return f"{meter.name}, {kind}"
 
 
 def default_out(config) -> Path:

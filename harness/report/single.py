@@ -1,0 +1,153 @@
+"""What `ternbench report` shows, as plain data for the template: the claim verdicts, the
+machine, the plots of each section (or why a section has no data) and the full tables."""
+from __future__ import annotations
+
+import datetime
+
+from . import machine, plots, points
+
+VERDICTS = {  # verdict -> (css class, sign): the text is always shown too, never colour alone
+    "reproduced": ("ok", "\u2713"), "not reproduced": ("bad", "\u2717"),
+    "partly": ("part", "\u25d0"), "not testable here": ("na", "\u2013"),
+}
+CLAIM_FIELDS = ("id", "title", "source", "statement", "verdict", "measured", "range", "differences", "why")
+
+
+def section(figures, no_data: str, notes=()) -> dict:
+    figures = [f for f in figures if f]
+    return {"figures": figures, "no_data": None if figures else no_data, "notes": list(notes)}
+
+
+def claims_section(claims: list[dict] | None, error: str | None) -> dict:
+    items = []
+    for c in claims or []:
+        c = {k: (c.get(k) if isinstance(c, dict) else None) for k in CLAIM_FIELDS}
+        verdict = str(c["verdict"] or "unknown")
+        css, sign = VERDICTS.get(verdict, ("na", "?"))
+        diffs = c["differences"]
+        c.update(verdict=verdict, css=css, sign=sign,
+                 differences=[str(d) for d in diffs] if isinstance(diffs, (list, tuple)) else
+                 ([str(diffs)] if diffs else []))
+        items.append(c)
+    counts = {v: sum(1 for c in items if c["verdict"] == v) for v in dict.fromkeys(c["verdict"] for c in items)}
+    return {"items": items, "error": error, "counts": counts}
+
+
+def probe_lines(ok_rows: list[dict]) -> list[str]:
+    """The read-bandwidth probe per thread count, as the points recorded it."""
+    by_threads: dict[int, list[float]] = {}
+    for r in ok_rows:
+        if r.get("probe_gbps") is not None:
+            by_threads.setdefault(r["threads"], []).append(r["probe_gbps"])
+    out = []
+    for t, v in sorted(by_threads.items()):
+        span = f"{min(v):.1f}" if max(v) - min(v) < 0.05 else f"{min(v):.1f}-{max(v):.1f}"
+        out.append(f"{t} thread{'s' if t != 1 else ''}: {span} GB/s")
+    return out
+
+
+def _speed(ok_rows, tests) -> dict:
+    return {"pp": section([plots.tps_vs_size(ok_rows, t) for t in tests if t.startswith("pp")],
+                          "no data: no prompt-processing point finished with a known model size"),
+            "tg": section([plots.tps_vs_size(ok_rows, t) for t in tests if t.startswith("tg")],
+                          "no data: no generation point finished with a known model size")}
+
+
+def _speedups(ok_rows, tests, baseline) -> list[dict]:
+    no_base = (f"no data: no {baseline} baseline point finished" if baseline
+               else "no data: this sweep names no baseline format")
+    one_thread = "no data: every point ran at the same thread count"
+    threads = {r["threads"] for r in ok_rows}
+    return [
+        {"heading": f"Speed-up over {baseline or 'the baseline'} by model size",
+         **section([plots.speedup_vs_size(ok_rows, t, baseline) for t in tests], no_base)},
+        {"heading": f"Speed-up over {baseline or 'the baseline'} by thread count",
+         **section([plots.speedup_vs_threads(ok_rows, t, baseline) for t in tests],
+                   one_thread if len(threads) < 2 else no_base)},
+        {"heading": "Thread scaling",
+         **section([plots.tps_vs_threads(ok_rows, t) for t in tests], one_thread if len(threads) < 2 else
+                   "no data: no point finished")},
+    ]
+
+
+def _energy(ok_rows, tests, baseline, energy) -> dict:
+    """One group per provenance, each plotted on its own: a ratio never mixes a measured and an
+    estimated figure (tables.py leaves such reductions empty too)."""
+    groups = {}
+    for r in ok_rows:
+        if r.get("j_per_token") is not None and r.get("energy_provenance"):
+            groups.setdefault(r["energy_provenance"], r.get("energy_measured") is True)
+    figures = [f for prov, measured in groups.items() for t in tests
+               for f in plots.energy(ok_rows, t, baseline, prov, measured)]
+    notes = []
+    if len(groups) > 1:
+        notes.append("The points carry energy figures of more than one provenance; each is plotted on its own "
+                     "and no ratio is taken across them.")
+    if energy.get("backend") == "model":
+        notes.append("The model backend charges every format the same watts per busy core, so its energy "
+                     "reduction is close to 1 - 1/speed-up: it restates the speed-up. Only a measuring backend "
+                     "can show whether ternary kernels also draw less power.")
+    if groups and not any(groups.values()):
+        notes.append("Every energy figure here is an ESTIMATE, not a measurement.")
+    reason = ("no data: this sweep recorded no energy figures" if not energy.get("available") else
+              "no data: no finished point has an energy figure and a known model size")
+    return section(figures, reason, notes)
+
+
+def _bandwidth(ok_rows, tests, baseline) -> dict:
+    tg = [r for r in ok_rows if r["workload"] == "tg" and r.get("bandwidth_fraction") is not None]
+    notes = []
+    base = [r["bandwidth_fraction"] for r in tg if baseline and plots.is_baseline(r, baseline)]
+    if base:
+        notes.append(f"The {baseline} baseline's generation points reach {100 * min(base):.0f}-"
+                     f"{100 * max(base):.0f}% of the probed read bandwidth. A baseline far below the "
+                     "bandwidth limit would inflate every speed-up over it (well-tuned decoders reach 80-90%).")
+    if any(r.get("fits_in_llc") for r in tg):
+        notes.append("Ringed points: the model's weights fit in the last-level cache, so the figure is not a "
+                     "DRAM figure and may exceed 100%.")
+    figs = [plots.bandwidth(ok_rows, t) for t in tests if t.startswith("tg")]
+    return section(figs, "no data: no generation point with a bandwidth figure and a known model size", notes)
+
+
+def _entries(items) -> list[dict]:
+    """plan.json entries as dicts with a key and a reason, whatever an older sweep wrote."""
+    return [i if isinstance(i, dict) else {"key": str(i)} for i in items or []]
+
+
+def context(results, claims: list[dict] | None = None, claims_error: str | None = None) -> dict:
+    rows = points.rows(results)
+    ok_rows = points.ok(rows)
+    failed = [r for r in rows if r["status"] != "ok"]
+    tests = points.tests(rows)
+    baseline = results.baseline
+    energy = machine.energy_summary(results)
+    unsized = sorted({r["model"] for r in ok_rows if r["params"] is None})
+    size_note = ([f"Not on the model-size plots (not a preset, so no parameter count): {', '.join(unsized)}."]
+                 if unsized else [])
+    not_finished = points.not_finished(results, rows)
+    return {
+        "kind": "report",
+        "title": f"ternbench report: {results.name}",
+        "name": results.name, "path": str(results.path), "baseline": baseline,
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "counts": {"ok": len(ok_rows), "failed": len(failed), "skipped": len(results.skipped),
+                   "not_finished": len(not_finished)},
+        "claims": claims_section(claims, claims_error),
+        "system": {"rows": machine.fingerprint_rows(results), "energy": energy, "probe": probe_lines(ok_rows),
+                   "config": results.config_text},
+        "speed": _speed(ok_rows, tests),
+        "size_notes": size_note,
+        "speedups": _speedups(ok_rows, tests, baseline),
+        "energy": _energy(ok_rows, tests, baseline, energy),
+        "bandwidth": _bandwidth(ok_rows, tests, baseline),
+        "tables": {"points": ok_rows, "failed": failed, "skipped": _entries(results.skipped),
+                   "not_finished": _entries(not_finished),
+                   "provenances": sorted({r["energy_provenance"] for r in ok_rows if r.get("energy_provenance")})},
+    }
+
+
+def summary(ctx: dict, path) -> dict:
+    """What `ternbench report --json` prints."""
+    return {"path": str(path), "results": ctx["path"], "points": ctx["counts"],
+            "claims": [{k: c[k] for k in CLAIM_FIELDS} for c in ctx["claims"]["items"]],
+            "claims_error": ctx["claims"]["error"]}
