@@ -58,10 +58,8 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench_cmd, generate_cmd, kernels_cmd, lossless_cmd, models_cmd
-    from . import run_cmd, sysinfo_cmd
-    from . import check_cmd
-    from . import compare_cmd, report_cmd
+    from . import (bench_cmd, check_cmd, compare_cmd, generate_cmd, kernels_cmd, lossless_cmd, models_cmd,
+                   report_cmd, run_cmd, sysinfo_cmd)
 
     p = argparse.ArgumentParser(
         prog="ternbench",
@@ -69,16 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="store_true", help="print versions of ternbench and its runtime build")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    run_cmd.add_parser(sub)
-    kernels_cmd.add_parser(sub)
-    models_cmd.add_parser(sub)
-    bench_cmd.add_parser(sub)
-    generate_cmd.add_parser(sub)
-    lossless_cmd.add_parser(sub)
-    sysinfo_cmd.add_parser(sub)
-    check_cmd.add_parser(sub)
-    report_cmd.add_parser(sub)
-    compare_cmd.add_parser(sub)
+    # in the order of the README: the sweep and its outputs first, then the runtime's own tools
+    for module in (run_cmd, report_cmd, compare_cmd, check_cmd, sysinfo_cmd,
+                   models_cmd, bench_cmd, kernels_cmd, generate_cmd, lossless_cmd):
+        module.add_parser(sub)
     return p
 
 

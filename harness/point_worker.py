@@ -19,20 +19,29 @@ import signal
 import sys
 import time
 
-import numpy as np
-import pyperf
-
-FAULT_ENV = "TERNBENCH_FAULT_INJECT"   # "KEY_SUBSTRING:SIGNAL": tests make a point's workers crash
-
 
 def _die_with_parent() -> None:
-    """If the sweep is killed (even with SIGKILL), its workers must not run on unseen."""
+    """If the sweep is killed (even with SIGKILL), its workers must not run on unseen. Set
+    before the slow imports below, and checked after: a parent that died in between has left
+    this process to init."""
+    parent = os.getppid()
     try:
         import ctypes
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    _die_with_parent()
+
+import numpy as np  # noqa: E402
+import pyperf  # noqa: E402
+
+FAULT_ENV = "TERNBENCH_FAULT_INJECT"   # "KEY_SUBSTRING:SIGNAL": tests make a point's workers crash
 
 
 def _add_args(parser) -> None:
@@ -165,11 +174,9 @@ def main() -> int:
     for key in ("model", "format", "head_format", "variant", "threads", "workload", "tokens"):
         runner.metadata[f"ternbench_{key}"] = point[key]
     if args.worker:
-        _die_with_parent()
         state = worker_setup(args, runner)
         runner.bench_time_func(name, make_run(args, runner, *state), inner_loops=point["tokens"])
     else:
-        _die_with_parent()
         fault = os.environ.get(FAULT_ENV, "")
         if fault:
             sub, _, sig = fault.rpartition(":")

@@ -78,8 +78,10 @@ def expand(config: SweepConfig) -> Plan:
     available = psutil.virtual_memory().available
     workloads = [("pp", n) for n in config.prompt] + [("tg", n) for n in config.generation]
     points, skipped, used, seen = [], [], set(), set()
-    for ref, fmt, head, variant, threads, (kind, tokens) in itertools.product(
-            config.models, config.formats, config.head_formats, config.variants, config.threads, workloads):
+    # formats innermost: a ternary point and its baseline run back to back, so the drift of a
+    # shared machine's bandwidth between them is seconds' worth, not a whole model's sweep
+    for ref, variant, threads, (kind, tokens), fmt, head in itertools.product(
+            config.models, config.variants, config.threads, workloads, config.formats, config.head_formats):
         head = models.default_head_format(fmt) if head == "auto" else head
         resolved, why = resolve_variant(variant)
         point = Point(ref.label, fmt, head, resolved or variant, threads, kind, tokens)
