@@ -20,7 +20,6 @@ A directory holding a config.json is a checkpoint, not a preset: the loader hand
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,17 +195,10 @@ def _check_value(key: str, value, line: int, problems: _Problems):
             raise bad("a positive integer")
         return value
     if key in _FLOAT_KEYS:
-        # PyYAML follows YAML 1.1, which reads 1e-5 (no dot) as text: accept numeric text too.
-        number = value
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                raise bad("a positive number") from None
-        if isinstance(number, bool) or not isinstance(number, (int, float)) \
-                or not math.isfinite(number) or number <= 0:
+        number = yaml_source.number(value)
+        if number is None or number <= 0:
             raise bad("a positive number")
-        return float(number)
+        return number
     if key in _BOOL_KEYS:
         if not isinstance(value, bool):
             raise bad("true or false")

@@ -200,14 +200,10 @@ class _Validator:
         return value
 
     def number(self, key, value, line=None):
-        if isinstance(value, str):   # YAML 1.1 reads 1e-5 as text
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        number = yaml_source.number(value)
+        if number is None or number <= 0:
             raise self.fail(key, f"must be a positive number, got {value!r}", line)
-        return float(value)
+        return number
 
     def boolean(self, key, default):
         value = self.doc.get(key, default)

@@ -5,6 +5,8 @@ Plain `yaml.safe_load` loses positions and silently keeps the last of two equal 
 the node tree first and constructing it ourselves keeps both."""
 from __future__ import annotations
 
+import math
+
 import yaml
 
 
@@ -60,3 +62,16 @@ def _build(loader, node):
         out.line, out.lines = line, [item.start_mark.line + 1 for item in node.value]
         return out
     return loader.construct_object(node, deep=True)
+
+
+def number(value) -> float | None:
+    """A YAML value as a finite float, or None. PyYAML follows YAML 1.1, which reads 1e-5 (no
+    dot) as text, so numeric text counts too; true and false do not."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
