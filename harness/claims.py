@@ -127,11 +127,7 @@ def load_claims(path) -> list[Claim]:
         return ClaimsError(f"{where}:{f' line {line}:' if line else ''}{f' key {key!r}:' if key else ''} {message}")
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise error(f"cannot read the claims file: {getattr(e, 'strerror', None) or e}") from None
-    try:
-        doc = yaml_source.load(text)
+        _, doc = yaml_source.load_file(path, "claims file")
     except yaml_source.YamlProblem as e:
         raise error(e.message, e.line) from None
     if not isinstance(doc, yaml_source.LDict):

@@ -133,20 +133,15 @@ def load_spec(path) -> ModelSpec:
     """Reads and validates one preset file; raises ModelSpecError naming the file, key and line."""
     path = Path(path)
     problems = _Problems(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise problems.error(f"cannot read the model preset: {reason}") from None
-    entries, first_line = _parse(text, problems)
+    entries, first_line = _parse(path, problems)
     return _validate(entries, first_line, path, problems)
 
 
-def _parse(text: str, problems: _Problems) -> tuple[dict[str, tuple[object, int]], int]:
-    """YAML text -> ({key: (value, line)}, the mapping's first line), keeping each key's line
-    for messages and refusing keys given twice (plain loading keeps the last)."""
+def _parse(path: Path, problems: _Problems) -> tuple[dict[str, tuple[object, int]], int]:
+    """A preset file -> ({key: (value, line)}, the mapping's first line), keeping each key's
+    line for messages and refusing keys given twice (plain loading keeps the last)."""
     try:
-        root = yaml_source.load(text)
+        _, root = yaml_source.load_file(path, "model preset")
     except yaml_source.YamlProblem as e:
         raise problems.error(e.message, e.line) from None
     if root is None:

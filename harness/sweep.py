@@ -12,13 +12,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import point_record, sweep_energy
+from . import point_record, sweep_energy, sysinfo
 from .progress import Progress
 from .results import ResultsDir, write_atomic
 from .sweep_config import SweepConfig
 from .sweep_points import Plan, Point, Skipped
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 20
 
 
@@ -136,7 +135,7 @@ def run_point(point: Point, config: SweepConfig, plan: Plan, results: ResultsDir
     with open(log, "w") as out:
         proc = subprocess.Popen(worker_command(point, config, plan, pyperf_tmp, sidecar, energy),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=PACKAGE_ROOT, start_new_session=True)
+                                cwd=sysinfo.PACKAGE_ROOT, start_new_session=True)
         try:
             while proc.poll() is None:
                 progress.tick()

@@ -126,12 +126,7 @@ def load_config(path, max_threads: int | None = None) -> SweepConfig:
     path = Path(path)
     where = _Where(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise where.error(f"cannot read the sweep configuration: {reason}") from None
-    try:
-        doc = yaml_source.load(text)
+        text, doc = yaml_source.load_file(path, "sweep configuration")
     except yaml_source.YamlProblem as e:
         raise where.error(e.message, e.line) from None
     if doc is None:

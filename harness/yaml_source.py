@@ -6,6 +6,7 @@ the node tree first and constructing it ourselves keeps both."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import yaml
 
@@ -40,6 +41,17 @@ def load(text: str):
         raise YamlProblem(f"invalid YAML: {what}", mark.line + 1 if mark else None) from None
     finally:
         loader.dispose()
+
+
+def load_file(path, what: str):
+    """(the file's text, load() of it); YamlProblem("cannot read the WHAT: reason") when it cannot be read as
+    UTF-8 text, so every YAML input reports an unreadable file the same way."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise YamlProblem(f"cannot read the {what}: {reason}", None) from None
+    return text, load(text)
 
 
 def _build(loader, node):
