@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import runtime
 
-from . import machine, model_bench
+from . import kernel_bench, machine, model_bench
 from .cli import EXIT_OK, UsageError, print_json
 from .models import ModelSpecError, find_model
 
@@ -15,8 +15,10 @@ Measure one point like llama-bench's pp/tg tests: prompt processing (--pp tokens
 batch) and generation (--tg tokens one at a time, from an empty cache), --reps repetitions
 after one warm-up; medians and standard deviations of tokens/s. Synthetic weights (random
 ternary, seeded) are generated outside the timed region. Also reports the weight bytes
-each generated token reads, the bandwidth that implies, and its fraction of a read-
-bandwidth probe taken with the same threads around the timed runs."""
+each generated token reads, the bandwidth that implies, and its fraction of the plain
+sequential read probed with the same threads around the timed runs (every read pattern
+of that probe is reported beside it). The GEMV tuning the runtime ran with (see
+`ternbench tune`) is part of the result."""
 
 
 def add_parser(sub):
@@ -28,6 +30,7 @@ def add_parser(sub):
     p.add_argument("--format", default="i2s", choices=("i2s", "tq1", "f16"), help="weight format of the linears")
     p.add_argument("--head-format", choices=("int8", "f16"),
                    help="embedding / output head format (default: int8 for ternary formats, f16 for f16)")
+    p.add_argument("--kv-cache", default="f16", choices=runtime.KV_FORMATS, help="KV cache format")
     p.add_argument("--variant", default="auto", help="kernel variant (see `ternbench kernels --list`)")
     p.add_argument("--threads", type=int, default=machine.usable_cpus(), help="threads")
     p.add_argument("--pp", type=int, default=512, help="prompt tokens (0 to skip)")
@@ -56,7 +59,7 @@ def run(args) -> int:
     try:
         head = args.head_format or ("f16" if args.format == "f16" else "int8")
         r = model_bench.run_point(spec, args.format, head, args.variant, args.threads, args.pp, args.tg,
-                                  args.reps, args.seed, progress)
+                                  args.reps, args.seed, progress, args.kv_cache)
     except model_bench.DoesNotFit as e:
         raise UsageError(str(e)) from None
     except runtime.UnsupportedVariant as e:
@@ -71,5 +74,10 @@ def run(args) -> int:
     if r.n_gen:
         print(f"  tg{r.n_gen}: {r.tg_tps:9.2f} tokens/s  (sd {r.tg_tps_stddev:.2f}, {r.reps} reps)")
         print(f"  {r.bytes_per_token / 1e6:.1f} MB of weights per token -> {r.tg_bandwidth_gbps:.1f} GB/s, "
-              f"{r.bandwidth_fraction:.0%} of the {r.bandwidth_gbps:.1f} GB/s read bandwidth probed alongside")
+              f"{r.bandwidth_fraction:.0%} of the {r.bandwidth_gbps:.1f} GB/s plain sequential read probed alongside")
+        others = ", ".join(f"{k} {v:.1f}" for k, v in r.read_patterns_gbps.items() if k != kernel_bench.PLAIN)
+        print(f"  (other read patterns of that probe, GB/s: {others})")
+    t = r.tuning
+    settings = ", ".join(f"{f} {s['prefetch']}/{s['claim'] >> 10}K" for f, s in t["formats"].items())
+    print(f"  GEMV tuning ({t['source']}; prefetch bytes / claim): {settings}")
     return EXIT_OK

@@ -423,10 +423,11 @@ def absmean_ternarise(w: np.ndarray) -> tuple[np.ndarray, float]:
 
 # ---------------------------------------------------------------- memory and loading
 
-def estimate_bytes(shape: ModelShape, weight_format: str, head_format: str, max_ctx: int) -> dict[str, int]:
-    """What loading allocates: packed linears and head in their formats, norms, the float32
-    KV cache, and the working copy the loader holds while converting the largest tensor
-    (the embedding as float32, plus its file copy)."""
+def estimate_bytes(shape: ModelShape, weight_format: str, head_format: str, max_ctx: int,
+                   kv_format: str = "f16") -> dict[str, int]:
+    """What loading allocates: packed linears and head in their formats, norms, the KV cache,
+    and the working copy the loader holds while converting the largest tensor (the
+    embedding as float32, plus its file copy)."""
     s = shape
     q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
     linear = [(q, s.hidden), (kv, s.hidden), (kv, s.hidden), (s.hidden, q),
@@ -435,12 +436,13 @@ def estimate_bytes(shape: ModelShape, weight_format: str, head_format: str, max_
     heads = (1 if s.tied_embeddings else 2) * runtime.matrix_bytes(head_format, s.vocab, s.hidden)
     norms = 4 * (s.layers * (2 * s.hidden + q + s.ffn) + s.hidden)
     return {"weights": weights + heads + norms,
-            "kv_cache": 2 * s.layers * max_ctx * kv * 4,
+            "kv_cache": 2 * s.layers * max_ctx * kv * (2 if kv_format == "f16" else 4),
             "working": 2 * 4 * s.vocab * s.hidden}
 
 
-def check_memory(shape: ModelShape, weight_format: str, head_format: str, max_ctx: int) -> None:
-    need = estimate_bytes(shape, weight_format, head_format, max_ctx)
+def check_memory(shape: ModelShape, weight_format: str, head_format: str, max_ctx: int,
+                 kv_format: str = "f16") -> None:
+    need = estimate_bytes(shape, weight_format, head_format, max_ctx, kv_format)
     total, available = sum(need.values()), psutil.virtual_memory().available
     if total > available:
         raise CheckpointError(
@@ -455,11 +457,11 @@ def _gb(n: int) -> str:
 
 
 def load_checkpoint(path, weight_format: str = "i2s", head_format: str = "f16", max_ctx: int | None = None,
-                    checkpoint: Checkpoint | None = None) -> Model:
+                    checkpoint: Checkpoint | None = None, kv_format: str = "f16") -> Model:
     """A runtime Model holding the checkpoint's weights in `weight_format` (i2s, tq1, or the
     f16 baseline: the same ternary values times the scale, stored as half) with the
-    embedding / output head in `head_format`, and a KV cache of `max_ctx` tokens (default:
-    the config's max_position_embeddings, at most 4096)."""
+    embedding / output head in `head_format`, and a `kv_format` KV cache of `max_ctx` tokens
+    (default: the config's max_position_embeddings, at most 4096)."""
     if weight_format not in WEIGHT_FORMATS:
         raise CheckpointError(f"weight format must be one of {', '.join(WEIGHT_FORMATS)}; got {weight_format!r}")
     if head_format not in HEAD_FORMATS:
@@ -469,9 +471,9 @@ def load_checkpoint(path, weight_format: str = "i2s", head_format: str = "f16", 
         max_ctx = min(ckpt.info.max_position_embeddings or DEFAULT_MAX_CTX, DEFAULT_MAX_CTX)
     if max_ctx <= 0:
         raise CheckpointError(f"max context must be at least 1, got {max_ctx}")
-    check_memory(ckpt.shape, weight_format, head_format, max_ctx)
+    check_memory(ckpt.shape, weight_format, head_format, max_ctx, kv_format)
     try:
-        model = Model(ckpt.shape, weight_format, head_format, max_ctx)
+        model = Model(ckpt.shape, weight_format, head_format, max_ctx, kv_format=kv_format)
     except ValueError as e:
         raise CheckpointError(f"{ckpt.path / 'config.json'}: {e}") from None
     _fill(model, ckpt)

@@ -59,7 +59,7 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import (bench_cmd, check_cmd, compare_cmd, generate_cmd, kernels_cmd, lossless_cmd, models_cmd,
-                   report_cmd, run_cmd, sysinfo_cmd)
+                   report_cmd, run_cmd, sysinfo_cmd, tune_cmd)
 
     p = argparse.ArgumentParser(
         prog="ternbench",
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     # in the order of the README: the sweep and its outputs first, then the runtime's own tools
     for module in (run_cmd, report_cmd, compare_cmd, check_cmd, sysinfo_cmd,
-                   models_cmd, bench_cmd, kernels_cmd, generate_cmd, lossless_cmd):
+                   models_cmd, bench_cmd, kernels_cmd, tune_cmd, generate_cmd, lossless_cmd):
         module.add_parser(sub)
     return p
 

@@ -3,7 +3,8 @@
 Each measurement cycles through enough copies of the weight matrix to exceed the
 last-level cache several times over, so every call reads its weights from DRAM,
 and reports the achieved weight bandwidth against a read-bandwidth probe taken
-with the same thread count in the same run.
+with the same thread count in the same run: the plain sequential read is the
+denominator, the fastest read pattern is reported beside it.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import runtime
 from runtime import Context, Matrix
 
 from . import machine
@@ -23,7 +25,10 @@ from . import machine
 # q/o projections, k/v projections (5 kv heads x 128), gate/up, down.
 DEFAULT_SHAPES = ((2560, 2560), (640, 2560), (6912, 2560), (2560, 6912))
 DEFAULT_FORMATS = ("i2s", "tq1", "f16")
-LLC_MULTIPLE = 4          # weights cycled per measurement: this many times the LLC
+# Weights cycled per measurement: this many times the LLC the OS reports. Four times was
+# not enough under KVM on Zen 5: a 128 MiB cycle still read a fifth faster than 256 MiB
+# (the host's caches behind the guest's reported L3 keep part of a cyclic working set).
+LLC_MULTIPLE = 16
 BANDWIDTH_PASSES = 7
 MAX_CALLS = 20000
 MAX_COPIES = 2048  # tiny matrices stay cache-resident; rows say so (from_cache)
@@ -44,41 +49,80 @@ class Row:
     copies: int
     weight_bytes: int
     weight_gbps: float
-    bandwidth_gbps: float
-    bandwidth_fraction: float
+    bandwidth_gbps: float          # the plain sequential read probed around this row
+    bandwidth_fraction: float      # weight_gbps / bandwidth_gbps
+    best_read_pattern: str         # the fastest read pattern of the same probe, and its GB/s
+    best_read_gbps: float
     gops: float  # 2 * rows * cols * n / median_s / 1e9 (multiply-adds count as two)
     from_cache: bool  # the cycled copies did not exceed the working-set target: not a DRAM figure
+    prefetch: int  # the GEMV tuning the context ran with (bytes; see runtime.tuning)
+    claim: int
 
 
 def working_set_bytes() -> int:
+    """LLC_MULTIPLE x the last-level cache, but at most a quarter of the available memory
+    (and never below 4 x the LLC, the least that is still a memory figure)."""
+    import psutil
+
     llc, _ = machine.last_level_cache_bytes()
-    return LLC_MULTIPLE * llc
+    return max(4 * llc, min(LLC_MULTIPLE * llc, psutil.virtual_memory().available // 4))
 
 
-def measure_bandwidth(ctx: Context, passes: int = BANDWIDTH_PASSES, nbytes: int | None = None) -> list[float]:
-    """Read bandwidth (GB/s) of `passes` sweeps over twice the working set, after a warm-up."""
+PLAIN = runtime.READ_PATTERNS[0]
+REFERENCE = "plain sequential read (one stream per thread, no software prefetch)"
+
+
+@dataclass
+class Probe:
+    """Read-bandwidth passes (GB/s) per read pattern. The plain sequential read is the
+    yardstick every bandwidth fraction divides by; which other pattern reads faster differs
+    between CPUs and thread counts, so each is reported, never silently substituted."""
+    passes: dict[str, list[float]]
+
+    @property
+    def plain(self) -> float:
+        return statistics.median(self.passes[PLAIN])
+
+    def medians(self) -> dict[str, float]:
+        return {name: statistics.median(v) for name, v in self.passes.items()}
+
+    @property
+    def best(self) -> tuple[str, float]:
+        return max(self.medians().items(), key=lambda kv: kv[1])
+
+    def __add__(self, other: "Probe") -> "Probe":
+        return Probe({k: self.passes[k] + other.passes.get(k, []) for k in self.passes})
+
+    def to_json(self) -> dict:
+        name, gbps = self.best
+        return {"reference": PLAIN, "gbps": self.plain, "patterns_gbps": self.medians(),
+                "best_pattern": name, "best_gbps": gbps}
+
+
+def measure_bandwidth(ctx: Context, passes: int = BANDWIDTH_PASSES, nbytes: int | None = None) -> Probe:
+    """Read bandwidth of `passes` sweeps per pattern over twice the working set, after a warm-up."""
     nbytes = nbytes or 2 * working_set_bytes()
     ctx.read_bandwidth(nbytes, 1)  # page faults, frequency ramp
-    return ctx.read_bandwidth(nbytes, passes)
+    return Probe(ctx.read_bandwidth(nbytes, passes))
 
 
-def thread_bandwidth(threads: int) -> float:
-    """The median read bandwidth (GB/s) of a fresh pool of `threads`: the figure `ternbench
-    kernels --bandwidth` and `ternbench sysinfo` print. The probe is plain C whatever the
-    variant; scalar is the one every machine has."""
+def thread_bandwidth(threads: int) -> Probe:
+    """The read bandwidth of a fresh pool of `threads`: what `ternbench kernels --bandwidth`
+    and `ternbench sysinfo` print. The probe is plain C whatever the variant; scalar is the
+    one every machine has."""
     with Context(threads, "scalar") as ctx:
-        return statistics.median(measure_bandwidth(ctx))
+        return measure_bandwidth(ctx)
 
 
 def bracketed(ctx: Context, work):
     """Runs work() between two halves of a read-bandwidth probe on ctx's own thread pool;
-    returns work's result and the median of the probe passes (GB/s). On a shared machine
-    the available bandwidth drifts, so a figure is only compared with a probe taken beside it."""
+    returns work's result and the probe. On a shared machine the available bandwidth
+    drifts, so a figure is only compared with a probe taken beside it."""
     half = max(1, BANDWIDTH_PASSES // 2)
     probe = measure_bandwidth(ctx, half)
     result = work()
-    probe += ctx.read_bandwidth(2 * working_set_bytes(), half)
-    return result, statistics.median(probe)
+    probe += Probe(ctx.read_bandwidth(2 * working_set_bytes(), half))
+    return result, probe
 
 
 def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0) -> list[Matrix]:
@@ -117,10 +161,12 @@ def run(formats, variants, threads_list, shapes, ops, n_gemm, budget_s, progress
                             n = 1 if op == "gemv" else n_gemm
                             if progress:
                                 progress(f"{op} {fmt} {variant} t={threads} {rows}x{cols}")
-                            secs, bw = bracketed(ctx, functools.partial(time_op, ctx, mats, n, budget_s))
+                            secs, probe = bracketed(ctx, functools.partial(time_op, ctx, mats, n, budget_s))
                             med = statistics.median(secs)
                             gbps = mats[0].nbytes / med / 1e9
+                            best, best_gbps = probe.best
                             yield Row(op, fmt, ctx.variant, threads, rows, cols, n, med, min(secs), len(secs),
-                                      len(mats), mats[0].nbytes, gbps, bw, gbps / bw,
-                                      2.0 * rows * cols * n / med / 1e9, len(mats) * mats[0].nbytes < ws)
+                                      len(mats), mats[0].nbytes, gbps, probe.plain, gbps / probe.plain, best,
+                                      best_gbps, 2.0 * rows * cols * n / med / 1e9, len(mats) * mats[0].nbytes < ws,
+                                      *ctx.gemv_tuning(fmt))
                         del mats

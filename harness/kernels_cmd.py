@@ -17,11 +17,14 @@ from .cli import EXIT_OK, UsageError, parse_list, parse_shapes, parse_threads, p
 HELP = """\
 Time GEMV (one token) and GEMM (--n tokens) for each weight format x kernel variant x
 thread count, on the BitNet b1.58 2B4T matrix shapes by default. Each call reads a
-different copy of the weights (together %d x the last-level cache), so the figures are
-memory figures, not cache figures. weight GB/s is packed weight bytes per second;
-'of bw' divides it by a read-bandwidth probe run with the same threads just before
-and just after that row (bandwidth on a shared machine drifts). GOPS counts a
-multiply-add as two operations.""" % kernel_bench.LLC_MULTIPLE
+different copy of the weights (together %d x the last-level cache, at most a quarter of
+the free memory), so the figures are memory figures, not cache figures. weight GB/s is
+packed weight bytes per second; 'of read' divides it by the plain sequential read
+(one stream per thread, widest loads, no software prefetch) probed with the same threads
+just before and just after that row (bandwidth on a shared machine drifts); 'best read'
+is the fastest read pattern of the same probe. Each context runs with the GEMV tuning
+the runtime chose for this CPU (see `ternbench tune`); every row records it. GOPS counts
+a multiply-add as two operations.""" % kernel_bench.LLC_MULTIPLE
 
 
 def add_parser(sub):
@@ -99,16 +102,20 @@ def run(args) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     progress = None if args.quiet or args.json else (lambda msg: print(f"  ... {msg}", file=sys.stderr, flush=True))
-    bandwidth, rows = {}, []
+    bandwidth, patterns, rows = {}, {}, []
     if args.bandwidth:
         for t in threads:
-            bandwidth[t] = kernel_bench.thread_bandwidth(t)
+            probe = kernel_bench.thread_bandwidth(t)
+            bandwidth[t], patterns[t] = probe.plain, probe.medians()
             if not args.json:
-                print(f"read bandwidth, {t} thread(s): {bandwidth[t]:.1f} GB/s")
+                others = ", ".join(f"{k} {v:.1f}" for k, v in patterns[t].items() if k != kernel_bench.PLAIN)
+                print(f"read bandwidth, {t} thread(s): {bandwidth[t]:.1f} GB/s plain sequential read "
+                      f"(other patterns, GB/s: {others})")
     else:
         if not args.json:
-            print(f"{meta['cpu']}; LLC {llc >> 20} MiB ({llc_src}); each row cycles {meta['working_set_bytes'] >> 20} MiB of weights;"
-                  " 'of bw': weight GB/s over the read bandwidth probed around that row")
+            print(f"{meta['cpu']}; LLC {llc >> 20} MiB ({llc_src}); each row cycles {meta['working_set_bytes'] >> 20} MiB "
+                  "of weights;\n'of read': weight GB/s over the plain sequential read probed around that row; 'best read': "
+                  "the fastest read pattern of that probe; 'tuning': GEMV prefetch bytes / claim KiB")
             print(_header())
         for item in kernel_bench.run(formats, variants, threads, shapes, ops, args.n, args.budget, progress):
             rows.append(item)
@@ -118,8 +125,11 @@ def run(args) -> int:
         probes = [r.bandwidth_gbps for r in rows if r.threads == t]
         if probes:
             bandwidth[t] = statistics.median(probes)
-    result = {"meta": meta, "bandwidth_gbps": {str(k): v for k, v in bandwidth.items()},
+    result = {"meta": meta, "bandwidth_reference": kernel_bench.REFERENCE,
+              "bandwidth_gbps": {str(k): v for k, v in bandwidth.items()},
               "rows": [asdict(r) for r in rows]}
+    if patterns:
+        result["read_patterns_gbps"] = {str(k): v for k, v in patterns.items()}
     if args.json:
         print_json(result if args.bandwidth else result["rows"])
     if args.out:
@@ -134,12 +144,13 @@ def run(args) -> int:
 
 def _header() -> str:
     return (f"{'op':<5}{'format':<7}{'variant':<11}{'thr':>4}{'shape':>11}{'n':>5}"
-            f"{'median':>11}{'weight GB/s':>13}{'bw GB/s':>9}{'of bw':>7}{'GOPS':>9}")
+            f"{'median':>11}{'weight GB/s':>13}{'read GB/s':>10}{'of read':>8}{'best read':>22}{'GOPS':>9}{'tuning':>11}")
 
 
 def _line(r) -> str:
     us = r.median_s * 1e6
     med = f"{us:.1f} us" if us < 100 else f"{us:.0f} us" if us < 1e5 else f"{us / 1e3:.0f} ms"
     return (f"{r.op:<5}{r.format:<7}{r.variant:<11}{r.threads:>4}{f'{r.rows}x{r.cols}':>11}{r.n:>5}"
-            f"{med:>11}{r.weight_gbps:>13.1f}{r.bandwidth_gbps:>9.1f}{r.bandwidth_fraction:>7.0%}{r.gops:>9.1f}"
+            f"{med:>11}{r.weight_gbps:>13.1f}{r.bandwidth_gbps:>10.1f}{r.bandwidth_fraction:>8.0%}"
+            f"{f'{r.best_read_gbps:.1f} {r.best_read_pattern}':>22}{r.gops:>9.1f}{f'{r.prefetch}/{r.claim >> 10}K':>11}"
             + ("  (cache-resident: too small to cycle past the LLC)" if r.from_cache else ""))

@@ -30,19 +30,21 @@ def shape_of(spec: ModelSpec) -> ModelShape:
                       tied_embeddings=spec.tied_embeddings)
 
 
-def memory_needed(spec: ModelSpec, fmt: str, head_fmt: str, tokens: int, batch: int, threads: int = 1) -> int:
-    """Weights + the runtime's float32 KV cache + scratch (models.memory_estimate), plus the
+def memory_needed(spec: ModelSpec, fmt: str, head_fmt: str, tokens: int, batch: int, threads: int = 1,
+                  kv: str = "f16") -> int:
+    """Weights + the runtime's KV cache + scratch (models.memory_estimate), plus the
     context's activation buffers: a token-major and an interleaved copy of the batch and the
     int32 outputs, at the widest matrix."""
     from . import models
 
-    est = models.memory_estimate(spec, fmt, head_fmt, tokens, batch, threads, kv_dtype="f32")
+    est = models.memory_estimate(spec, fmt, head_fmt, tokens, batch, threads, kv_dtype=kv)
     width = max(spec.hidden, spec.ffn, spec.q_dim)
     return est["total"] + 3 * 4 * max(batch, 32) * width
 
 
-def check_fits(spec: ModelSpec, fmt: str, head_fmt: str, tokens: int, batch: int, threads: int = 1) -> int:
-    need = memory_needed(spec, fmt, head_fmt, tokens, batch, threads)
+def check_fits(spec: ModelSpec, fmt: str, head_fmt: str, tokens: int, batch: int, threads: int = 1,
+               kv: str = "f16") -> int:
+    need = memory_needed(spec, fmt, head_fmt, tokens, batch, threads, kv)
     have = psutil.virtual_memory().available
     if need > have:
         raise DoesNotFit(f"{spec.name} in {fmt} needs about {need / 1e9:.2f} GB (weights, KV cache for {tokens} "
@@ -69,9 +71,12 @@ class PointResult:
     tg_samples_s: list = field(default_factory=list)
     bytes_per_token: int = 0  # weight bytes one generated token reads
     tg_bandwidth_gbps: float = 0.0
-    bandwidth_gbps: float = 0.0  # read-bandwidth probe around the timed runs
-    bandwidth_fraction: float = 0.0
+    bandwidth_gbps: float = 0.0  # the plain sequential read, probed around the timed runs
+    bandwidth_fraction: float = 0.0   # tg_bandwidth_gbps / bandwidth_gbps
+    bandwidth_reference: str = kernel_bench.REFERENCE
+    read_patterns_gbps: dict = field(default_factory=dict)  # every pattern of the same probe
     setup_s: float = 0.0
+    tuning: dict = field(default_factory=dict)  # the GEMV tuning the context ran with
 
 
 def _stdev(xs):
@@ -79,13 +84,13 @@ def _stdev(xs):
 
 
 def run_point(spec: ModelSpec, fmt: str, head_fmt: str, variant: str, threads: int, n_prompt: int, n_gen: int,
-              reps: int = 5, seed: int = 0, progress=None) -> PointResult:
+              reps: int = 5, seed: int = 0, progress=None, kv: str = "f16") -> PointResult:
     max_ctx = max(n_prompt, n_gen) + 1
-    check_fits(spec, fmt, head_fmt, max_ctx, max(n_prompt, 1), threads)
+    check_fits(spec, fmt, head_fmt, max_ctx, max(n_prompt, 1), threads, kv)
     rng = np.random.default_rng(seed)
     with Context(threads, variant) as ctx:
         t0 = time.perf_counter()
-        model = Model(shape_of(spec), fmt, head_fmt, max_ctx=max_ctx)
+        model = Model(shape_of(spec), fmt, head_fmt, max_ctx=max_ctx, kv_format=kv)
         model.init_random(ctx, seed)
         setup = time.perf_counter() - t0
         prompt = rng.integers(0, spec.vocab, size=max(n_prompt, 1)).astype(np.int32)
@@ -118,15 +123,17 @@ def run_point(spec: ModelSpec, fmt: str, head_fmt: str, variant: str, threads: i
                         tg_s.append(b)
             return pp_s, tg_s
 
-        (pp_s, tg_s), bw = kernel_bench.bracketed(ctx, repetitions)
+        (pp_s, tg_s), probe = kernel_bench.bracketed(ctx, repetitions)
+        bw = probe.plain
         pp_tps = [n_prompt / s for s in pp_s]
         tg_tps = [n_gen / s for s in tg_s]
         tg_med = statistics.median(tg_tps) if tg_tps else 0.0
         per_token = model.bytes_per_token
         return PointResult(
-            model=spec.name, format=fmt, head_format=head_fmt, kv_cache="f32", variant=ctx.variant,
+            model=spec.name, format=fmt, head_format=head_fmt, kv_cache=kv, variant=ctx.variant,
             threads=threads, n_prompt=n_prompt, n_gen=n_gen, reps=reps,
             pp_tps=statistics.median(pp_tps) if pp_tps else 0.0, pp_tps_stddev=_stdev(pp_tps),
             tg_tps=tg_med, tg_tps_stddev=_stdev(tg_tps), pp_samples_s=pp_s, tg_samples_s=tg_s,
             bytes_per_token=per_token, tg_bandwidth_gbps=per_token * tg_med / 1e9, bandwidth_gbps=bw,
-            bandwidth_fraction=per_token * tg_med / 1e9 / bw, setup_s=setup)
+            bandwidth_fraction=per_token * tg_med / 1e9 / bw, read_patterns_gbps=probe.medians(), setup_s=setup,
+            tuning=ctx.tuning.to_json())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyperf
 
-from . import machine, stats, sweep_energy
+from . import kernel_bench, machine, stats, sweep_energy
 from .sweep_points import Point
 
 
@@ -16,15 +16,26 @@ def _point_fields(point: Point) -> dict:
     return {"key": point.key, **point.to_dict(), "test": point.test}
 
 
-def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int]:
-    """(process lines, timed run lines in order, every probe pass in GB/s, warm-up runs)."""
-    procs, runs, probes = [], [], []
+# Before the probe reported each read pattern, a probe pass kept the fastest of three.
+OLD_REFERENCE = "fastest of three read patterns (results before the plain-read yardstick)"
+
+
+def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int, dict[str, list[float]]]:
+    """(process lines, timed run lines in order, every yardstick probe pass in GB/s, warm-up
+    runs, every pass of every read pattern where the sidecar has them)."""
+    procs, runs, probes, patterns = [], [], [], {}
     warmups = 0
+
+    def add_patterns(d):
+        for name, passes in (d or {}).items():
+            patterns.setdefault(name, []).extend(passes)
+
     for line in Path(path).read_text().splitlines():
         d = json.loads(line)
         if d["type"] == "process":
             procs.append(d)
             probes += d["probe_before_gbps"]
+            add_patterns(d.get("probe_before_patterns"))
         elif d["type"] == "run":
             if d["warmup"]:
                 warmups += 1
@@ -32,7 +43,8 @@ def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int]:
                 runs.append(d)
         elif d["type"] == "probe_after":
             probes += d["gbps"]
-    return procs, runs, probes, warmups
+            add_patterns(d.get("patterns"))
+    return procs, runs, probes, warmups, patterns
 
 
 def worker_failure(sidecar: Path) -> int | None:
@@ -49,7 +61,7 @@ def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: floa
        idle_watts: float | None = None) -> dict:
     bench = pyperf.Benchmark.load(str(pyperf_file))
     per_token = bench.get_values()            # seconds per token, one per timed run
-    procs, runs, probes, warmups = read_sidecar(sidecar)
+    procs, runs, probes, warmups, patterns = read_sidecar(sidecar)
     if len(runs) != len(per_token):
         raise ValueError(f"{sidecar}: {len(runs)} timed runs recorded, pyperf has {len(per_token)} values")
     tps = [1.0 / v for v in per_token]
@@ -65,6 +77,11 @@ def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: floa
         "timing_vs_runtime": statistics.median(tps) / statistics.median(runtime_tps),
         "weight_bytes": first["weight_bytes"], "bytes_per_token": first["bytes_per_token"],
         "probe_gbps": statistics.median(probes),
+        "bandwidth_reference": kernel_bench.REFERENCE if patterns else OLD_REFERENCE,
+        "read_patterns_gbps": {k: statistics.median(v) for k, v in patterns.items()},
+        "tuning": first.get("tuning"),
+        # before the f16 cache, the runtime's KV cache was float32
+        "kv_cache": first.get("kv_cache", "f32"),
         # caches lie: a model smaller than the last-level cache is not read from DRAM
         "fits_in_llc": first["weight_bytes"] <= machine.last_level_cache_bytes()[0],
         "achieved_gbps": None, "bandwidth_fraction": None,

@@ -112,7 +112,8 @@ def worker_setup(args, runner):
     probe = kernel_bench.measure_bandwidth(ctx, 3)
     side.write("process", variant=ctx.variant, threads=ctx.threads, affinity=sorted(os.sched_getaffinity(0)),
                pinned=bool(args.pin), setup_s=setup, weight_bytes=model.weight_bytes,
-               bytes_per_token=model.bytes_per_token, probe_before_gbps=probe,
+               bytes_per_token=model.bytes_per_token, probe_before_gbps=probe.passes[kernel_bench.PLAIN],
+               probe_before_patterns=probe.passes, tuning=ctx.tuning.to_json(), kv_cache=model.kv_format,
                energy=meter.name if meter else None)
     if args.fault:
         os.kill(os.getpid(), getattr(signal, args.fault))
@@ -157,7 +158,8 @@ def make_run(args, runner, point, side, ctx, model, prompt, meter):
                        warmup=done < runner.args.warmups, energy=reading, energy_error=energy_error)
             done += 1
         if done >= calls:
-            side.write("probe_after", gbps=kernel_bench.measure_bandwidth(ctx, 3))
+            probe = kernel_bench.measure_bandwidth(ctx, 3)
+            side.write("probe_after", gbps=probe.passes[kernel_bench.PLAIN], patterns=probe.passes)
         return total
 
     return run

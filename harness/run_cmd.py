@@ -96,6 +96,24 @@ def point_latest(out: Path) -> None:
         pass
 
 
+def tune_up_front(plan, log) -> None:
+    """Every (variant, threads) of the plan gets its kernel tuning before the first point, so
+    that no worker measures one inside a point's set-up (they find it cached)."""
+    import warnings
+
+    import runtime
+
+    for variant, threads in sorted({(p.variant, p.threads) for p in plan.points}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # more threads than CPUs: said per point
+            with runtime.Context(threads, variant, tuning="off") as ctx:
+                t = runtime.tuning.apply(ctx, progress=lambda m, v=ctx.variant, t=threads: log(
+                    f"  tuning the {v} kernels, {t} thread(s): {m}"))
+        if t.source == "measured":
+            log(f"  tuned {t.variant}, {threads} thread(s): " +
+                ", ".join(f"{f} prefetch {pf}, claim {c >> 10} KiB" for f, (pf, c) in t.settings.items()))
+
+
 def run(args) -> int:
     from . import sweep, sweep_points, sysinfo
     from .energy import EnergyUnavailable
@@ -128,6 +146,7 @@ def run(args) -> int:
     for s in plan.skipped:
         log(f"  skip  {s.point.key}: {s.reason}")
     fingerprint = sysinfo.fingerprint()
+    tune_up_front(plan, log)
     try:
         outcome = sweep.run(config, plan, results, fingerprint, args.resume, quiet=args.quiet or args.json)
     except sweep.ResumeRefused as e:

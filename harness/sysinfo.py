@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 import runtime
+from runtime.cpu import ARM_ISA, X86_ISA, parse_cpuinfo  # noqa: F401  (re-exported for tests)
 
 from . import machine
 
@@ -25,10 +26,6 @@ SCHEMA = 1
 LIVE_PROC, LIVE_SYS = Path("/proc"), Path("/sys")
 COMMAND_TIMEOUT_S = 10
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-# The instruction-set extensions the kernel variants are built on (see the README's table).
-X86_ISA = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni")
-ARM_ISA = ("asimd", "asimddp")
 
 # MIDR implementer codes and a few common part numbers (linux arch/arm64/include/asm/cputype.h).
 ARM_IMPLEMENTERS = {0x41: "ARM", 0x42: "Broadcom", 0x43: "Cavium", 0x46: "Fujitsu", 0x48: "HiSilicon",
@@ -121,22 +118,6 @@ def _run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
 
 # --- CPU ----------------------------------------------------------------------------------------
 
-def parse_cpuinfo(text: str) -> list[dict[str, str]]:
-    """/proc/cpuinfo -> one dict per logical CPU (blocks without a 'processor' line are merged
-    into every CPU: old ARM kernels put 'Hardware' in a trailing block)."""
-    blocks = []
-    for chunk in re.split(r"\n\s*\n", text):
-        fields = {}
-        for line in chunk.splitlines():
-            key, sep, value = line.partition(":")
-            if sep:
-                fields[key.strip()] = value.strip()
-        if fields:
-            blocks.append(fields)
-    shared = {k: v for b in blocks if "processor" not in b for k, v in b.items()}
-    return [{**shared, **b} for b in blocks if "processor" in b]
-
-
 def read_cpuinfo(proc: Path, notes: list[str]) -> list[dict[str, str]]:
     text = _read(proc / "cpuinfo")
     cpus = parse_cpuinfo(text) if text else []
@@ -219,7 +200,7 @@ def cpu_section(cpus: list[dict[str, str]], sys: Path, notes: list[str], live: b
 def _cache_size(path: Path) -> int | None:
     text = _read(path)
     try:
-        return machine._parse_size(text) if text else None
+        return machine.parse_size(text) if text else None
     except ValueError:
         return None
 

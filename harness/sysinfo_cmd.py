@@ -44,7 +44,8 @@ def run(args) -> int:
 
     info["energy_backends"] = _energy(text)
 
-    info["read_bandwidth_gbps"] = None if args.no_bandwidth else _bandwidth(threads, quiet, text)
+    info["read_bandwidth_gbps"], info["read_patterns_gbps"] = ((None, None) if args.no_bandwidth
+                                                               else _bandwidth(threads, quiet, text))
     if args.json:
         print_json(info)
     return EXIT_OK
@@ -70,15 +71,20 @@ def _progress(quiet: bool, msg: str) -> None:
         print(f"  ... {msg}", file=sys.stderr, flush=True)
 
 
-def _bandwidth(threads: list[int], quiet: bool, text: bool) -> dict[str, float]:
-    """Probes one thread count at a time, so the table grows as it is measured."""
+def _bandwidth(threads: list[int], quiet: bool, text: bool) -> tuple[dict[str, float], dict[str, dict]]:
+    """Probes one thread count at a time, so the table grows as it is measured: the plain
+    sequential read (the yardstick), and every read pattern beside it."""
+    import runtime
+
     if text:
-        print(f"\nread bandwidth (median of {kernel_bench.BANDWIDTH_PASSES} passes over "
-              f"{2 * kernel_bench.working_set_bytes() >> 20} MiB)\n{'threads':>8}{'GB/s':>9}", flush=True)
-    out = {}
+        print(f"\nread bandwidth, GB/s (median of {kernel_bench.BANDWIDTH_PASSES} passes over "
+              f"{2 * kernel_bench.working_set_bytes() >> 20} MiB; plain: one sequential stream per thread)\n"
+              f"{'threads':>8}" + "".join(f"{p:>14}" for p in runtime.READ_PATTERNS), flush=True)
+    plain, patterns = {}, {}
     for t in threads:
         _progress(quiet, f"read bandwidth, {t} thread(s)")
-        out[str(t)] = kernel_bench.thread_bandwidth(t)
+        probe = kernel_bench.thread_bandwidth(t)
+        plain[str(t)], patterns[str(t)] = probe.plain, probe.medians()
         if text:
-            print(f"{t:>8}{out[str(t)]:>9.1f}", flush=True)
-    return out
+            print(f"{t:>8}" + "".join(f"{v:>14.1f}" for v in patterns[str(t)].values()), flush=True)
+    return plain, patterns

@@ -7,7 +7,9 @@
 """
 from .api import (
     FORMATS,
+    INTEGER_FORMATS,
     KNOWN_VARIANTS,
+    READ_PATTERNS,
     TERNARY_FORMATS,
     Context,
     Matrix,
@@ -20,10 +22,11 @@ from .api import (
     variants,
     version,
 )
-from .model import Model, ModelShape
+from . import cpu, tuning
+from .model import HEAD_FORMATS, KV_FORMATS, LINEAR_FORMATS, Model, ModelShape
 
 __all__ = [
-    "FORMATS", "KNOWN_VARIANTS", "TERNARY_FORMATS", "Context", "Matrix", "RuntimeFailure",
+    "FORMATS", "INTEGER_FORMATS", "KNOWN_VARIANTS", "READ_PATTERNS", "HEAD_FORMATS", "KV_FORMATS", "LINEAR_FORMATS", "TERNARY_FORMATS", "Context", "Matrix", "RuntimeFailure",
     "UnsupportedVariant", "VariantInfo", "best_variant", "build_info", "matrix_bytes", "variants", "version",
-    "Model", "ModelShape",
+    "Model", "ModelShape", "cpu", "tuning",
 ]

@@ -15,8 +15,13 @@ import numpy as np
 
 from ._rt import ffi, lib
 
-FORMATS = ("i2s", "tq1", "f16", "f32", "int8")
-TERNARY_FORMATS = ("i2s", "tq1")
+FORMATS = tuple(ffi.string(lib.tb_format_name(i)).decode() for i in range(lib.tb_format_count()))
+TERNARY_FORMATS = tuple(f for i, f in enumerate(FORMATS) if lib.tb_format_is_ternary(i))
+# Formats whose kernels take per-token int8 activations: exact integer dot products.
+INTEGER_FORMATS = TERNARY_FORMATS + ("int8",)
+# The read patterns of the bandwidth probe; the first, one plain sequential stream per
+# thread, is the denominator of every bandwidth fraction.
+READ_PATTERNS = tuple(ffi.string(lib.tb_read_pattern_name(i)).decode() for i in range(lib.tb_read_pattern_count()))
 # Every variant name the runtime knows on any architecture, best first per family.
 KNOWN_VARIANTS = ("avx512vnni", "avx512", "avx2", "dotprod", "neon", "scalar")
 
@@ -190,9 +195,11 @@ class Context:
 
     `threads` may exceed the CPUs available (a warning says so: results then
     measure oversubscription). `variant="auto"` picks the best this CPU runs.
+    `tuning` ("auto", "cache" or "off"; default: $TERNBENCH_TUNING, else "auto") says
+    how the GEMV settings are chosen: see runtime.tuning. `ctx.tuning` says what it chose.
     """
 
-    def __init__(self, threads: int = 1, variant: str = "auto"):
+    def __init__(self, threads: int = 1, variant: str = "auto", tuning: str | None = None):
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
             raise TypeError(f"threads must be an integer, got {type(threads).__name__}")
         if threads <= 0:
@@ -212,6 +219,9 @@ class Context:
         # cffi releases the GIL in C calls, and a context's scratch buffers serve
         # one call at a time: serialise callers sharing a context
         self._lock = threading.Lock()
+        from . import tuning as _tuning
+
+        self.tuning = _tuning.apply(self, tuning)
 
     @property
     def threads(self) -> int:
@@ -262,10 +272,32 @@ class Context:
             _fail()
         return y
 
+    def matmul_many(self, mats: list[Matrix], x: np.ndarray) -> list[np.ndarray]:
+        """matmul of several matrices of one format and column count on the same input: the
+        input is quantised once and they run in one hand-off to the threads (Q, K and V)."""
+        if not mats or len(mats) > 16:
+            raise ValueError(f"matmul_many takes 1 to 16 matrices, got {len(mats)}")
+        for i, m in enumerate(mats):
+            if not isinstance(m, Matrix):
+                raise TypeError(f"matrix {i} must be a runtime.Matrix, got {type(m).__name__}")
+            if (m.format, m.cols) != (mats[0].format, mats[0].cols):
+                raise ValueError(f"matrix {i} is {m.format} with {m.cols} columns, unlike matrix 0 "
+                                 f"({mats[0].format}, {mats[0].cols} columns)")
+        shapes = [self._tokens(m, x, np.float32)[1] for m in mats]
+        ys = [np.empty(shape, dtype=np.float32) for shape in shapes]
+        arr = ffi.new("tb_matrix *[]", [m._ptr for m in mats])
+        outs = ffi.new("float *[]", [ffi.from_buffer("float[]", y) for y in ys])
+        n = 1 if x.ndim == 1 else x.shape[0]
+        with self._lock:
+            rc = lib.tb_matmul_many(self._live(), arr, len(mats), ffi.from_buffer("float[]", x), n, outs)
+        if rc != 0:
+            _fail()
+        return ys
+
     def matmul_i8(self, m: Matrix, x: np.ndarray) -> np.ndarray:
-        """Exact integer dot products sum_k w*x for int8 activations (ternary formats)."""
-        if isinstance(m, Matrix) and m.format not in TERNARY_FORMATS:
-            raise ValueError(f"integer matmul needs a ternary format, not {m.format}")
+        """Exact integer dot products sum_k w*x for int8 activations (i2s, tq1, int8)."""
+        if isinstance(m, Matrix) and m.format not in INTEGER_FORMATS:
+            raise ValueError(f"integer matmul needs an integer format ({', '.join(INTEGER_FORMATS)}), not {m.format}")
         n, shape = self._tokens(m, x, np.int8)
         y = np.empty(shape, dtype=np.int32)
         with self._lock:
@@ -289,11 +321,30 @@ class Context:
             _fail()
         return list(secs)
 
-    def read_bandwidth(self, nbytes: int, passes: int) -> list[float]:
-        """GB/s (1e9 bytes/s) of each pass of a read-only sweep over `nbytes` by all threads."""
-        gbps = ffi.new("double[]", passes)
+    def read_bandwidth(self, nbytes: int, passes: int) -> dict[str, list[float]]:
+        """GB/s (1e9 bytes/s) of each pass of a read-only sweep over `nbytes` by all threads,
+        per read pattern (READ_PATTERNS; "plain" is the yardstick)."""
+        k = len(READ_PATTERNS)
+        gbps = ffi.new("double[]", passes * k)
         with self._lock:
             rc = lib.tb_bench_read_bandwidth(self._live(), nbytes, passes, gbps)
         if rc != 0:
             _fail()
-        return list(gbps)
+        return {name: [gbps[p * k + i] for p in range(passes)] for i, name in enumerate(READ_PATTERNS)}
+
+    def set_gemv_tuning(self, fmt: str, prefetch: int, chunk: int) -> None:
+        """GEMV tuning of one format: software prefetch distance in bytes (0: none, else a
+        multiple of 64) and the bytes of weights a thread claims at a time (0: equal split)."""
+        f = _check_format(fmt)
+        with self._lock:
+            if lib.tb_ctx_set_tuning(self._live(), f, int(prefetch), int(chunk)) != 0:
+                _fail(ValueError)
+
+    def gemv_tuning(self, fmt: str) -> tuple[int, int]:
+        """(prefetch bytes, claim bytes) this context uses for `fmt`."""
+        f = _check_format(fmt)
+        pf, ch = ffi.new("int *"), ffi.new("int *")
+        with self._lock:
+            if lib.tb_ctx_get_tuning(self._live(), f, pf, ch) != 0:
+                _fail()
+        return pf[0], ch[0]

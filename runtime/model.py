@@ -11,6 +11,8 @@ from .api import Context, _array, _fail
 LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
 NORMS = ("attn", "ffn", "attn_sub", "ffn_sub")
 HEAD_FORMATS = ("int8", "f16", "f32")
+KV_FORMATS = ("f16", "f32")
+LINEAR_FORMATS = ("i2s", "tq1", "f16", "f32")
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,19 @@ class ModelShape:
 
 
 class Model:
-    """A model with weights in one format (`i2s`, `tq1` or the `f16` baseline) and a
-    head (embedding / output) format; `max_ctx` tokens of float32 KV cache."""
+    """A model with weights in one format (`i2s`, `tq1` or the `f16` baseline), a head
+    (embedding / output) format, and `max_ctx` tokens of KV cache in `kv_format`."""
 
     def __init__(self, shape: ModelShape, weight_format: str, head_format: str = "f16", max_ctx: int = 4096,
-                 float_act_quant: bool = False):
+                 float_act_quant: bool = False, kv_format: str = "f16"):
         """float_act_quant (float weight formats): quantise each linear's input per token to
         int8 and back, so f32 weights compute the float reference of the ternary model."""
-        if weight_format not in ("i2s", "tq1", "f16", "f32"):
-            raise ValueError(f"weight format must be one of i2s, tq1, f16, f32; got {weight_format!r}")
+        if weight_format not in LINEAR_FORMATS:
+            raise ValueError(f"weight format must be one of {', '.join(LINEAR_FORMATS)}; got {weight_format!r}")
         if head_format not in HEAD_FORMATS:
             raise ValueError(f"head format must be one of {', '.join(HEAD_FORMATS)}; got {head_format!r}")
+        if kv_format not in KV_FORMATS:
+            raise ValueError(f"KV cache format must be one of {', '.join(KV_FORMATS)}; got {kv_format!r}")
         if shape.activation not in ("relu2", "silu"):
             raise ValueError(f"activation must be relu2 or silu, got {shape.activation!r}")
         cfg = ffi.new("tb_model_config *")
@@ -56,17 +60,21 @@ class Model:
         cfg.weight_fmt = lib.tb_format_id(weight_format.encode())
         cfg.head_fmt = lib.tb_format_id(head_format.encode())
         cfg.float_act_quant = bool(float_act_quant)
+        cfg.kv_fmt = lib.tb_format_id(kv_format.encode())
         ptr = lib.tb_model_new(cfg)
         if ptr == ffi.NULL:
             _fail(ValueError)
         self._ptr = ffi.gc(ptr, lib.tb_model_free)
         self.shape, self.weight_format, self.head_format, self.max_ctx = shape, weight_format, head_format, max_ctx
+        self.kv_format = kv_format
         self._logits = np.empty(shape.vocab, dtype=np.float32)
 
     # ---- weights ----
     def init_random(self, ctx: Context, seed: int = 0) -> None:
         """Synthetic weights generated in C, multithreaded; same seed, same values in every format."""
-        if lib.tb_model_init_random(self._ptr, ctx._live(), seed & (2**64 - 1)) != 0:
+        with ctx._lock:  # the context's pool serves one call at a time
+            rc = lib.tb_model_init_random(self._ptr, ctx._live(), seed & (2**64 - 1))
+        if rc != 0:
             _fail()
 
     def linear_shape(self, which: str) -> tuple[int, int]:

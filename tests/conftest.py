@@ -24,3 +24,13 @@ def runnable_variants():
     import runtime
 
     return [v.name for v in runtime.variants() if v.supported]
+
+
+def pytest_sessionstart(session):
+    # Contexts made by the tests (and by the commands they run) use the built-in GEMV
+    # settings rather than measuring a tuning per variant and thread count: results never
+    # depend on the tuning (tests/c/kernel_check.c and test_runtime_hazards.py vary it),
+    # only speed does. test_tuning.py measures with its own cache directory.
+    import os
+
+    os.environ.setdefault("TERNBENCH_TUNING", "off")

@@ -3,7 +3,9 @@
 It follows the architecture as written in transformers' modeling_bitnet.py and the
 BitNet quantisation steps: ternary weights times one scale per matrix, activations
 quantised per token to int8 with absmax (in float32, as the runtime and PyTorch do,
-so that the integers agree), integer dot products, float scaling."""
+so that the integers agree), integer dot products, float scaling. The runtime's
+int8 head quantises its input the same way (w8a8); its KV cache rounds keys and
+values to f16 unless it holds f32."""
 import numpy as np
 
 TERNARY = ("i2s", "tq1")
@@ -28,11 +30,30 @@ def linear(x, w, scale, fmt):
 
 
 def int8_rows(w):
-    """The runtime's int8 head: per row q = round(w / s), s = max|w| / 127, in float32."""
+    """The runtime's int8 format: per row q = round(w / s), s = max|w| / 127, in float32;
+    returns q and s."""
     w = w.astype(np.float32)
     s = np.abs(w).max(axis=1, keepdims=True) / np.float32(127)
     s = np.where(s > 0, s, np.float32(1))
-    return (np.clip(np.round(w / s), -127, 127) * s).astype(np.float64)
+    return np.clip(np.round(w / s), -127, 127).astype(np.float64), s.astype(np.float64)
+
+
+class Head:
+    """An embedding / output matrix in a head format; `logits` applies it as the runtime does."""
+
+    def __init__(self, w, fmt):
+        self.fmt = fmt
+        if fmt == "int8":
+            self.q, self.s = int8_rows(w)
+            self.values = self.q * self.s
+        else:
+            self.values = (w.astype(np.float16) if fmt == "f16" else w).astype(np.float64)
+
+    def logits(self, x):
+        if self.fmt != "int8":
+            return x @ self.values.T
+        q, s = quantise(x)
+        return (q @ self.q.T) * (self.s[:, 0] / s)
 
 
 def rmsnorm(x, w, eps):
@@ -51,12 +72,11 @@ def rope(x, pos, theta):
 
 
 class ReferenceModel:
-    def __init__(self, shape, weights, fmt, head_format="f16"):
-        self.s, self.w, self.fmt = shape, weights, fmt
-        cast = {"f16": lambda a: a.astype(np.float16).astype(np.float64), "int8": int8_rows,
-                "f32": lambda a: a.astype(np.float64)}[head_format]
-        self.embed = cast(weights["embedding"])
-        self.head = self.embed if shape.tied_embeddings else cast(weights["output"])
+    def __init__(self, shape, weights, fmt, head_format="f16", kv_format="f16"):
+        self.s, self.w, self.fmt, self.kv_format = shape, weights, fmt, kv_format
+        embed = Head(weights["embedding"], head_format)
+        self.embed = embed.values
+        self.head = embed if shape.tied_embeddings else Head(weights["output"], head_format)
         self.k = [np.zeros((0, shape.kv_heads, shape.head_dim)) for _ in range(shape.layers)]
         self.v = [np.zeros((0, shape.kv_heads, shape.head_dim)) for _ in range(shape.layers)]
         self.pos = 0
@@ -72,6 +92,8 @@ class ReferenceModel:
             k = linear(h, *L["k"], self.fmt).reshape(n, s.kv_heads, s.head_dim)
             v = linear(h, *L["v"], self.fmt).reshape(n, s.kv_heads, s.head_dim)
             q, k = rope(q, pos, s.rope_theta), rope(k, pos, s.rope_theta)
+            if self.kv_format == "f16":
+                k, v = (a.astype(np.float32).astype(np.float16).astype(np.float64) for a in (k, v))
             self.k[l] = np.concatenate([self.k[l], k])
             self.v[l] = np.concatenate([self.v[l], v])
             group = s.heads // s.kv_heads
@@ -94,7 +116,7 @@ class ReferenceModel:
                 f = rmsnorm(f, L["ffn_sub"], s.norm_eps)
             x = x + linear(f, *L["down"], self.fmt)
         self.pos += n
-        logits = rmsnorm(x[-1], w["final"], s.norm_eps) @ self.head.T
+        logits = self.head.logits(rmsnorm(x[-1], w["final"], s.norm_eps))
         return int(np.argmax(logits)), logits
 
 

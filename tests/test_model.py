@@ -26,8 +26,8 @@ STEPS = 12
 RTOL = {"f16": 2e-3, "i2s": 2e-2, "tq1": 2e-2}
 
 
-def run_reference(shape, weights, fmt, head_format="f16"):
-    ref = ReferenceModel(shape, weights, fmt, head_format)
+def run_reference(shape, weights, fmt, head_format="f16", kv_format="f16"):
+    ref = ReferenceModel(shape, weights, fmt, head_format, kv_format)
     tok, logits = ref.forward(PROMPT)
     toks, all_logits = [tok], [logits]
     for _ in range(STEPS - 1):
@@ -80,8 +80,24 @@ def test_head_formats_match_the_reference(head):
         assert np.abs(logits - want_logits[0]).max() / np.abs(want_logits[0]).max() < RTOL["i2s"]
 
 
+@pytest.mark.parametrize("kv", ["f16", "f32"])
+def test_kv_cache_formats_match_the_reference(kv):
+    shape = SHAPES["bitnet-gqa"]
+    weights = random_weights(shape, seed=9)
+    want_tokens, want_logits = run_reference(shape, weights, "f16", kv_format=kv)
+    model = Model(shape, "f16", max_ctx=64, kv_format=kv)
+    load_into(model, weights)
+    for variant in ("scalar", "auto"):
+        got_tokens, got_logits = greedy(model, Context(2, variant), PROMPT, STEPS)
+        assert got_tokens == want_tokens, (kv, variant)
+        for g, w in zip(got_logits, want_logits):
+            assert np.abs(g - w).max() / np.abs(w).max() < RTOL["f16"], (kv, variant)
+
+
 def test_synthetic_head_formats_hold_the_same_values():
-    # the synthetic embedding lies on a k/128 grid that f16 and int8 both store exactly
+    # the synthetic embedding lies on a k/128 grid that f16 and int8 both store exactly:
+    # the same tokens enter the layers, and an f16 head gives an f32 head's logits; the int8
+    # head quantises its input (w8a8), which moves them by about 1/127 of their scale
     shape = SHAPES["llama-mha"]
     ctx = Context(1)
     outs = {}
@@ -89,8 +105,8 @@ def test_synthetic_head_formats_hold_the_same_values():
         model = Model(shape, "i2s", head_format=head, max_ctx=16)
         model.init_random(ctx, seed=2)
         outs[head] = model.forward(ctx, PROMPT, logits=True)[1]
-    np.testing.assert_allclose(outs["int8"], outs["f32"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outs["f16"], outs["f32"], rtol=1e-5, atol=1e-5)
+    assert np.abs(outs["int8"] - outs["f32"]).max() < 2e-2 * np.abs(outs["f32"]).max()
 
 
 def test_prefill_in_one_batch_equals_token_by_token():

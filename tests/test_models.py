@@ -163,13 +163,14 @@ def test_tiny_spec_sizes_by_hand(tmp_path):
     # norms: per layer 2 x 64 + sub-norms 64 + 96 = 288, x 2 = 576, + final 64 = 640.
     assert models.param_count(s) == 1280 + 61440 + 640
     # i2s: every row pads to 256 columns = 64 bytes: (64+32+32+64+96+96+64) rows x 64 x 2 layers;
-    # int8 head: 10 x 64 + 4 x 10 = 680, twice (untied); norms 640 x 4 bytes.
-    assert models.weight_bytes(s, "i2s", "int8") == 448 * 64 * 2 + 2 * 680 + 2560
+    # the 10 head rows pad to a whole group of 4 rows, 12: int8 head 12 x 64 + 12 x 4 = 816,
+    # twice (untied); norms 640 x 4 bytes.
+    assert models.weight_bytes(s, "i2s", "int8") == 448 * 64 * 2 + 2 * 816 + 2560
     # tq1: 64 and 96 columns both pad to 320 = 64 bytes too
-    assert models.weight_bytes(s, "tq1", "int8") == 448 * 64 * 2 + 2 * 680 + 2560
-    # f16: 64 columns = 128 bytes (384 rows), 96 columns = 192 bytes (down: 64 rows); f16 head 1280, twice
-    assert models.weight_bytes(s, "f16", "f16") == (384 * 128 + 64 * 192) * 2 + 2 * 1280 + 2560
-    assert models.weight_bytes(s, "f32") == (384 * 256 + 64 * 384) * 2 + 2 * 1280 + 2560  # default head f16
+    assert models.weight_bytes(s, "tq1", "int8") == 448 * 64 * 2 + 2 * 816 + 2560
+    # f16: 64 columns = 128 bytes (384 rows), 96 columns = 192 bytes (down: 64 rows); f16 head 12 x 128, twice
+    assert models.weight_bytes(s, "f16", "f16") == (384 * 128 + 64 * 192) * 2 + 2 * 1536 + 2560
+    assert models.weight_bytes(s, "f32") == (384 * 256 + 64 * 384) * 2 + 2 * 1536 + 2560  # default head f16
     assert models.weight_bytes(s, "i2s") == models.weight_bytes(s, "i2s", "int8")
     # KV: 2 (K and V) x 2 layers x tokens x 32 x 2 bytes
     assert models.kv_cache_bytes(s, 100) == 2 * 2 * 100 * 32 * 2

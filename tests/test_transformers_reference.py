@@ -117,8 +117,8 @@ def assert_same_generation(path, want_tokens, want_logits, contexts, label):
     assert len(set(want_tokens)) >= 3, f"{label}: transformers' output is degenerate; pick another seed"
     worst = 0.0
     for fmt in ("i2s", "tq1"):
-        # an f32 head: lm_head is float in transformers too
-        model = ck.load_checkpoint(path, fmt, head_format="f32", max_ctx=64)
+        # an f32 head and KV cache: lm_head and the cache are float in transformers too
+        model = ck.load_checkpoint(path, fmt, head_format="f32", max_ctx=64, kv_format="f32")
         for key, ctx in contexts.items():
             tokens, logits = greedy(model, ctx, PROMPT, STEPS)
             errs = [np.abs(g - w).max() / np.abs(w).max() for g, w in zip(logits, want_logits)]

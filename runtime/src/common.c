@@ -1,6 +1,7 @@
 /* Errors, memory, time and half-precision conversion shared by the runtime. */
 #define _DEFAULT_SOURCE
 #include <sys/mman.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,4 +125,16 @@ uint16_t tb_float_to_half(float f) {
     uint32_t rem = ax & 0x1fffu;
     if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
     return (uint16_t)(sign | h);
+}
+
+/* Every half as a float, filled once: the portable loops convert by lookup. */
+static float half_table[65536];
+static pthread_once_t half_table_once = PTHREAD_ONCE_INIT;
+static void fill_half_table(void) {
+    for (unsigned h = 0; h < 65536; h++) half_table[h] = tb_half_to_float((uint16_t)h);
+}
+
+const float *tb_half_table(void) {
+    pthread_once(&half_table_once, fill_half_table);
+    return half_table;
 }

@@ -1,21 +1,23 @@
-/* Weight formats: packing from ternary or float values, and unpacking back. */
+/* Weight formats: packing from ternary or float values into the grouped layout
+ * (tb_internal.h), and unpacking back. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tb_internal.h"
 
-static const struct { const char *name; int ternary, block; } formats[TB_NFORMATS] = {
-    [TB_I2S] = {"i2s", 1, TB_I2S_BLOCK},
-    [TB_TQ1] = {"tq1", 1, TB_TQ1_BLOCK},
-    [TB_F16] = {"f16", 0, TB_F16_BLOCK},
-    [TB_F32] = {"f32", 0, TB_F32_BLOCK},
-    [TB_I8] = {"int8", 0, TB_I8_BLOCK},
+static const struct { const char *name; int ternary, int_act, block, max_cols; } formats[TB_NFORMATS] = {
+    [TB_I2S] = {"i2s", 1, 1, TB_I2S_BLOCK, TB_MAX_COLS},
+    [TB_TQ1] = {"tq1", 1, 1, TB_TQ1_BLOCK, TB_MAX_COLS},
+    [TB_F16] = {"f16", 0, 0, TB_F16_BLOCK, TB_MAX_COLS},
+    [TB_F32] = {"f32", 0, 0, TB_F32_BLOCK, TB_MAX_COLS},
+    [TB_I8] = {"int8", 0, 1, TB_I8_BLOCK, TB_I8_MAX_COLS},
 };
 
 int tb_format_count(void) { return TB_NFORMATS; }
 static int valid_fmt(int f) { return f >= 0 && f < TB_NFORMATS; }
 const char *tb_format_name(int f) { return valid_fmt(f) ? formats[f].name : NULL; }
 int tb_format_is_ternary(int f) { return valid_fmt(f) && formats[f].ternary; }
+int tb_format_int_act(int f) { return valid_fmt(f) && formats[f].int_act; }
 int tb_format_block(int f) { return valid_fmt(f) ? formats[f].block : 0; }
 
 int tb_format_id(const char *name) {
@@ -25,56 +27,69 @@ int tb_format_id(const char *name) {
 }
 
 static size_t row_bytes_for(int fmt, int kpad) {
-    switch (fmt) {
-    case TB_I2S: return (size_t)kpad / 4;
-    case TB_TQ1: return (size_t)kpad / 5;
-    case TB_F16: return (size_t)kpad * 2;
-    case TB_I8: return (size_t)kpad;
-    default: return (size_t)kpad * 4;
-    }
+    return tb_format_matrix_bytes(fmt, TB_GROUP, kpad) / TB_GROUP - (fmt == TB_I8 ? sizeof(float) : 0);
 }
+
+static int group_pad(int rows) { return (rows + TB_GROUP - 1) / TB_GROUP * TB_GROUP; }
 
 size_t tb_format_matrix_bytes(int fmt, int rows, int cols) {
     if (!valid_fmt(fmt) || rows < 0 || cols < 0) return 0;
-    int block = formats[fmt].block, kpad = (cols + block - 1) / block * block;
-    return (size_t)rows * (row_bytes_for(fmt, kpad) + (fmt == TB_I8 ? sizeof(float) : 0));
+    /* in size_t: an estimate for any shape, including ones tb_matrix_new refuses */
+    size_t block = (size_t)formats[fmt].block, kpad = ((size_t)cols + block - 1) / block * block;
+    size_t rows_pad = ((size_t)rows + TB_GROUP - 1) / TB_GROUP * TB_GROUP;
+    size_t row = fmt == TB_I2S ? kpad / 4 : fmt == TB_TQ1 ? kpad / 5 : fmt == TB_F16 ? kpad * 2
+               : fmt == TB_I8 ? kpad + sizeof(float) : kpad * 4;
+    return rows_pad * row;
 }
 
-/* Allocates a matrix header and (uninitialised) data, or fails naming what is wrong. */
+/* The packed bytes of one row holding only zero weights. */
+static void zero_row(tb_matrix *m, int r) {
+    /* i2s code u = 1 in every 2-bit field; tq1: all five trits 1, v = 121, q = 128 */
+    int byte = m->fmt == TB_I2S ? 0x55 : m->fmt == TB_TQ1 ? 128 : 0;
+    for (size_t c = 0; c < m->row_bytes / TB_CHUNK; c++) memset(tb_chunk(m, r, c), byte, TB_CHUNK);
+    if (m->row_scale) m->row_scale[r] = 0.0f;
+}
+
 tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
     if (!valid_fmt(fmt)) { tb_fail("unknown weight format id %d", fmt); return NULL; }
+    const char *name = formats[fmt].name;
     if (rows <= 0 || cols <= 0) {
-        tb_fail("%s: a matrix needs at least one row and one column (got %d x %d)",
-                formats[fmt].name, rows, cols);
+        tb_fail("%s: a matrix needs at least one row and one column (got %d x %d)", name, rows, cols);
+        return NULL;
+    }
+    if (cols > formats[fmt].max_cols) {
+        tb_fail("%s: %d columns is more than this format can hold (at most %d, so that "
+                "integer dot products stay exact in 32 bits)", name, cols, formats[fmt].max_cols);
+        return NULL;
+    }
+    if (rows > TB_MAX_ROWS) {
+        tb_fail("%s: %d rows is more than the runtime supports (at most %d)", name, rows, TB_MAX_ROWS);
         return NULL;
     }
     int block = formats[fmt].block;
-    if (cols > TB_MAX_COLS) {
-        tb_fail("%s: %d columns is more than this format can hold (at most %d, so that "
-                "integer dot products stay exact in 32 bits)", formats[fmt].name, cols, TB_MAX_COLS);
-        return NULL;
-    }
     int kpad = (cols + block - 1) / block * block;
     tb_matrix *m = calloc(1, sizeof *m);
     if (!m) { tb_fail("out of memory"); return NULL; }
     m->fmt = fmt;
     m->rows = rows;
+    m->rows_pad = group_pad(rows);
     m->cols = cols;
     m->kpad = kpad;
     m->scale = 1.0f;
     m->row_bytes = row_bytes_for(fmt, kpad);
-    m->nbytes = m->row_bytes * (size_t)rows;
+    m->nbytes = m->row_bytes * (size_t)m->rows_pad;
     m->data = tb_aligned_alloc(m->nbytes);
-    if (fmt == TB_I8 && !(m->row_scale = tb_aligned_alloc((size_t)rows * sizeof(float)))) {
+    if (fmt == TB_I8 && !(m->row_scale = tb_aligned_alloc((size_t)m->rows_pad * sizeof(float)))) {
         tb_aligned_free(m->data);
         m->data = NULL;
     }
     if (!m->data) {
         free(m);
-        tb_fail("%s: out of memory allocating %zu bytes for a %d x %d matrix",
-                formats[fmt].name, (size_t)rows * row_bytes_for(fmt, kpad), rows, cols);
+        tb_fail("%s: out of memory allocating %zu bytes for a %d x %d matrix", name,
+                (size_t)group_pad(rows) * row_bytes_for(fmt, kpad), rows, cols);
         return NULL;
     }
+    for (int r = rows; r < m->rows_pad; r++) zero_row(m, r);
     return m;
 }
 
@@ -86,29 +101,31 @@ void tb_matrix_free(tb_matrix *m) {
 }
 
 /* Padding columns hold weight 0: stored u = 1 for the biased ternary codes. */
-static void pack_i2s_row(uint8_t *dst, const int8_t *w, int cols, int kpad) {
-    for (int b = 0; b < kpad / TB_I2S_BLOCK; b++) {
+static void pack_i2s_row(tb_matrix *m, int r, const int8_t *w) {
+    for (int b = 0; b < m->kpad / TB_I2S_BLOCK; b++) {
+        uint8_t *dst = tb_chunk(m, r, (size_t)b);
         for (int j = 0; j < 64; j++) {
             uint8_t byte = 0;
             for (int s = 0; s < 4; s++) {
                 int k = b * TB_I2S_BLOCK + s * 64 + j;
-                int u = k < cols ? w[k] + 1 : 1;
+                int u = k < m->cols ? w[k] + 1 : 1;
                 byte |= (uint8_t)(u << (2 * s));
             }
-            dst[b * 64 + j] = byte;
+            dst[j] = byte;
         }
     }
 }
 
-static void pack_tq1_row(uint8_t *dst, const int8_t *w, int cols, int kpad) {
-    for (int b = 0; b < kpad / TB_TQ1_BLOCK; b++) {
+static void pack_tq1_row(tb_matrix *m, int r, const int8_t *w) {
+    for (int b = 0; b < m->kpad / TB_TQ1_BLOCK; b++) {
+        uint8_t *dst = tb_chunk(m, r, (size_t)b);
         for (int j = 0; j < 64; j++) {
             unsigned v = 0;
             for (int i = 0; i < 5; i++) {
                 int k = b * TB_TQ1_BLOCK + i * 64 + j;
-                v = v * 3 + (unsigned)(k < cols ? w[k] + 1 : 1);
+                v = v * 3 + (unsigned)(k < m->cols ? w[k] + 1 : 1);
             }
-            dst[b * 64 + j] = (uint8_t)((v * 256 + 242) / 243);
+            dst[j] = (uint8_t)((v * 256 + 242) / 243);
         }
     }
 }
@@ -139,44 +156,50 @@ long tb_fill_ternary(tb_matrix *m, const int8_t *w, float scale) {
 }
 
 void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale) {
-    uint8_t *dst = m->data + (size_t)r * m->row_bytes;
     int cols = m->cols;
     switch (m->fmt) {
-    case TB_I2S: pack_i2s_row(dst, src, cols, m->kpad); break;
-    case TB_TQ1: pack_tq1_row(dst, src, cols, m->kpad); break;
+    case TB_I2S: pack_i2s_row(m, r, src); break;
+    case TB_TQ1: pack_tq1_row(m, r, src); break;
     case TB_F16: { /* three distinct values: convert them once */
-        uint16_t *h = (uint16_t *)dst;
         uint16_t v[3] = {tb_float_to_half(-scale), tb_float_to_half(0.0f), tb_float_to_half(scale)};
-        for (int k = 0; k < m->kpad; k++) h[k] = v[k < cols ? src[k] + 1 : 1];
+        for (int k = 0; k < m->kpad; k++) {
+            uint16_t h = v[k < cols ? src[k] + 1 : 1];
+            memcpy(tb_row_at(m, r, 2 * (size_t)k), &h, 2);
+        }
         break;
     }
     case TB_I8: /* exact: the ternary values themselves, the scale per row */
-        for (int k = 0; k < m->kpad; k++) ((int8_t *)dst)[k] = k < cols ? src[k] : 0;
+        for (int k = 0; k < m->kpad; k++) *(int8_t *)tb_row_at(m, r, (size_t)k) = k < cols ? src[k] : 0;
         m->row_scale[r] = scale;
         break;
-    default: {
-        float *f = (float *)dst;
-        for (int k = 0; k < m->kpad; k++) f[k] = k < cols ? (float)src[k] * scale : 0.0f;
-    }
+    default:
+        for (int k = 0; k < m->kpad; k++) {
+            float f = k < cols ? (float)src[k] * scale : 0.0f;
+            memcpy(tb_row_at(m, r, 4 * (size_t)k), &f, 4);
+        }
     }
 }
 
 void tb_pack_float_row(tb_matrix *m, int r, const float *src) {
-    uint8_t *dst = m->data + (size_t)r * m->row_bytes;
     int cols = m->cols;
-    if (m->fmt == TB_I8) { /* symmetric per-row absmax: q = round(w * 127 / max|w|) */
+    if (m->fmt == TB_I8) { /* symmetric per-row absmax: q = round(w * 127 / max|w|), in [-127, 127] */
         float amax = 0.0f;
         for (int k = 0; k < cols; k++) amax = fmaxf(amax, fabsf(src[k]));
         float s = amax > 0.0f ? amax / 127.0f : 1.0f;
         for (int k = 0; k < m->kpad; k++)
-            ((int8_t *)dst)[k] = k < cols ? (int8_t)fminf(fmaxf(nearbyintf(src[k] / s), -127.0f), 127.0f) : 0;
+            *(int8_t *)tb_row_at(m, r, (size_t)k) =
+                k < cols ? (int8_t)fminf(fmaxf(nearbyintf(src[k] / s), -127.0f), 127.0f) : 0;
         m->row_scale[r] = s;
     } else if (m->fmt == TB_F16) {
-        for (int k = 0; k < m->kpad; k++) ((uint16_t *)dst)[k] = tb_float_to_half(k < cols ? src[k] : 0.0f);
+        for (int k = 0; k < m->kpad; k++) {
+            uint16_t h = tb_float_to_half(k < cols ? src[k] : 0.0f);
+            memcpy(tb_row_at(m, r, 2 * (size_t)k), &h, 2);
+        }
     } else {
-        float *f = (float *)dst;
-        memset(f, 0, m->row_bytes);
-        memcpy(f, src, (size_t)cols * sizeof(float));
+        for (int k = 0; k < m->kpad; k++) {
+            float f = k < cols ? src[k] : 0.0f;
+            memcpy(tb_row_at(m, r, 4 * (size_t)k), &f, 4);
+        }
     }
 }
 
@@ -210,7 +233,7 @@ tb_matrix *tb_matrix_clone(const tb_matrix *m) {
     if (!c) return NULL;
     c->scale = m->scale;
     memcpy(c->data, m->data, m->nbytes);
-    if (m->row_scale) memcpy(c->row_scale, m->row_scale, (size_t)m->rows * sizeof(float));
+    if (m->row_scale) memcpy(c->row_scale, m->row_scale, (size_t)m->rows_pad * sizeof(float));
     return c;
 }
 
@@ -220,13 +243,13 @@ int tb_matrix_cols(const tb_matrix *m) { return m->cols; }
 float tb_matrix_scale(const tb_matrix *m) { return m->scale; }
 size_t tb_matrix_bytes(const tb_matrix *m) { return tb_format_matrix_bytes(m->fmt, m->rows, m->cols); }
 
-static int ternary_at(const tb_matrix *m, const uint8_t *row, int k) {
+static int ternary_at(const tb_matrix *m, int r, int k) {
     if (m->fmt == TB_I2S) {
         int b = k / TB_I2S_BLOCK, e = k % TB_I2S_BLOCK;
-        return ((row[b * 64 + e % 64] >> (2 * (e / 64))) & 3) - 1;
+        return ((tb_chunk(m, r, (size_t)b)[e % 64] >> (2 * (e / 64))) & 3) - 1;
     }
     int b = k / TB_TQ1_BLOCK, e = k % TB_TQ1_BLOCK;
-    return tb_tq1_trit(row[b * 64 + e % 64], e / 64) - 1;
+    return tb_tq1_trit(tb_chunk(m, r, (size_t)b)[e % 64], e / 64) - 1;
 }
 
 int tb_unpack_ternary(const tb_matrix *m, signed char *out) {
@@ -235,20 +258,27 @@ int tb_unpack_ternary(const tb_matrix *m, signed char *out) {
     if (!formats[m->fmt].ternary)
         return tb_fail("unpack: %s is not a ternary format; use the float unpack", formats[m->fmt].name);
     for (int r = 0; r < m->rows; r++) {
-        const uint8_t *p = m->data + (size_t)r * m->row_bytes;
         int8_t *o = (int8_t *)out + (size_t)r * (size_t)m->cols;
-        for (int k = 0; k < m->cols; k++) o[k] = (int8_t)ternary_at(m, p, k);
+        for (int k = 0; k < m->cols; k++) o[k] = (int8_t)ternary_at(m, r, k);
     }
     return 0;
 }
 
 void tb_unpack_float_row(const tb_matrix *m, int r, float *o) {
-    const uint8_t *p = m->data + (size_t)r * m->row_bytes;
-    for (int k = 0; k < m->cols; k++)
-        o[k] = formats[m->fmt].ternary ? (float)ternary_at(m, p, k) * m->scale
-             : m->fmt == TB_F16        ? tb_half_to_float(((const uint16_t *)p)[k])
-             : m->fmt == TB_I8         ? (float)((const int8_t *)p)[k] * m->row_scale[r]
-                                       : ((const float *)p)[k];
+    const float *half = m->fmt == TB_F16 ? tb_half_table() : NULL;
+    for (int k = 0; k < m->cols; k++) {
+        if (formats[m->fmt].ternary) {
+            o[k] = (float)ternary_at(m, r, k) * m->scale;
+        } else if (m->fmt == TB_F16) {
+            uint16_t h;
+            memcpy(&h, tb_row_at(m, r, 2 * (size_t)k), 2);
+            o[k] = half[h];
+        } else if (m->fmt == TB_I8) {
+            o[k] = (float)*(const int8_t *)tb_row_at(m, r, (size_t)k) * m->row_scale[r];
+        } else {
+            memcpy(&o[k], tb_row_at(m, r, 4 * (size_t)k), 4);
+        }
+    }
 }
 
 int tb_unpack_float(const tb_matrix *m, float *out) {

@@ -7,10 +7,14 @@
  * for tq1, see tq1_negcodes), signed operands of s8 x s8 products:
  * sum(u q) - sum(q) recovers sum(w q) exactly.
  *
- * GEMV streams the packed weights once, four rows at a time sharing activation
- * loads. GEMM decodes a panel of TB_GEMM_MR rows into scratch, interleaved so
- * that one 16-byte load holds the same k step of four rows (decode_panel), then
- * multiplies it against token-interleaved activations in register tiles. */
+ * int8 (w8a8) weights are in [-127, 127] and multiply int8 activations directly.
+ *
+ * GEMV reads a row group (TB_GROUP rows interleaved in TB_CHUNK-byte chunks) as
+ * one sequential stream, the rows sharing the activation loads, with an optional
+ * software prefetch the context's tuning sets. GEMM decodes a panel of
+ * TB_GEMM_MR rows into scratch, interleaved so that one 16-byte load holds the
+ * same k step of four rows (decode_panel), then multiplies it against
+ * token-interleaved activations in register tiles. */
 #ifndef TB_KERN_ARM_COMMON_H
 #define TB_KERN_ARM_COMMON_H
 
@@ -118,146 +122,177 @@ TB_INLINE int32_t finish_ternary(int fmt, int32x4_t acc, int32_t qsum) {
     return (fmt == TB_TQ1 ? -dot : dot) - qsum;
 }
 
-/* Four rows at a time share each activation load, one accumulator chain per
- * row. The chunk loop stays rolled on purpose: unrolled, GCC hoists the next
- * chunk's loads and spills accumulators to the stack. */
-TB_INLINE void gemv_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, int fmt) {
-    const int block = 64 * ncodes_of(fmt), nb = w->kpad / block;
-    const size_t rb = w->row_bytes;
+/* The address usually lies past the end of the data: computed as an integer it
+ * stays defined, and prefetching it is harmless. */
+TB_INLINE void prefetch_group(const uint8_t *p, size_t ahead) {
+#pragma GCC unroll 4
+    for (int i = 0; i < TB_GROUP; i++) __builtin_prefetch((const void *)((uintptr_t)p + ahead + i * TB_CHUNK));
+}
+
+/* A group's four rows share each activation load, one accumulator chain per row.
+ * The 16-byte loop stays rolled on purpose: unrolled, GCC hoists the next step's
+ * loads and spills accumulators to the stack. */
+TB_INLINE void gemv_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o,
+                            int fmt) {
+    const int block = 64 * ncodes_of(fmt), nc = (int)(w->row_bytes / TB_CHUNK);
+    const size_t pf = (size_t)o->prefetch;
     const int32_t qsum = x->qsum[0];
     int32_t *out = y;
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const uint8_t *p = w->data + (size_t)r * rb;
-        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
-        for (int b = 0; b < nb; b++, p += 64) {
-            const int8_t *q = x->q + (size_t)b * block;
+    for (int r = r0; r < r1; r += TB_GROUP) {
+        const uint8_t *p = tb_group(w, r);
+        int32x4_t acc[TB_GROUP] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+        for (int c = 0; c < nc; c++, p += TB_GROUP * TB_CHUNK) {
+            if (pf) prefetch_group(p, pf);
+            const int8_t *q = x->q + (size_t)c * block;
 #pragma GCC unroll 1
-            for (int h = 0; h < 64; h += 16) {
+            for (int h = 0; h < TB_CHUNK; h += 16) {
                 int8x16_t qv[TQ1_CODES];
                 chunk_acts(fmt, q + h, qv);
-                a0 = chunk_dot(fmt, a0, p + h, qv);
-                a1 = chunk_dot(fmt, a1, p + rb + h, qv);
-                a2 = chunk_dot(fmt, a2, p + 2 * rb + h, qv);
-                a3 = chunk_dot(fmt, a3, p + 3 * rb + h, qv);
-            }
-        }
-        out[r] = finish_ternary(fmt, a0, qsum);
-        out[r + 1] = finish_ternary(fmt, a1, qsum);
-        out[r + 2] = finish_ternary(fmt, a2, qsum);
-        out[r + 3] = finish_ternary(fmt, a3, qsum);
-    }
-    for (; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * rb;
-        int32x4_t a = vdupq_n_s32(0);
-        for (int b = 0; b < nb; b++, p += 64) {
-            const int8_t *q = x->q + (size_t)b * block;
-#pragma GCC unroll 1
-            for (int h = 0; h < 64; h += 16) {
-                int8x16_t qv[TQ1_CODES];
-                chunk_acts(fmt, q + h, qv);
-                a = chunk_dot(fmt, a, p + h, qv);
-            }
-        }
-        out[r] = finish_ternary(fmt, a, qsum);
-    }
-}
-
-static void gemv_i2s(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
-    (void)scratch;
-    gemv_ternary(w, x, r0, r1, y, TB_I2S);
-}
-
-static void gemv_tq1(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
-    (void)scratch;
-    gemv_ternary(w, x, r0, r1, y, TB_TQ1);
-}
-
-/* Four weights of a float-format row as floats (f16 widening is baseline AArch64). */
-TB_INLINE float32x4_t load_w4(int fmt, const uint8_t *row, int k) {
-    if (fmt == TB_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)row + k)));
-    return vld1q_f32((const float *)row + k);
-}
-
-TB_INLINE void load_f32x16(const float *f, float32x4_t v[4]) {
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) v[j] = vld1q_f32(f + 4 * j);
+                for (int i = 0; i < TB_GROUP; i++) acc[i] = chunk_dot(fmt, acc[i], p + i * TB_CHUNK + h, qv);
+            }
+        }
+        for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = finish_ternary(fmt, acc[i], qsum);
+    }
 }
 
-/* Sixteen weights: f16 as two 8-wide loads widened by halves. */
-TB_INLINE void load_w16(int fmt, const uint8_t *row, int k, float32x4_t wv[4]) {
+static void gemv_i2s(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_ternary(w, x, r0, r1, y, o, TB_I2S);
+}
+
+static void gemv_tq1(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_ternary(w, x, r0, r1, y, o, TB_TQ1);
+}
+
+/* int8 x int8 (w8a8). Without sdot, two products per int16 lane (|w x| <= 127 x 128)
+ * before the pairwise widening. */
+static void gemv_i8(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    const int nc = (int)(w->row_bytes / TB_CHUNK);
+    const size_t pf = (size_t)o->prefetch;
+    int32_t *out = y;
+    for (int r = r0; r < r1; r += TB_GROUP) {
+        const uint8_t *p = tb_group(w, r);
+        int32x4_t acc[TB_GROUP] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+        for (int c = 0; c < nc; c++, p += TB_GROUP * TB_CHUNK) {
+            if (pf) prefetch_group(p, pf);
+            for (int h = 0; h < TB_CHUNK; h += 16) {
+                int8x16_t xv = vld1q_s8(x->q + (size_t)c * TB_CHUNK + h);
+#pragma GCC unroll 4
+                for (int i = 0; i < TB_GROUP; i++) {
+                    int8x16_t wv = vld1q_s8((const int8_t *)p + i * TB_CHUNK + h);
+#if TB_ARM_DOTPROD
+                    acc[i] = vdotq_s32(acc[i], wv, xv);
+#else
+                    acc[i] = vpadalq_s16(acc[i], vmlal_high_s8(vmull_s8(vget_low_s8(wv), vget_low_s8(xv)), wv, xv));
+#endif
+                }
+            }
+        }
+        for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = vaddvq_s32(acc[i]);
+    }
+}
+
+/* Four weights of a float-format row at element k as floats (f16 widening is
+ * baseline AArch64). */
+TB_INLINE float32x4_t load_w4(int fmt, const tb_matrix *w, int r, int k) {
+    if (fmt == TB_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)tb_row_at(w, r, 2 * (size_t)k))));
+    return vld1q_f32((const float *)tb_row_at(w, r, 4 * (size_t)k));
+}
+
+/* Sixteen weights at p (f16: 32 bytes, f32: 64 bytes) as four float vectors. */
+TB_INLINE void load_w16(int fmt, const uint8_t *p, float32x4_t wv[4]) {
     if (fmt == TB_F16) {
-        const uint16_t *h = (const uint16_t *)row + k;
-        float16x8_t h0 = vreinterpretq_f16_u16(vld1q_u16(h)), h1 = vreinterpretq_f16_u16(vld1q_u16(h + 8));
+        float16x8_t h0 = vreinterpretq_f16_u16(vld1q_u16((const uint16_t *)p));
+        float16x8_t h1 = vreinterpretq_f16_u16(vld1q_u16((const uint16_t *)p + 8));
         wv[0] = vcvt_f32_f16(vget_low_f16(h0));
         wv[1] = vcvt_high_f32_f16(h0);
         wv[2] = vcvt_f32_f16(vget_low_f16(h1));
         wv[3] = vcvt_high_f32_f16(h1);
-    } else if (fmt == TB_I8) { /* widen int8 -> int16 -> int32 -> float */
-        int8x16_t b = vld1q_s8((const int8_t *)row + k);
-        int16x8_t lo = vmovl_s8(vget_low_s8(b)), hi = vmovl_high_s8(b);
-        wv[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo)));
-        wv[1] = vcvtq_f32_s32(vmovl_high_s16(lo));
-        wv[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi)));
-        wv[3] = vcvtq_f32_s32(vmovl_high_s16(hi));
     } else {
-        load_f32x16((const float *)row + k, wv);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) wv[j] = vld1q_f32((const float *)p + 4 * j);
     }
 }
 
-/* acc_a, acc_b += sixteen weights of a row at k . the activations xv. */
-TB_INLINE void fma16(int fmt, float32x4_t *acc_a, float32x4_t *acc_b, const uint8_t *row, int k,
-                     const float32x4_t *xv) {
-    float32x4_t wv[4];
-    load_w16(fmt, row, k, wv);
-    *acc_a = vfmaq_f32(*acc_a, wv[0], xv[0]);
-    *acc_b = vfmaq_f32(*acc_b, wv[1], xv[1]);
-    *acc_a = vfmaq_f32(*acc_a, wv[2], xv[2]);
-    *acc_b = vfmaq_f32(*acc_b, wv[3], xv[3]);
-}
-
-/* int8 rows carry a scale, applied to the finished sum. */
-TB_INLINE float row_scale(const tb_matrix *w, int fmt, int r) { return fmt == TB_I8 ? w->row_scale[r] : 1.0f; }
-
-/* Same shape as gemv_ternary; fmt is a constant after inlining. kpad is a
- * multiple of 16 in every float format (32 for f16 and f32, 64 for int8). */
-TB_INLINE void gemv_float_fmt(const tb_matrix *w, const tb_act *x, int r0, int r1, float *out, int fmt) {
-    const size_t rb = w->row_bytes;
-    const int kpad = w->kpad;
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const uint8_t *p = w->data + (size_t)r * rb;
-        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        for (int k = 0; k < kpad; k += 16) {
-            float32x4_t xv[4];
-            load_f32x16(x->f + k, xv);
-            fma16(fmt, &a0, &b0, p, k, xv);
-            fma16(fmt, &a1, &b1, p + rb, k, xv);
-            fma16(fmt, &a2, &b2, p + 2 * rb, k, xv);
-            fma16(fmt, &a3, &b3, p + 3 * rb, k, xv);
+/* Same shape as gemv_ternary; a chunk is 32 halves or 16 floats. */
+TB_INLINE void gemv_float_fmt(const tb_matrix *w, const tb_act *x, int r0, int r1, float *out, const tb_kopts *o,
+                              int fmt) {
+    const int per_chunk = fmt == TB_F16 ? TB_CHUNK / 2 : TB_CHUNK / 4, nc = (int)(w->row_bytes / TB_CHUNK);
+    const size_t pf = (size_t)o->prefetch;
+    for (int r = r0; r < r1; r += TB_GROUP) {
+        const uint8_t *p = tb_group(w, r);
+        float32x4_t a[TB_GROUP][2];
+        for (int i = 0; i < TB_GROUP; i++) a[i][0] = a[i][1] = vdupq_n_f32(0.0f);
+        for (int c = 0; c < nc; c++, p += TB_GROUP * TB_CHUNK) {
+            if (pf) prefetch_group(p, pf);
+            for (int j = 0; j < per_chunk; j += 16) {
+                const float *f = x->f + (size_t)c * per_chunk + j;
+                float32x4_t xv[4] = {vld1q_f32(f), vld1q_f32(f + 4), vld1q_f32(f + 8), vld1q_f32(f + 12)};
+#pragma GCC unroll 4
+                for (int i = 0; i < TB_GROUP; i++) {
+                    float32x4_t wv[4];
+                    load_w16(fmt, p + i * TB_CHUNK + (size_t)j * (fmt == TB_F16 ? 2 : 4), wv);
+                    a[i][0] = vfmaq_f32(a[i][0], wv[0], xv[0]);
+                    a[i][1] = vfmaq_f32(a[i][1], wv[1], xv[1]);
+                    a[i][0] = vfmaq_f32(a[i][0], wv[2], xv[2]);
+                    a[i][1] = vfmaq_f32(a[i][1], wv[3], xv[3]);
+                }
+            }
         }
-        out[r] = vaddvq_f32(vaddq_f32(a0, b0)) * row_scale(w, fmt, r);
-        out[r + 1] = vaddvq_f32(vaddq_f32(a1, b1)) * row_scale(w, fmt, r + 1);
-        out[r + 2] = vaddvq_f32(vaddq_f32(a2, b2)) * row_scale(w, fmt, r + 2);
-        out[r + 3] = vaddvq_f32(vaddq_f32(a3, b3)) * row_scale(w, fmt, r + 3);
-    }
-    for (; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * rb;
-        float32x4_t a = vdupq_n_f32(0.0f), b = a;
-        for (int k = 0; k < kpad; k += 16) {
-            float32x4_t xv[4];
-            load_f32x16(x->f + k, xv);
-            fma16(fmt, &a, &b, p, k, xv);
-        }
-        out[r] = vaddvq_f32(vaddq_f32(a, b)) * row_scale(w, fmt, r);
+        for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = vaddvq_f32(vaddq_f32(a[i][0], a[i][1]));
     }
 }
 
-static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
-    (void)scratch;
-    if (w->fmt == TB_F16) gemv_float_fmt(w, x, r0, r1, y, TB_F16);
-    else if (w->fmt == TB_I8) gemv_float_fmt(w, x, r0, r1, y, TB_I8);
-    else gemv_float_fmt(w, x, r0, r1, y, TB_F32);
+static void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    if (w->fmt == TB_F16) gemv_float_fmt(w, x, r0, r1, y, o, TB_F16);
+    else gemv_float_fmt(w, x, r0, r1, y, o, TB_F32);
+}
+
+/* ---------------- attention helpers ---------------- */
+
+static float dot_f32(const float *a, const float *b, int n) {
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    float sum = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static void axpy_f32(float *y, float a, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static float dot_h(const float *a, const uint16_t *b, int n) {
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(b + i));
+        acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vcvt_f32_f16(vget_low_f16(h)));
+        acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vcvt_high_f32_f16(h));
+    }
+    float sum = vaddvq_f32(vaddq_f32(acc0, acc1));
+    for (; i < n; i++) sum += a[i] * tb_half_table()[b[i]];
+    return sum;
+}
+
+static void axpy_h(float *y, float a, const uint16_t *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(x + i))), a));
+    for (; i < n; i++) y[i] += a * tb_half_table()[x[i]];
+}
+
+/* vcvt rounds to nearest even under the default FPCR, as tb_float_to_half does. */
+static void to_half(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+    for (; i < n; i++) dst[i] = tb_float_to_half(src[i]);
 }
 
 /* ---------------- GEMM ---------------- */
@@ -276,16 +311,13 @@ TB_INLINE void transpose4(uint32x4_t a[4]) {
  *   ternary: [kpad/4][MR][4] u8 codes, i.e. for each group of 4 weights the
  *            dwords of all MR rows, the unit a token's activation dword meets;
  *   float:   [kpad][MR] floats.
- * Rows past the matrix are decoded from zero bytes (codes 0, weights 0) rather
- * than read; their results are never stored. fmt is a constant after inlining. */
+ * Rows past the padded matrix are decoded from zero bytes (codes 0, weights 0)
+ * rather than read; their results are never stored. fmt is a constant after inlining. */
 TB_INLINE void decode_panel_fmt(const tb_matrix *w, int r, void *panel, int fmt) {
     const int kpad = w->kpad;
     for (int quad = 0; quad < MR / 4; quad++) {
-        const uint8_t *rowp[4];
-        for (int j = 0; j < 4; j++) {
-            int row = r + 4 * quad + j;
-            rowp[j] = row < w->rows ? w->data + (size_t)row * w->row_bytes : NULL;
-        }
+        /* a quad is one row group: inside the padded matrix, or wholly past it */
+        const int in = r + 4 * quad < w->rows_pad;
         if (fmt == TB_I2S || fmt == TB_TQ1) {
             const int ncodes = ncodes_of(fmt), block = 64 * ncodes;
             uint8_t *d = (uint8_t *)panel + 16 * quad;
@@ -293,7 +325,7 @@ TB_INLINE void decode_panel_fmt(const tb_matrix *w, int r, void *panel, int fmt)
                 for (int h = 0; h < 64; h += 16) {
                     int8x16_t c[4][TQ1_CODES];
                     for (int j = 0; j < 4; j++) {
-                        uint8x16_t v = rowp[j] ? vld1q_u8(rowp[j] + (size_t)b * 64 + h) : vdupq_n_u8(0);
+                        uint8x16_t v = in ? vld1q_u8(tb_chunk(w, r + 4 * quad + j, (size_t)b) + h) : vdupq_n_u8(0);
                         chunk_codes(fmt, v, c[j]);
                     }
                     for (int s = 0; s < ncodes; s++) {
@@ -311,7 +343,7 @@ TB_INLINE void decode_panel_fmt(const tb_matrix *w, int r, void *panel, int fmt)
             for (int k = 0; k < kpad; k += 4) {
                 uint32x4_t t[4];
                 for (int j = 0; j < 4; j++)
-                    t[j] = vreinterpretq_u32_f32(rowp[j] ? load_w4(fmt, rowp[j], k) : vdupq_n_f32(0.0f));
+                    t[j] = vreinterpretq_u32_f32(in ? load_w4(fmt, w, r + 4 * quad + j, k) : vdupq_n_f32(0.0f));
                 transpose4(t);
                 for (int m = 0; m < 4; m++) vst1q_f32(d + (size_t)(k + m) * MR, vreinterpretq_f32_u32(t[m]));
             }
@@ -344,8 +376,9 @@ static void store_tile_f32(const float (*tile)[8], int nr, float *y, int rows, i
 /* 12 rows x 8 tokens: 24 accumulators, 3 weight and 2 activation registers of
  * the 32. The accumulators are named one by one (FOR_MR) rather than kept in an
  * array, which GCC may leave in memory. */
-static void gemm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
+static void gemm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
     const int kpad = w->kpad, npad = x->npad;
+    void *scratch = o->scratch;
     const float *panel = scratch;
     for (int r = r0; r < r1; r += MR) {
         decode_panel(w, r, scratch);
@@ -373,13 +406,59 @@ static void gemm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
     }
 }
 
+/* ---------------- the read probe ---------------- */
+
+/* Four cache lines into four independent accumulators of 16-byte loads. */
+TB_INLINE void read_lines(const uint8_t *p, uint8x16_t a[4]) {
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+        for (int h = 0; h < 64; h += 16) a[i] = veorq_u8(a[i], vld1q_u8(p + 64 * i + h));
+}
+
+TB_INLINE uint64_t read_result(uint8x16_t a[4]) {
+    uint64x2_t r = vreinterpretq_u64_u8(veorq_u8(veorq_u8(a[0], a[1]), veorq_u8(a[2], a[3])));
+    return vgetq_lane_u64(r, 0) ^ vgetq_lane_u64(r, 1);
+}
+
+static uint64_t read_plain(const uint8_t *p, const uint8_t *end) {
+    uint8x16_t a[4] = {vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0)};
+    for (; p < end; p += 256) read_lines(p, a);
+    return read_result(a);
+}
+
+static uint64_t read_prefetch(const uint8_t *p, const uint8_t *end) {
+    uint8x16_t a[4] = {vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0)};
+    for (; p < end; p += 256) {
+        prefetch_group(p, TB_READ_PREFETCH_BYTES);
+        read_lines(p, a);
+    }
+    return read_result(a);
+}
+
+/* Four streams a quarter of the range apart, read in step, each prefetching 2 KiB ahead. */
+static uint64_t read_four_streams(const uint8_t *p, const uint8_t *end) {
+    uint8x16_t a[4] = {vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0)};
+    size_t quarter = (size_t)(end - p) / 1024 * 256;
+    for (const uint8_t *q = p; q < p + quarter; q += 64)
+        for (int s = 0; s < 4; s++) {
+            const uint8_t *l = q + s * quarter;
+            __builtin_prefetch((const void *)((uintptr_t)l + 2048));
+            for (int h = 0; h < 64; h += 16) a[s] = veorq_u8(a[s], vld1q_u8(l + h));
+        }
+    for (const uint8_t *q = p + 4 * quarter; q < end; q += 256) read_lines(q, a);
+    return read_result(a);
+}
+
 /* Every table has the same shape; only gemm_ternary differs between the files. */
 #define TB_ARM_TABLE                                                                               \
     {                                                                                              \
         .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_float, [TB_F32] = gemv_float, \
-                 [TB_I8] = gemv_float},                                                            \
+                 [TB_I8] = gemv_i8},                                                               \
         .gemm = {[TB_I2S] = gemm_ternary, [TB_TQ1] = gemm_ternary, [TB_F16] = gemm_float,           \
                  [TB_F32] = gemm_float},                                                           \
+        .dot = dot_f32, .axpy = axpy_f32, .dot_h = dot_h, .axpy_h = axpy_h, .to_half = to_half,     \
+        .read = {read_plain, read_prefetch, read_four_streams},                                    \
     }
 
 #endif

@@ -20,7 +20,8 @@
 /* 12 rows x 8 tokens, the shape of gemm_float: for each group of 4 weights,
  * sdot by lane multiplies a row's weight dword (a lane of the panel's quad
  * vector) with the dwords of 4 tokens. */
-static void gemm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
+static void gemm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    void *scratch = o->scratch;
     const int groups = w->kpad / 4;
     const size_t xstride = (size_t)x->npad * 4;
     const int8_t *panel = scratch;

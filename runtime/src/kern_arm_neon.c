@@ -54,7 +54,8 @@ static void gemm_quad(const tb_act *x, const uint8_t *panel, int quad, int group
     }
 }
 
-static void gemm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
+static void gemm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    void *scratch = o->scratch;
     const int groups = w->kpad / 4;
     for (int r = r0; r < r1; r += MR) {
         decode_panel(w, r, scratch);

@@ -1,90 +1,140 @@
 /* Reference kernels: portable C, written to be obviously correct rather than
  * fast. Every SIMD variant is tested bit for bit (integer formats) or within a
- * tolerance (float formats) against these. */
-#include <pthread.h>
+ * tolerance (float formats) against these. They read the grouped layout one
+ * element at a time through tb_chunk. The portable float and half helpers used
+ * by attention and norms, where a variant has none of its own, are here too. */
+#include <string.h>
 #include "tb_internal.h"
 
-/* Every half converted once by tb_half_to_float: keeps the reference's f16 loop
- * obviously correct without paying the bit-twiddling per weight. */
-static float half_table[65536];
-static pthread_once_t half_table_once = PTHREAD_ONCE_INIT;
-static void fill_half_table(void) {
-    for (unsigned h = 0; h < 65536; h++) half_table[h] = tb_half_to_float((uint16_t)h);
-}
-
-static int32_t dot_i2s(const uint8_t *p, const int8_t *q, int kpad) {
+/* Exact dot product of row r with int8 activations q (kpad of them). */
+static int32_t dot_int(const tb_matrix *w, int r, const int8_t *q) {
     int32_t acc = 0;
-    for (int k = 0; k < kpad; k++) {
-        int b = k / TB_I2S_BLOCK, e = k % TB_I2S_BLOCK;
-        int w = ((p[b * 64 + e % 64] >> (2 * (e / 64))) & 3) - 1;
-        acc += w * q[k];
+    for (int k = 0; k < w->kpad; k++) {
+        int v;
+        if (w->fmt == TB_I2S) {
+            int e = k % TB_I2S_BLOCK;
+            v = ((tb_chunk(w, r, (size_t)(k / TB_I2S_BLOCK))[e % 64] >> (2 * (e / 64))) & 3) - 1;
+        } else if (w->fmt == TB_TQ1) {
+            int e = k % TB_TQ1_BLOCK;
+            v = tb_tq1_trit(tb_chunk(w, r, (size_t)(k / TB_TQ1_BLOCK))[e % 64], e / 64) - 1;
+        } else { /* int8 */
+            v = *(const int8_t *)tb_row_at(w, r, (size_t)k);
+        }
+        acc += v * q[k];
     }
     return acc;
 }
 
-static int32_t dot_tq1(const uint8_t *p, const int8_t *q, int kpad) {
-    int32_t acc = 0;
-    for (int k = 0; k < kpad; k++) {
-        int b = k / TB_TQ1_BLOCK, e = k % TB_TQ1_BLOCK;
-        int w = tb_tq1_trit(p[b * 64 + e % 64], e / 64) - 1;
-        acc += w * q[k];
+static float dot_float(const tb_matrix *w, int r, const float *x) {
+    const float *half = tb_half_table();
+    float acc = 0.0f;
+    for (int k = 0; k < w->kpad; k++) {
+        float v;
+        if (w->fmt == TB_F16) {
+            uint16_t h;
+            memcpy(&h, tb_row_at(w, r, 2 * (size_t)k), 2);
+            v = half[h];
+        } else {
+            memcpy(&v, tb_row_at(w, r, 4 * (size_t)k), 4);
+        }
+        acc += v * x[k];
     }
-    return acc;
-}
-
-static float dot_f16(const uint8_t *p, const float *x, int kpad) {
-    const uint16_t *h = (const uint16_t *)p;
-    float acc = 0.0f;
-    for (int k = 0; k < kpad; k++) acc += half_table[h[k]] * x[k];
-    return acc;
-}
-
-static float dot_f32(const uint8_t *p, const float *x, int kpad) {
-    const float *w = (const float *)p;
-    float acc = 0.0f;
-    for (int k = 0; k < kpad; k++) acc += w[k] * x[k];
-    return acc;
-}
-
-static float dot_i8(const uint8_t *p, const float *x, int kpad) {
-    const int8_t *q = (const int8_t *)p;
-    float acc = 0.0f;
-    for (int k = 0; k < kpad; k++) acc += (float)q[k] * x[k];
     return acc;
 }
 
 /* GEMV and GEMM are the same loop here: the reference does not need the
  * interleaved GEMM activation layout. */
-static void mm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
-    (void)scratch;
+static void mm_int(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    (void)o;
     int32_t *out = y;
-    for (int t = 0; t < x->n; t++) {
-        const int8_t *q = x->q + (size_t)t * x->kpad;
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *p = w->data + (size_t)r * w->row_bytes;
-            out[(size_t)t * w->rows + r] = w->fmt == TB_I2S ? dot_i2s(p, q, w->kpad) : dot_tq1(p, q, w->kpad);
-        }
-    }
+    for (int t = 0; t < x->n; t++)
+        for (int r = r0; r < r1; r++) out[(size_t)t * w->rows + r] = dot_int(w, r, x->q + (size_t)t * x->kpad);
 }
 
-static void mm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, void *scratch) {
-    (void)scratch;
-    pthread_once(&half_table_once, fill_half_table);
+static void mm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    (void)o;
     float *out = y;
-    for (int t = 0; t < x->n; t++) {
-        const float *f = x->f + (size_t)t * x->kpad;
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *p = w->data + (size_t)r * w->row_bytes;
-            out[(size_t)t * w->rows + r] = w->fmt == TB_F16 ? dot_f16(p, f, w->kpad)
-                                         : w->fmt == TB_I8  ? dot_i8(p, f, w->kpad) * w->row_scale[r]
-                                                            : dot_f32(p, f, w->kpad);
-        }
+    for (int t = 0; t < x->n; t++)
+        for (int r = r0; r < r1; r++) out[(size_t)t * w->rows + r] = dot_float(w, r, x->f + (size_t)t * x->kpad);
+}
+
+/* The read probe in portable C: eight independent accumulators, as in STREAM. One
+ * function per pattern rather than a flag inside the loop: the branch changes GCC's
+ * code for it. */
+#define XOR_LINE(p) a0 ^= (p)[0]; a1 ^= (p)[1]; a2 ^= (p)[2]; a3 ^= (p)[3]; \
+                    a4 ^= (p)[4]; a5 ^= (p)[5]; a6 ^= (p)[6]; a7 ^= (p)[7];
+#define ACCUMULATORS uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0
+#define RESULT (a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7)
+
+static inline void prefetch_at(const void *p, size_t ahead) { __builtin_prefetch((const void *)((uintptr_t)p + ahead)); }
+
+static uint64_t read_plain(const uint8_t *b, const uint8_t *e) {
+    ACCUMULATORS;
+    for (const uint64_t *p = (const uint64_t *)b; p < (const uint64_t *)e; p += 8) { XOR_LINE(p) }
+    return RESULT;
+}
+
+static uint64_t read_prefetch(const uint8_t *b, const uint8_t *e) {
+    ACCUMULATORS;
+    for (const uint64_t *p = (const uint64_t *)b; p < (const uint64_t *)e; p += 8) {
+        prefetch_at(p, TB_READ_PREFETCH_BYTES);
+        XOR_LINE(p)
     }
+    return RESULT;
+}
+
+/* Four streams a quarter of the range apart, read in step, each prefetching 2 KiB ahead. */
+static uint64_t read_four_streams(const uint8_t *b, const uint8_t *e) {
+    ACCUMULATORS;
+    size_t quarter = (size_t)(e - b) / 256 * 64; /* whole cache lines */
+    for (const uint8_t *q = b; q < b + quarter; q += 64)
+        for (int s = 0; s < 4; s++) {
+            const uint64_t *p = (const uint64_t *)(q + s * quarter);
+            prefetch_at(p, 2048);
+            XOR_LINE(p)
+        }
+    for (const uint64_t *p = (const uint64_t *)(b + 4 * quarter); p < (const uint64_t *)e; p += 8) { XOR_LINE(p) }
+    return RESULT;
 }
 
 const tb_kernels tb_kernels_scalar = {
-    .gemv = {[TB_I2S] = mm_ternary, [TB_TQ1] = mm_ternary, [TB_F16] = mm_float, [TB_F32] = mm_float,
-             [TB_I8] = mm_float},
-    .gemm = {[TB_I2S] = mm_ternary, [TB_TQ1] = mm_ternary, [TB_F16] = mm_float, [TB_F32] = mm_float,
-             [TB_I8] = mm_float},
+    .gemv = {[TB_I2S] = mm_int, [TB_TQ1] = mm_int, [TB_F16] = mm_float, [TB_F32] = mm_float, [TB_I8] = mm_int},
+    .gemm = {[TB_I2S] = mm_int, [TB_TQ1] = mm_int, [TB_F16] = mm_float, [TB_F32] = mm_float, [TB_I8] = mm_int},
+    .read = {read_plain, read_prefetch, read_four_streams},
 };
+
+/* Eight partial sums: a float reduction the compiler may vectorise without
+ * -ffast-math (it cannot reorder a single running sum). */
+float tb_dot_portable(const float *a, const float *b, int d) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < d; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+void tb_axpy_portable(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+float tb_dot_h_portable(const float *a, const uint16_t *b, int d) {
+    const float *half = tb_half_table();
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * half[b[i + j]];
+    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < d; i++) sum += a[i] * half[b[i]];
+    return sum;
+}
+
+void tb_axpy_h_portable(float *y, float a, const uint16_t *x, int n) {
+    const float *half = tb_half_table();
+    for (int i = 0; i < n; i++) y[i] += a * half[x[i]];
+}
+
+void tb_to_half_portable(uint16_t *dst, const float *src, int n) {
+    for (int i = 0; i < n; i++) dst[i] = tb_float_to_half(src[i]);
+}

@@ -1,11 +1,20 @@
 /* Contexts and the matmul entry points: validate, prepare activations once per
- * call (quantise, pad, interleave for GEMM), split rows over the pool, scale. */
+ * call (quantise, pad, interleave for GEMM), share row groups between the
+ * threads, dequantise. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tb_internal.h"
+
+/* Defaults until a context is tuned (runtime/tuning.py measures and sets them):
+ * no software prefetch, which only a measurement on the running CPU may add, and
+ * claims of 1 MiB of weights: long sequential runs, with stealing near the end. */
+#define DEFAULT_PREFETCH 0
+#define DEFAULT_CHUNK (1 << 20)
+#define MAX_PREFETCH (1 << 16)
+#define MAX_MANY 16
 
 tb_ctx *tb_ctx_new(int threads, const char *variant) {
     tb_clear_error();
@@ -23,9 +32,11 @@ tb_ctx *tb_ctx_new(int threads, const char *variant) {
     if (!c) { tb_fail("out of memory"); return NULL; }
     c->threads = threads;
     c->variant = v;
+    for (int f = 0; f < TB_NFORMATS; f++) c->tuning[f] = (tb_tuning){DEFAULT_PREFETCH, DEFAULT_CHUNK};
     c->scratch = calloc((size_t)threads, sizeof(void *));
+    c->shares = tb_aligned_alloc((size_t)threads * sizeof(tb_share));
     c->pool = tb_pool_new(threads);
-    if (!c->scratch || !c->pool) {
+    if (!c->scratch || !c->shares || !c->pool) {
         tb_fail("could not start %d threads", threads);
         tb_ctx_free(c);
         return NULL;
@@ -39,6 +50,7 @@ void tb_ctx_free(tb_ctx *c) {
     if (c->scratch)
         for (int i = 0; i < c->threads; i++) tb_aligned_free(c->scratch[i]);
     free(c->scratch);
+    tb_aligned_free(c->shares);
     tb_aligned_free(c->act_buf);
     tb_aligned_free(c->out_buf);
     free(c);
@@ -46,20 +58,43 @@ void tb_ctx_free(tb_ctx *c) {
 
 int tb_ctx_threads(const tb_ctx *c) { return c->threads; }
 const char *tb_ctx_variant(const tb_ctx *c) { return c->variant->name; }
+int tb_ctx_usable(const tb_ctx *c) { return tb_pool_usable(c->pool); }
+
+int tb_ctx_set_tuning(tb_ctx *c, int fmt, int prefetch, int chunk) {
+    tb_clear_error();
+    if (!c) return tb_fail("tuning: context is NULL");
+    if (fmt < 0 || fmt >= TB_NFORMATS) return tb_fail("tuning: unknown weight format id %d", fmt);
+    if (prefetch < 0 || prefetch > MAX_PREFETCH || prefetch % 64)
+        return tb_fail("tuning: the prefetch distance must be a multiple of 64 bytes in [0, %d] (got %d)",
+                       MAX_PREFETCH, prefetch);
+    if (chunk < 0) return tb_fail("tuning: the claim size must be 0 (an equal split) or positive (got %d)", chunk);
+    c->tuning[fmt] = (tb_tuning){prefetch, chunk};
+    return 0;
+}
+
+int tb_ctx_get_tuning(const tb_ctx *c, int fmt, int *prefetch, int *chunk) {
+    tb_clear_error();
+    if (!c || !prefetch || !chunk) return tb_fail("tuning: NULL argument");
+    if (fmt < 0 || fmt >= TB_NFORMATS) return tb_fail("tuning: unknown weight format id %d", fmt);
+    *prefetch = c->tuning[fmt].prefetch;
+    *chunk = c->tuning[fmt].chunk;
+    return 0;
+}
 
 /* ---- activation preparation ---- */
 
 typedef struct {
-    const tb_matrix *w;
+    int fmt, cols, kpad;
     const float *x;        /* float input, or NULL for the int8 entry point */
     const int8_t *xi;      /* int8 input */
-    int n, cols;
+    int n;
     int interleave;        /* build the GEMM layout (qt / ft): a GEMM kernel will read it */
     tb_act act;
     tb_quant_fn quantise;
     int8_t *q, *qt;
     int32_t *qsum;
     float *f, *ft, *xscale;  /* xscale[t] = 127 / max|x_t| */
+    int bad;                 /* some token holds a NaN or an infinity */
 } prep_job;
 
 /* Round half to even for |v| < 2^22, without a libm call: adding 1.5 * 2^23
@@ -70,21 +105,23 @@ static inline float round_even(float v) {
     return (v + magic) - magic;
 }
 
+static int bits_non_finite(uint32_t b) { return (b & 0x7f800000u) == 0x7f800000u; }
+
 /* Per-token absmax int8 quantisation, as BitNet b1.58 trains:
  * q = clamp(round(x * 127 / max|x|), -128, 127), rounding half to even.
  * |x * s| <= 127 by construction (up to rounding of s), inside round_even's range. */
-void tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *xscale) {
+int tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *xscale) {
     /* max|x| on the bit patterns: for non-negative floats integer order is float
-     * order, and an integer max reduction vectorises where a float one may not
-     * (without -ffast-math). A NaN input gives a NaN scale; the clamps below
-     * still map it to a defined int8 value rather than an undefined conversion. */
-    int32_t abits = 0;
+     * order, an integer max reduction vectorises where a float one may not (without
+     * -ffast-math), and a NaN or infinity is the largest pattern of all. */
+    uint32_t abits = 0;
     for (int k = 0; k < cols; k++) {
-        int32_t b;
+        uint32_t b;
         memcpy(&b, &x[k], 4);
-        b &= 0x7fffffff;
+        b &= 0x7fffffffu;
         abits = b > abits ? b : abits;
     }
+    if (abits >= 0x7f800000u) return -1;
     float amax;
     memcpy(&amax, &abits, 4);
     float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
@@ -100,20 +137,31 @@ void tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t
     memset(q + cols, 0, (size_t)(kpad - cols));
     *sum = acc;
     *xscale = s;
+    return 0;
 }
 
-static void prep_tokens(void *arg, int ith, int nth) {
-    prep_job *j = arg;
-    int t0, t1, kpad = j->act.kpad;
-    tb_split(j->n, ith, nth, &t0, &t1);
+/* Copies a token into the padded float buffer; returns 1 when it holds a NaN or an infinity. */
+static int copy_checked(float *dst, const float *src, int cols, int kpad) {
+    uint32_t bad = 0;
+    for (int k = 0; k < cols; k++) {
+        uint32_t b;
+        memcpy(&b, &src[k], 4);
+        bad |= (uint32_t)bits_non_finite(b);
+        dst[k] = src[k];
+    }
+    memset(dst + cols, 0, (size_t)(kpad - cols) * sizeof(float));
+    return bad != 0;
+}
+
+static void prep_range(prep_job *j, int t0, int t1) {
+    int kpad = j->kpad;
     for (int t = t0; t < t1; t++) {
+        int bad = 0;
         if (j->f) {
-            float *dst = j->f + (size_t)t * kpad;
-            memcpy(dst, j->x + (size_t)t * j->cols, (size_t)j->cols * sizeof(float));
-            memset(dst + j->cols, 0, (size_t)(kpad - j->cols) * sizeof(float));
+            bad = copy_checked(j->f + (size_t)t * kpad, j->x + (size_t)t * j->cols, j->cols, kpad);
         } else if (j->x) {
-            j->quantise(j->x + (size_t)t * j->cols, j->cols, kpad, j->q + (size_t)t * kpad,
-                           &j->qsum[t], &j->xscale[t]);
+            bad = j->quantise(j->x + (size_t)t * j->cols, j->cols, kpad, j->q + (size_t)t * kpad, &j->qsum[t],
+                              &j->xscale[t]) != 0;
         } else {
             int8_t *dst = j->q + (size_t)t * kpad;
             const int8_t *src = j->xi + (size_t)t * j->cols;
@@ -122,14 +170,22 @@ static void prep_tokens(void *arg, int ith, int nth) {
             memset(dst + j->cols, 0, (size_t)(kpad - j->cols));
             j->qsum[t] = acc;
         }
+        if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
     }
+}
+
+static void prep_tokens(void *arg, int ith, int nth) {
+    prep_job *j = arg;
+    int t0, t1;
+    tb_split(j->n, ith, nth, &t0, &t1);
+    prep_range(j, t0, t1);
 }
 
 /* GEMM layouts: int8 as [k/4][npad][4] (one dword per token), float as [k][npad],
  * so that a SIMD load reads one k step of 16 (or 8) consecutive tokens. */
 static void prep_interleave(void *arg, int ith, int nth) {
     prep_job *j = arg;
-    int n = j->n, npad = j->act.npad, kpad = j->act.kpad;
+    int n = j->n, npad = j->act.npad, kpad = j->kpad;
     if (j->f) {
         int k0, k1;
         tb_split(kpad, ith, nth, &k0, &k1);
@@ -151,20 +207,20 @@ static void prep_interleave(void *arg, int ith, int nth) {
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
-/* Lays out the context's activation buffer for this call and fills it. */
+/* Lays out the context's activation buffer for this call and fills it; fails,
+ * naming the token and column, on a NaN or an infinity in the input. */
 static int prepare(tb_ctx *c, prep_job *j) {
-    const tb_matrix *w = j->w;
-    int ternary = tb_format_is_ternary(w->fmt);
-    int n = j->n, kpad = w->kpad;
+    int integer = tb_format_int_act(j->fmt);
+    int n = j->n, kpad = j->kpad;
     int npad = j->interleave ? (n + TB_NTILE - 1) / TB_NTILE * TB_NTILE : 1;
-    size_t elem = ternary ? 1 : sizeof(float);
+    size_t elem = integer ? 1 : sizeof(float);
     size_t rows_b = align64((size_t)n * kpad * elem);
     size_t inter_b = j->interleave ? align64((size_t)npad * kpad * elem) : 0;
-    size_t extra_b = ternary ? 2 * align64((size_t)n * 4) : 0;
+    size_t extra_b = integer ? 2 * align64((size_t)n * 4) : 0;
     if (tb_grow(&c->act_buf, &c->act_bytes, rows_b + inter_b + extra_b) != 0) return -1;
     uint8_t *b = c->act_buf;
     j->act = (tb_act){.n = n, .npad = npad, .kpad = kpad};
-    if (ternary) {
+    if (integer) {
         j->q = (int8_t *)b;
         j->qt = j->interleave ? (int8_t *)(b + rows_b) : NULL;
         j->qsum = (int32_t *)(b + rows_b + inter_b);
@@ -176,71 +232,138 @@ static int prepare(tb_ctx *c, prep_job *j) {
         j->ft = j->interleave ? (float *)(b + rows_b) : NULL;
         j->act.f = j->f; j->act.ft = j->ft;
     }
-    tb_pool_run(c->pool, prep_tokens, j);
+    j->bad = 0;
+    if (n == 1) prep_range(j, 0, 1); /* one token: a hand-off to the pool would cost more */
+    else tb_pool_run(c->pool, prep_tokens, j);
+    if (j->bad) { /* rare: find the first culprit for the message */
+        for (size_t i = 0; i < (size_t)n * j->cols; i++)
+            if (!isfinite(j->x[i]))
+                return tb_fail("matmul: input token %zu holds %s at column %zu", i / j->cols,
+                               isnan(j->x[i]) ? "a NaN" : "an infinity", i % j->cols);
+    }
     if (j->interleave) tb_pool_run(c->pool, prep_interleave, j);
     return 0;
 }
 
-/* ---- the matmul itself ---- */
+/* ---- sharing the rows between threads ---- */
+
+/* Units of work are row groups (GEMV) or GEMM panels, numbered across all the
+ * matrices of a call. Thread i owns an equal share and reads it from the front,
+ * `claim` units at a time, so its weights stream in order; a thread that runs out
+ * takes claims from the back of the other shares, so a thread that started late
+ * (descheduled, or on a busier core) is helped rather than waited for. */
+static uint64_t range_pack(uint32_t front, uint32_t back) { return (uint64_t)back << 32 | front; }
+
+static int claim(tb_share *s, int units, int from_back, int *u0, int *u1) {
+    uint64_t old = __atomic_load_n(&s->range, __ATOMIC_ACQUIRE);
+    for (;;) {
+        uint32_t f = (uint32_t)old, b = (uint32_t)(old >> 32);
+        if (f >= b) return 0;
+        uint32_t take = b - f < (uint32_t)units ? b - f : (uint32_t)units;
+        uint64_t want = from_back ? range_pack(f, b - take) : range_pack(f + take, b);
+        if (__atomic_compare_exchange_n(&s->range, &old, want, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            *u0 = (int)(from_back ? b - take : f);
+            *u1 = (int)(from_back ? b : f + take);
+            return 1;
+        }
+    }
+}
 
 typedef struct {
     tb_ctx *c;
-    const tb_matrix *w;
+    int count;
+    const tb_matrix *const *ws;
+    int ustart[MAX_MANY + 1];   /* first unit of each matrix */
     const tb_act *act;
     tb_mm_fn fn;
     int per_token;       /* no GEMM kernel for this format: run the GEMV kernel token by token */
-    int unit;            /* rows per work unit: keeps SIMD row groups whole */
-    void *y;             /* kernel output: int32 or float [n][rows] */
-    float *yf;           /* ternary float entry point: scaled output */
+    int unit;            /* rows per work unit */
+    int claim;           /* units per claim; 0: the equal split only */
+    int prefetch;
+    void *y[MAX_MANY];   /* kernel output: int32 or float [n][rows] */
+    float *const *yf;    /* integer formats' float entry point: the dequantised outputs */
     const float *xscale;
 } mm_job;
 
-static void mm_task(void *arg, int ith, int nth) {
-    mm_job *j = arg;
-    int rows = j->w->rows, u0, u1;
-    int units = (rows + j->unit - 1) / j->unit;
-    tb_split(units, ith, nth, &u0, &u1);
-    int r0 = u0 * j->unit, r1 = u1 * j->unit < rows ? u1 * j->unit : rows;
-    if (r0 >= r1) return;
-    if (j->per_token) { /* float formats only: the int8 head has no GEMM kernel of its own */
-        for (int t = 0; t < j->act->n; t++) {
-            tb_act one = {.n = 1, .npad = 1, .kpad = j->act->kpad, .f = j->act->f + (size_t)t * j->act->kpad};
-            j->fn(j->w, &one, r0, r1, (float *)j->y + (size_t)t * rows, j->c->scratch[ith]);
+/* Rows [r0, r1) of matrix mi, for every token, then their dequantisation. */
+static void mm_rows(mm_job *j, int mi, int r0, int r1, const tb_kopts *o) {
+    const tb_matrix *w = j->ws[mi];
+    const tb_act *a = j->act;
+    int rows = w->rows, integer = tb_format_int_act(w->fmt);
+    if (j->per_token) {
+        for (int t = 0; t < a->n; t++) {
+            tb_act one = {.n = 1, .npad = 1, .kpad = a->kpad};
+            if (integer) { one.q = a->q + (size_t)t * a->kpad; one.qsum = a->qsum + t; }
+            else one.f = a->f + (size_t)t * a->kpad;
+            j->fn(w, &one, r0, r1, (uint8_t *)j->y[mi] + (size_t)t * rows * 4, o);
         }
     } else {
-        j->fn(j->w, j->act, r0, r1, j->y, j->c->scratch[ith]);
+        j->fn(w, a, r0, r1, j->y[mi], o);
     }
-    if (j->yf) { /* dequantise: one float multiply per output */
-        for (int t = 0; t < j->act->n; t++) {
-            float s = j->w->scale / j->xscale[t];
-            const int32_t *src = (const int32_t *)j->y + (size_t)t * rows;
-            float *dst = j->yf + (size_t)t * rows;
+    if (!j->yf) return;
+    for (int t = 0; t < a->n; t++) { /* one float multiply per output */
+        const int32_t *src = (const int32_t *)j->y[mi] + (size_t)t * rows;
+        float *dst = j->yf[mi] + (size_t)t * rows;
+        if (w->fmt == TB_I8) {
+            float inv = 1.0f / j->xscale[t];
+            for (int r = r0; r < r1; r++) dst[r] = (float)src[r] * (w->row_scale[r] * inv);
+        } else {
+            float s = w->scale / j->xscale[t];
             for (int r = r0; r < r1; r++) dst[r] = (float)src[r] * s;
         }
     }
 }
 
-static int check_call(tb_ctx *c, const tb_matrix *w, const void *x, int n, const void *y) {
+static void mm_units(mm_job *j, int u0, int u1, const tb_kopts *o) {
+    for (int mi = 0; mi < j->count && u0 < u1; mi++) {
+        int a = u0 > j->ustart[mi] ? u0 : j->ustart[mi];
+        int b = u1 < j->ustart[mi + 1] ? u1 : j->ustart[mi + 1];
+        if (a >= b) continue;
+        int rows = j->ws[mi]->rows;
+        int r0 = (a - j->ustart[mi]) * j->unit, r1 = (b - j->ustart[mi]) * j->unit;
+        mm_rows(j, mi, r0, r1 < rows ? r1 : rows, o);
+    }
+}
+
+static void mm_task(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    tb_kopts o = {j->c->scratch[ith], j->prefetch};
+    int u0, u1;
+    if (!j->claim) {
+        tb_split(j->ustart[j->count], ith, nth, &u0, &u1);
+        mm_units(j, u0, u1, &o);
+        return;
+    }
+    tb_share *shares = j->c->shares;
+    while (claim(&shares[ith], j->claim, 0, &u0, &u1)) mm_units(j, u0, u1, &o);
+    for (int v = 1; v < nth; v++)
+        while (claim(&shares[(ith + v) % nth], j->claim, 1, &u0, &u1)) mm_units(j, u0, u1, &o);
+}
+
+static int check_call(tb_ctx *c, const void *x, int n, const void *y) {
     if (!c) return tb_fail("matmul: context is NULL");
-    if (!w) return tb_fail("matmul: matrix is NULL");
     if (!x || !y) return tb_fail("matmul: input or output pointer is NULL");
     if (n <= 0) return tb_fail("matmul: the number of tokens must be at least 1 (got %d)", n);
     if (n > (1 << 20)) return tb_fail("matmul: %d tokens in one call is more than supported (2^20)", n);
-    return 0;
+    return tb_ctx_usable(c);
 }
 
-static int run(tb_ctx *c, const tb_matrix *w, prep_job *j, void *y, float *yf) {
+/* Runs count matrices of one format and width on prepared-or-not input: j holds
+ * the input; y[mi] the kernel outputs; yf the float outputs of integer formats. */
+static int run(tb_ctx *c, const tb_matrix *const *ws, int count, prep_job *j, void *const *y, float *const *yf) {
+    const tb_matrix *w = ws[0];
     const tb_kernels *k = c->variant->kernels;
     tb_mm_fn fn = j->n == 1 ? k->gemv[w->fmt] : k->gemm[w->fmt];
     int per_token = 0;
-    if (!fn && j->n > 1 && !tb_format_is_ternary(w->fmt) && k->gemv[w->fmt]) {
+    if (!fn && j->n > 1 && k->gemv[w->fmt]) {
         fn = k->gemv[w->fmt];
         per_token = 1;
     }
     if (!fn) return tb_fail("variant '%s' has no %s kernel for format %s", c->variant->name,
                             j->n == 1 ? "GEMV" : "GEMM", tb_format_name(w->fmt));
+    int gemm = j->n > 1 && !per_token;
     size_t need = TB_SCRATCH_BYTES(w->kpad);
-    if (c->scratch_bytes < need) {
+    if (gemm && c->scratch_bytes < need) {
         for (int i = 0; i < c->threads; i++) {
             tb_aligned_free(c->scratch[i]);
             c->scratch[i] = tb_aligned_alloc(need);
@@ -249,29 +372,80 @@ static int run(tb_ctx *c, const tb_matrix *w, prep_job *j, void *y, float *yf) {
         c->scratch_bytes = need;
     }
     j->quantise = k->quantise ? k->quantise : tb_quantise_portable;
-    j->interleave = j->n > 1 && !per_token;
+    j->interleave = gemm;
     if (prepare(c, j) != 0) return -1;
-    mm_job m = {c, w, &j->act, fn, per_token, j->n == 1 || per_token ? 4 : TB_GEMM_MR, y, yf, j->xscale};
-    tb_pool_run(c->pool, mm_task, &m);
+    mm_job m = {.c = c, .count = count, .ws = ws, .act = &j->act, .fn = fn, .per_token = per_token,
+                .unit = gemm ? TB_GEMM_MR : TB_GROUP, .prefetch = c->tuning[w->fmt].prefetch, .yf = yf,
+                .xscale = j->xscale};
+    m.ustart[0] = 0;
+    for (int i = 0; i < count; i++) {
+        m.ustart[i + 1] = m.ustart[i] + (ws[i]->rows + m.unit - 1) / m.unit;
+        m.y[i] = y[i];
+    }
+    int chunk = c->tuning[w->fmt].chunk;
+    if (chunk > 0 && c->threads > 1) {
+        size_t unit_bytes = (size_t)m.unit * w->row_bytes;
+        m.claim = gemm ? 1 : (int)(((size_t)chunk + unit_bytes - 1) / unit_bytes);
+        int units = m.ustart[count];
+        for (int i = 0; i < c->threads; i++) {
+            int u0, u1;
+            tb_split(units, i, c->threads, &u0, &u1);
+            c->shares[i].range = range_pack((uint32_t)u0, (uint32_t)u1);
+        }
+    }
+    if (c->threads == 1) mm_task(&m, 0, 1);
+    else tb_pool_run(c->pool, mm_task, &m);
     return 0;
 }
 
-int tb_matmul(tb_ctx *c, const tb_matrix *w, const float *x, int n, float *y) {
+static int check_matrices(const tb_matrix *const *ws, int count) {
+    if (!ws) return tb_fail("matmul: matrix list is NULL");
+    if (count <= 0 || count > MAX_MANY)
+        return tb_fail("matmul: between 1 and %d matrices per call (got %d)", MAX_MANY, count);
+    for (int i = 0; i < count; i++) {
+        if (!ws[i]) return tb_fail("matmul: matrix %d is NULL", i);
+        if (ws[i]->fmt != ws[0]->fmt || ws[i]->cols != ws[0]->cols)
+            return tb_fail("matmul: matrix %d is %s with %d columns, unlike matrix 0 (%s, %d columns)", i,
+                           tb_format_name(ws[i]->fmt), ws[i]->cols, tb_format_name(ws[0]->fmt), ws[0]->cols);
+    }
+    return 0;
+}
+
+int tb_matmul_many(tb_ctx *c, const tb_matrix *const *ws, int count, const float *x, int n, float *const *ys) {
     tb_clear_error();
-    if (check_call(c, w, x, n, y)) return -1;
-    prep_job j = {.w = w, .x = x, .n = n, .cols = w->cols};
-    if (!tb_format_is_ternary(w->fmt)) return run(c, w, &j, y, NULL);
-    if (tb_grow(&c->out_buf, &c->out_bytes, (size_t)n * w->rows * sizeof(int32_t))) return -1;
-    return run(c, w, &j, c->out_buf, y);
+    if (check_call(c, x, n, ys) || check_matrices(ws, count)) return -1;
+    for (int i = 0; i < count; i++)
+        if (!ys[i]) return tb_fail("matmul: output %d is NULL", i);
+    const tb_matrix *w = ws[0];
+    prep_job j = {.fmt = w->fmt, .cols = w->cols, .kpad = w->kpad, .x = x, .n = n};
+    if (!tb_format_int_act(w->fmt)) return run(c, ws, count, &j, (void *const *)ys, NULL);
+    size_t total = 0;
+    for (int i = 0; i < count; i++) total += (size_t)n * ws[i]->rows;
+    if (tb_grow(&c->out_buf, &c->out_bytes, total * sizeof(int32_t))) return -1;
+    void *raw[MAX_MANY];
+    size_t off = 0;
+    for (int i = 0; i < count; i++) {
+        raw[i] = (int32_t *)c->out_buf + off;
+        off += (size_t)n * ws[i]->rows;
+    }
+    return run(c, ws, count, &j, raw, ys);
+}
+
+int tb_matmul(tb_ctx *c, const tb_matrix *w, const float *x, int n, float *y) {
+    if (!w) { tb_clear_error(); return tb_fail("matmul: matrix is NULL"); }
+    return tb_matmul_many(c, &w, 1, x, n, &y);
 }
 
 int tb_matmul_i8(tb_ctx *c, const tb_matrix *w, const signed char *x, int n, int *y) {
     tb_clear_error();
-    if (check_call(c, w, x, n, y)) return -1;
-    if (!tb_format_is_ternary(w->fmt))
-        return tb_fail("integer matmul needs a ternary format; %s is a float format", tb_format_name(w->fmt));
-    prep_job j = {.w = w, .xi = (const int8_t *)x, .n = n, .cols = w->cols};
-    return run(c, w, &j, y, NULL);
+    if (check_call(c, x, n, y)) return -1;
+    if (!w) return tb_fail("matmul: matrix is NULL");
+    if (!tb_format_int_act(w->fmt))
+        return tb_fail("integer matmul needs an integer format (i2s, tq1, int8); %s is a float format",
+                       tb_format_name(w->fmt));
+    prep_job j = {.fmt = w->fmt, .cols = w->cols, .kpad = w->kpad, .xi = (const int8_t *)x, .n = n};
+    void *out = y;
+    return run(c, &w, 1, &j, &out, NULL);
 }
 
 /* ---- benchmark loops ---- */
@@ -303,66 +477,24 @@ int tb_bench_matmul(tb_ctx *c, const tb_matrix **mats, int count, int n, int cal
     return rc;
 }
 
-/* The probe must not be a weaker reader than the kernels it judges, and which
- * access pattern reads fastest differs between machines and thread counts (Zen 5
- * under KVM: software prefetch +18% at 1 thread, -25% at 2; four interleaved
- * prefetched streams, the GEMV pattern, best at 2). Each pass times every
- * pattern and keeps the fastest. */
-enum { READ_PLAIN, READ_PREFETCH, READ_FOUR_STREAMS, READ_PATTERNS };
+/* Which access pattern reads fastest differs between machines and thread counts
+ * (Zen 5 under KVM: software prefetch +18% at 1 thread, -25% at 2; four
+ * interleaved streams, the old GEMV pattern, 14 GB/s where one stream reads 27
+ * on a Zen 4). Every pattern is reported; "plain" is the yardstick. The loops
+ * are the best variant's, with its widest loads: 8-byte loads alone left a fifth
+ * of the bandwidth unread on Zen 5, below what the kernels reach. */
+static const char *const pattern_names[TB_READ_PATTERNS] = {"plain", "prefetch", "four-streams"};
 
-typedef struct { const uint64_t *buf; size_t words; int pattern; uint64_t sink[64]; } bw_job;
+int tb_read_pattern_count(void) { return TB_READ_PATTERNS; }
+const char *tb_read_pattern_name(int i) { return i >= 0 && i < TB_READ_PATTERNS ? pattern_names[i] : NULL; }
 
-/* Eight independent accumulators, as in STREAM. One function per pattern rather
- * than a flag inside the loop: the branch changes GCC's code for it. */
-#define XOR_LINE(p) a0 ^= (p)[0]; a1 ^= (p)[1]; a2 ^= (p)[2]; a3 ^= (p)[3]; \
-                    a4 ^= (p)[4]; a5 ^= (p)[5]; a6 ^= (p)[6]; a7 ^= (p)[7];
-#define ACCUMULATORS uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0
-#define RESULT (a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7)
-
-static inline void prefetch_at(const uint64_t *p, size_t ahead) {
-    __builtin_prefetch((const void *)((uintptr_t)p + ahead));
-}
-
-static uint64_t read_plain(const uint64_t *p, const uint64_t *end) {
-    ACCUMULATORS;
-    for (; p < end; p += 8) { XOR_LINE(p) }
-    return RESULT;
-}
-
-static uint64_t read_prefetch(const uint64_t *p, const uint64_t *end) {
-    ACCUMULATORS;
-    for (; p < end; p += 8) {
-        prefetch_at(p, 8192);
-        XOR_LINE(p)
-    }
-    return RESULT;
-}
-
-/* Four streams a quarter of the range apart, read in step, each prefetching 2 KiB
- * of its own future: the access pattern of the GEMV kernels. */
-static uint64_t read_four_streams(const uint64_t *p, const uint64_t *end) {
-    ACCUMULATORS;
-    size_t quarter = (size_t)(end - p) / 32 * 8; /* whole cache lines */
-    for (const uint64_t *q = p; q < p + quarter; q += 8) {
-        for (int s = 0; s < 4; s++) {
-            prefetch_at(q + s * quarter, 2048);
-            XOR_LINE(q + s * quarter)
-        }
-    }
-    for (const uint64_t *q = p + 4 * quarter; q < end; q += 8) { XOR_LINE(q) }
-    return RESULT;
-}
+typedef struct { const uint8_t *buf; size_t bytes; tb_read_fn fn; uint64_t sink[64]; } bw_job;
 
 static void bw_task(void *arg, int ith, int nth) {
     bw_job *j = arg;
-    int c0, c1; /* split in 4 KiB chunks so every thread streams whole pages */
-    int chunks = (int)(j->words / 512);
-    tb_split(chunks, ith, nth, &c0, &c1);
-    const uint64_t *p = j->buf + (size_t)c0 * 512, *end = j->buf + (size_t)c1 * 512;
-    uint64_t r = j->pattern == READ_PLAIN      ? read_plain(p, end)
-               : j->pattern == READ_PREFETCH   ? read_prefetch(p, end)
-                                               : read_four_streams(p, end);
-    j->sink[ith % 64] = r;
+    int c0, c1; /* split in 4 KiB pages so every thread streams whole pages */
+    tb_split((int)(j->bytes / 4096), ith, nth, &c0, &c1);
+    j->sink[ith % 64] = j->fn(j->buf + (size_t)c0 * 4096, j->buf + (size_t)c1 * 4096);
 }
 
 typedef struct { uint64_t *buf; size_t words; } fill_job;
@@ -376,6 +508,7 @@ static void fill_task(void *arg, int ith, int nth) {
 int tb_bench_read_bandwidth(tb_ctx *c, size_t bytes, int passes, double *gbps) {
     tb_clear_error();
     if (!c || !gbps || passes <= 0) return tb_fail("bandwidth: invalid arguments");
+    if (tb_ctx_usable(c)) return -1;
     if (bytes < (1u << 20)) return tb_fail("bandwidth: buffer of %zu bytes is too small (min 1 MiB)", bytes);
     size_t words = bytes / 4096 * 512;
     if (words / 512 > (size_t)INT32_MAX) return tb_fail("bandwidth: buffer too large");
@@ -384,17 +517,15 @@ int tb_bench_read_bandwidth(tb_ctx *c, size_t bytes, int passes, double *gbps) {
     /* first touch by the pool's own threads, so pages are local to them */
     fill_job f = {buf, words};
     tb_pool_run(c->pool, fill_task, &f);
-    bw_job j = {.buf = buf, .words = words};
-    for (int p = 0; p < passes; p++) {
-        double best = 0;
-        for (j.pattern = 0; j.pattern < READ_PATTERNS; j.pattern++) {
+    const tb_kernels *best = tb_find_variant(tb_variant_best())->kernels;
+    bw_job j = {.buf = (const uint8_t *)buf, .bytes = words * 8};
+    for (int p = 0; p < passes; p++)
+        for (int pattern = 0; pattern < TB_READ_PATTERNS; pattern++) {
+            j.fn = best->read[pattern] ? best->read[pattern] : tb_kernels_scalar.read[pattern];
             double t0 = tb_now();
             tb_pool_run(c->pool, bw_task, &j);
-            double g = (double)(words * 8) / (tb_now() - t0) / 1e9;
-            best = g > best ? g : best;
+            gbps[p * TB_READ_PATTERNS + pattern] = (double)(words * 8) / (tb_now() - t0) / 1e9;
         }
-        gbps[p] = best;
-    }
     tb_aligned_free(buf);
     return 0;
 }

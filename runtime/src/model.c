@@ -12,10 +12,12 @@
  *   logits = head . (rmsnorm(x_last) * final_norm)
  *
  * act is relu(x)^2 (BitNet b1.58) or silu(x) (LLaMA-style 1.58-bit models, which
- * also have no sub-norms). Ternary formats quantise every matmul's input per token
- * inside tb_matmul; the KV cache is float32. */
+ * also have no sub-norms). Integer formats quantise every matmul's input per token
+ * inside tb_matmul, once for Q, K and V together and once for gate and up. The KV
+ * cache holds f16 (the default, as llama.cpp's) or f32. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tb_internal.h"
@@ -30,7 +32,8 @@ struct tb_model {
     float *norms;               /* per layer: attn, ffn (hidden), attn_sub (qdim), ffn_sub (ffn); then final */
     size_t norm_stride;
     tb_matrix *embed, *head;    /* head == embed when tied */
-    float *kcache, *vcache;     /* [layers][max_ctx][kvdim] */
+    void *kcache, *vcache;      /* [layers][max_ctx][kvdim] of f16 or f32 */
+    size_t kv_esize;
     float *rope_cos, *rope_sin; /* [max_ctx][head_dim / 2] */
     int pos;
     /* batch scratch, grown to the largest n seen */
@@ -83,6 +86,18 @@ static int check_config(const tb_model_config *c) {
         return tb_fail("model: unknown weight format id %d", c->weight_fmt);
     if (c->head_fmt != TB_F16 && c->head_fmt != TB_F32 && c->head_fmt != TB_I8)
         return tb_fail("model: the head format must be f16, int8 or f32 (format id %d given)", c->head_fmt);
+    if (c->kv_fmt != TB_F16 && c->kv_fmt != TB_F32)
+        return tb_fail("model: the KV cache format must be f16 or f32 (format id %d given)", c->kv_fmt);
+    /* sizes the runtime's int arithmetic can hold; each matrix checks its own too */
+    const struct { const char *name; long long value, limit; } limits[] = {
+        {"vocab", c->vocab, TB_MAX_ROWS}, {"hidden", c->hidden, 1 << 20}, {"ffn", c->ffn, 1 << 22},
+        {"layers", c->layers, 1 << 16}, {"heads x head_dim", (long long)c->heads * c->head_dim, 1 << 20},
+        {"max_ctx", c->max_ctx, 1 << 24},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+        if (limits[i].value > limits[i].limit)
+            return tb_fail("model: %s is %lld, more than the runtime supports (at most %lld)", limits[i].name,
+                           limits[i].value, limits[i].limit);
     return 0;
 }
 
@@ -93,8 +108,8 @@ void tb_model_free(tb_model *m) {
     free(m->lin);
     if (m->head != m->embed) tb_matrix_free(m->head);
     tb_matrix_free(m->embed);
-    float *bufs[] = {m->norms, m->kcache, m->vcache, m->rope_cos, m->rope_sin, m->x, m->h, m->q, m->k,
-                     m->v, m->att, m->g, m->u, m->tmp, m->scores, m->logits, m->fq};
+    void *bufs[] = {m->norms, m->kcache, m->vcache, m->rope_cos, m->rope_sin, m->x, m->h, m->q, m->k,
+                    m->v, m->att, m->g, m->u, m->tmp, m->scores, m->logits, m->fq};
     tb_aligned_free(m->qrow);
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) tb_aligned_free(bufs[i]);
     free(m);
@@ -115,8 +130,9 @@ tb_model *tb_model_new(const tb_model_config *cfg) {
     m->lin = calloc((size_t)c->layers * NLIN, sizeof *m->lin);
     m->norms = falloc(m->norm_stride * c->layers + c->hidden);
     size_t kv = (size_t)c->layers * c->max_ctx * m->kvdim;
-    m->kcache = falloc(kv);
-    m->vcache = falloc(kv);
+    m->kv_esize = c->kv_fmt == TB_F16 ? 2 : 4;
+    m->kcache = tb_aligned_alloc(kv * m->kv_esize);
+    m->vcache = tb_aligned_alloc(kv * m->kv_esize);
     m->rope_cos = falloc((size_t)c->max_ctx * c->head_dim / 2);
     m->rope_sin = falloc((size_t)c->max_ctx * c->head_dim / 2);
     m->logits = falloc((size_t)c->vocab);
@@ -141,7 +157,7 @@ tb_model *tb_model_new(const tb_model_config *cfg) {
     norms_to_one(m);
     return m;
 oom:
-    tb_fail("model: out of memory (KV cache %zu MB)", 2 * kv * sizeof(float) >> 20);
+    tb_fail("model: out of memory (KV cache %zu MB)", 2 * kv * m->kv_esize >> 20);
 fail:
     tb_model_free(m);
     return NULL;
@@ -256,11 +272,15 @@ static void init_task(void *arg, int ith, int nth) {
         }
         if (tb_format_is_ternary(mat->fmt)) mat->scale = scale;
     }
-    /* embedding (and untied head): uniform on the grid k/128, k in [-128, 127], which
-     * f16 and int8 (row scale 1/128) hold exactly: every head format has the same
-     * values, and f16 needs one table look-up per value instead of a conversion */
+    /* embedding (and untied head): about uniform on the grid k/128, k in [-127, 127],
+     * which f16 and int8 (row scale 1/128) hold exactly: every head format has the
+     * same values, and f16 needs one table look-up per value instead of a conversion */
+    int8_t grid[256];
     uint16_t halves[256];
-    for (int k = 0; k < 256; k++) halves[k] = tb_float_to_half((float)(k - 128) / 128.0f);
+    for (int b = 0; b < 256; b++) {
+        grid[b] = (int8_t)((b * 255 >> 8) - 127);
+        halves[b] = tb_float_to_half((float)grid[b] / 128.0f);
+    }
     tb_matrix *heads[2] = {m->embed, m->head != m->embed ? m->head : NULL};
     for (int hi = 0; hi < 2 && heads[hi]; hi++) {
         tb_matrix *mat = heads[hi];
@@ -268,14 +288,20 @@ static void init_task(void *arg, int ith, int nth) {
         tb_split(mat->rows, ith, nth, &r0, &r1);
         for (int r = r0; r < r1; r++) {
             uint64_t s = row_seed(j->seed, (uint64_t)(ntensors + hi), (uint64_t)r), bits = 0;
-            uint8_t *dst = mat->data + (size_t)r * mat->row_bytes;
             for (int k = 0; k < mat->kpad; k++) {
                 if (k % 8 == 0) bits = splitmix64(&s);
-                unsigned b = k < mat->cols ? (unsigned)(bits >> 56) : 128u; /* padding: 0 */
+                unsigned b = (unsigned)(bits >> 56);
                 bits <<= 8;
-                if (mat->fmt == TB_F16) ((uint16_t *)dst)[k] = halves[b];
-                else if (mat->fmt == TB_I8) ((int8_t *)dst)[k] = (int8_t)((int)b - 128);
-                else ((float *)dst)[k] = (float)((int)b - 128) / 128.0f;
+                int pad = k >= mat->cols; /* padding columns: 0 */
+                if (mat->fmt == TB_F16) {
+                    uint16_t h = pad ? 0 : halves[b];
+                    memcpy(tb_row_at(mat, r, 2 * (size_t)k), &h, 2);
+                } else if (mat->fmt == TB_I8) {
+                    *(int8_t *)tb_row_at(mat, r, (size_t)k) = pad ? 0 : grid[b];
+                } else {
+                    float f = pad ? 0.0f : (float)grid[b] / 128.0f;
+                    memcpy(tb_row_at(mat, r, 4 * (size_t)k), &f, 4);
+                }
             }
             if (mat->fmt == TB_I8) mat->row_scale[r] = 1.0f / 128.0f;
         }
@@ -285,6 +311,7 @@ static void init_task(void *arg, int ith, int nth) {
 int tb_model_init_random(tb_model *m, tb_ctx *ctx, unsigned long long seed) {
     tb_clear_error();
     if (!m || !ctx) return tb_fail("model: NULL argument");
+    if (tb_ctx_usable(ctx)) return -1;
     int maxcols = m->c.ffn > m->c.hidden ? m->c.ffn : m->c.hidden;
     if (m->qdim > maxcols) maxcols = m->qdim;
     int8_t **bufs = calloc((size_t)ctx->threads, sizeof *bufs);
@@ -303,23 +330,35 @@ int tb_model_init_random(tb_model *m, tb_ctx *ctx, unsigned long long seed) {
 
 /* ---- forward ---- */
 
+/* Grows the batch buffers to n tokens and `threads` score rows. On failure every
+ * buffer is freed and the capacity is 0, so no later call finds a NULL buffer
+ * behind a capacity that claims it exists. */
 static int grow_batch(tb_model *m, int n, int threads) {
     if (n <= m->cap && threads <= m->score_rows) return 0;
     const tb_model_config *c = &m->c;
     size_t wide = (size_t)(c->ffn > c->hidden ? c->ffn : c->hidden);
     wide = wide > (size_t)m->qdim ? wide : (size_t)m->qdim;
-    float **bufs[] = {&m->x, &m->h, &m->q, &m->k, &m->v, &m->att, &m->g, &m->u, &m->tmp, &m->fq};
-    size_t widths[] = {(size_t)c->hidden, wide, (size_t)m->qdim, (size_t)m->kvdim, (size_t)m->kvdim,
-                       (size_t)m->qdim, (size_t)c->ffn, (size_t)c->ffn, wide, wide};
+    float **bufs[] = {&m->x, &m->h, &m->q, &m->k, &m->v, &m->att, &m->g, &m->u, &m->tmp, &m->fq, &m->scores};
+    size_t sizes[] = {(size_t)c->hidden * n, wide * n, (size_t)m->qdim * n, (size_t)m->kvdim * n,
+                      (size_t)m->kvdim * n, (size_t)m->qdim * n, (size_t)c->ffn * n, (size_t)c->ffn * n,
+                      wide * n, wide * n, (size_t)threads * c->max_ctx /* one score row per thread */};
+    int ok = 1;
     tb_aligned_free(m->qrow);
-    if (!(m->qrow = tb_aligned_alloc(wide + 64))) return tb_fail("model: out of memory");
+    ok &= (m->qrow = tb_aligned_alloc(wide + 64)) != NULL;
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         tb_aligned_free(*bufs[i]);
-        if (!(*bufs[i] = falloc(widths[i] * n))) return tb_fail("model: out of memory for a batch of %d", n);
+        ok &= (*bufs[i] = falloc(sizes[i])) != NULL;
     }
-    tb_aligned_free(m->scores);
-    /* one row of attention scores per thread */
-    if (!(m->scores = falloc((size_t)threads * c->max_ctx))) return tb_fail("model: out of memory for scores");
+    if (!ok) {
+        tb_aligned_free(m->qrow);
+        m->qrow = NULL;
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+            tb_aligned_free(*bufs[i]);
+            *bufs[i] = NULL;
+        }
+        m->cap = m->score_rows = 0;
+        return tb_fail("model: out of memory for a batch of %d tokens on %d threads", n, threads);
+    }
     m->cap = n;
     m->score_rows = threads;
     return 0;
@@ -390,23 +429,14 @@ static void rope(const tb_model *m, float *v, int nheads, int pos) {
     }
 }
 
-/* Eight partial sums: a float reduction the compiler may vectorise without
- * -ffast-math (it cannot reorder a single running sum). */
-float tb_dot_portable(const float *a, const float *b, int d) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= d; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < d; i++) sum += a[i] * b[i];
-    return sum;
-}
-
-void tb_axpy_portable(float *y, float a, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-typedef struct { tb_model *m; int layer, n; tb_dot_fn dot; tb_axpy_fn axpy; } attn_job;
+typedef struct {
+    tb_model *m;
+    int layer, n;
+    tb_dot_fn dot;
+    tb_axpy_fn axpy;
+    tb_dot_h_fn dot_h;
+    tb_axpy_h_fn axpy_h;
+} attn_job;
 
 /* One unit per (token, head): scores over the cached keys up to the token's own
  * position, softmax, weighted sum of the values. */
@@ -416,40 +446,54 @@ static void attn_task(void *arg, int ith, int nth) {
     const tb_model_config *c = &m->c;
     int d = c->head_dim, group = c->heads / c->kv_heads, u0, u1;
     float scale = 1.0f / sqrtf((float)d);
-    const float *kc = m->kcache + (size_t)j->layer * c->max_ctx * m->kvdim;
-    const float *vc = m->vcache + (size_t)j->layer * c->max_ctx * m->kvdim;
+    const size_t layer_off = (size_t)j->layer * c->max_ctx * m->kvdim;
+    const int half = c->kv_fmt == TB_F16;
     tb_split(j->n * c->heads, ith, nth, &u0, &u1);
     for (int u = u0; u < u1; u++) {
         int t = u / c->heads, h = u % c->heads, kvh = h / group, len = m->pos + t + 1;
         const float *q = m->q + (size_t)t * m->qdim + (size_t)h * d;
         float *s = m->scores + (size_t)ith * c->max_ctx, mx = -INFINITY;
         for (int p = 0; p < len; p++) {
-            s[p] = j->dot(q, kc + (size_t)p * m->kvdim + (size_t)kvh * d, d) * scale;
+            size_t at = layer_off + (size_t)p * m->kvdim + (size_t)kvh * d;
+            s[p] = (half ? j->dot_h(q, (const uint16_t *)m->kcache + at, d) : j->dot(q, (const float *)m->kcache + at, d)) * scale;
             mx = s[p] > mx ? s[p] : mx;
         }
         float sum = 0.0f;
         for (int p = 0; p < len; p++) sum += s[p] = expf(s[p] - mx);
         float *o = m->att + (size_t)t * m->qdim + (size_t)h * d;
         memset(o, 0, (size_t)d * sizeof(float));
-        for (int p = 0; p < len; p++) j->axpy(o, s[p] / sum, vc + (size_t)p * m->kvdim + (size_t)kvh * d, d);
+        for (int p = 0; p < len; p++) {
+            size_t at = layer_off + (size_t)p * m->kvdim + (size_t)kvh * d;
+            if (half) j->axpy_h(o, s[p] / sum, (const uint16_t *)m->vcache + at, d);
+            else j->axpy(o, s[p] / sum, (const float *)m->vcache + at, d);
+        }
     }
 }
 
-/* y = W x for a linear layer. With float_act_quant a float-format W sees the input
- * as a ternary format would (per-token int8, then back to float) while the products
- * and sums stay float: the float reference of the same computation. */
-static int linear(tb_model *m, tb_ctx *ctx, const tb_matrix *w, const float *x, int n, float *y) {
-    if (m->c.float_act_quant && !tb_format_is_ternary(w->fmt)) {
-        int d = w->cols;
+static const char *const lin_names[NLIN] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+/* y_i = W_i x for `count` linear layers of layer l that share their input (Q, K
+ * and V; gate and up): one quantisation, one hand-off. With float_act_quant a
+ * float-format W sees the input as a ternary format would (per-token int8, then
+ * back to float) while the products and sums stay float: the float reference of
+ * the same computation. Errors name the layer and the linear. */
+static int linears(tb_model *m, tb_ctx *ctx, int l, int first, int count, const float *x, int n, float *const *ys) {
+    tb_matrix *const *w = m->lin + (size_t)l * NLIN + first;
+    if (m->c.float_act_quant && !tb_format_int_act(w[0]->fmt)) {
+        int d = w[0]->cols;
         for (int t = 0; t < n; t++) {
             int32_t sum;
             float s;
-            tb_quantise_portable(x + (size_t)t * d, d, d, m->qrow, &sum, &s);
+            if (tb_quantise_portable(x + (size_t)t * d, d, d, m->qrow, &sum, &s)) break; /* matmul names it */
             for (int k = 0; k < d; k++) m->fq[(size_t)t * d + k] = (float)m->qrow[k] / s;
         }
         x = m->fq;
     }
-    return tb_matmul(ctx, w, x, n, y);
+    if (tb_matmul_many(ctx, (const tb_matrix *const *)w, count, x, n, ys) == 0) return 0;
+    char why[400];
+    snprintf(why, sizeof why, "%s", tb_last_error());
+    return tb_fail("model: layer %d, %s%s: %s", l, lin_names[first], count > 1 ? " and the others sharing its input" : "",
+                   why);
 }
 
 static int forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *logits) {
@@ -465,38 +509,46 @@ static int forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *lo
     for (int t = 0; t < n; t++) tb_unpack_float_row(m->embed, tokens[t], m->x + (size_t)t * H);
     const tb_kernels *kt = ctx->variant->kernels;
     tb_dot_fn dot = kt->dot ? kt->dot : tb_dot_portable;
+    tb_to_half_fn to_half = kt->to_half ? kt->to_half : tb_to_half_portable;
+    attn_job aj = {m, 0, n, dot, kt->axpy ? kt->axpy : tb_axpy_portable, kt->dot_h ? kt->dot_h : tb_dot_h_portable,
+                   kt->axpy_h ? kt->axpy_h : tb_axpy_h_portable};
     for (int l = 0; l < c->layers; l++) {
-        tb_matrix **w = m->lin + (size_t)l * NLIN;
         rows(ctx, (rows_job){ROW_NORM, n, H, m->h, m->x, norm_ptr(m, l, TB_NORM_ATTN), c->norm_eps, 0, dot});
-        if (linear(m, ctx, w[TB_WQ], m->h, n, m->q) || linear(m, ctx, w[TB_WK], m->h, n, m->k) ||
-            linear(m, ctx, w[TB_WV], m->h, n, m->v))
-            return -1;
-        float *kc = m->kcache + ((size_t)l * c->max_ctx + m->pos) * m->kvdim;
-        float *vc = m->vcache + ((size_t)l * c->max_ctx + m->pos) * m->kvdim;
+        if (linears(m, ctx, l, TB_WQ, 3, m->h, n, (float *const[]){m->q, m->k, m->v})) return -1;
         for (int t = 0; t < n; t++) {
             rope(m, m->q + (size_t)t * m->qdim, c->heads, m->pos + t);
             rope(m, m->k + (size_t)t * m->kvdim, c->kv_heads, m->pos + t);
         }
-        memcpy(kc, m->k, (size_t)n * m->kvdim * sizeof(float));
-        memcpy(vc, m->v, (size_t)n * m->kvdim * sizeof(float));
-        attn_job aj = {m, l, n, dot, kt->axpy ? kt->axpy : tb_axpy_portable};
+        size_t at = ((size_t)l * c->max_ctx + m->pos) * m->kvdim, count = (size_t)n * m->kvdim;
+        if (c->kv_fmt == TB_F16) {
+            to_half((uint16_t *)m->kcache + at, m->k, (int)count);
+            to_half((uint16_t *)m->vcache + at, m->v, (int)count);
+        } else {
+            memcpy((float *)m->kcache + at, m->k, count * sizeof(float));
+            memcpy((float *)m->vcache + at, m->v, count * sizeof(float));
+        }
+        aj.layer = l;
         tb_pool_run(ctx->pool, attn_task, &aj);
         if (c->sub_norms)
             rows(ctx, (rows_job){ROW_NORM, n, m->qdim, m->att, m->att, norm_ptr(m, l, TB_NORM_ATTN_SUB), c->norm_eps, 0, dot});
-        if (linear(m, ctx, w[TB_WO], m->att, n, m->tmp)) return -1;
+        if (linears(m, ctx, l, TB_WO, 1, m->att, n, &m->tmp)) return -1;
         rows(ctx, (rows_job){ROW_ADD, n, H, m->x, m->tmp, NULL, 0, 0, dot});
         rows(ctx, (rows_job){ROW_NORM, n, H, m->h, m->x, norm_ptr(m, l, TB_NORM_FFN), c->norm_eps, 0, dot});
-        if (linear(m, ctx, w[TB_WGATE], m->h, n, m->g) || linear(m, ctx, w[TB_WUP], m->h, n, m->u)) return -1;
+        if (linears(m, ctx, l, TB_WGATE, 2, m->h, n, (float *const[]){m->g, m->u})) return -1;
         rows(ctx, (rows_job){ROW_ACT, n, c->ffn, m->g, m->u, NULL, 0, c->act_silu, dot});
         if (c->sub_norms)
             rows(ctx, (rows_job){ROW_NORM, n, c->ffn, m->g, m->g, norm_ptr(m, l, TB_NORM_FFN_SUB), c->norm_eps, 0, dot});
-        if (linear(m, ctx, w[TB_WDOWN], m->g, n, m->tmp)) return -1;
+        if (linears(m, ctx, l, TB_WDOWN, 1, m->g, n, &m->tmp)) return -1;
         rows(ctx, (rows_job){ROW_ADD, n, H, m->x, m->tmp, NULL, 0, 0, dot});
     }
     m->pos += n;
     /* only the last token's logits are needed, to predict the next token */
     rmsnorm(m->h, m->x + (size_t)(n - 1) * H, norm_ptr(m, -1, TB_NORM_FINAL), 1, H, c->norm_eps, dot);
-    if (tb_matmul(ctx, m->head, m->h, 1, m->logits)) return -1;
+    if (tb_matmul(ctx, m->head, m->h, 1, m->logits)) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", tb_last_error());
+        return tb_fail("model: output head: %s", why);
+    }
     int best = 0;
     for (int v = 1; v < c->vocab; v++)
         if (m->logits[v] > m->logits[best]) best = v;
@@ -507,6 +559,7 @@ static int forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *lo
 int tb_model_forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *logits) {
     tb_clear_error();
     if (!m || !ctx || !tokens) return tb_fail("model: NULL argument");
+    if (tb_ctx_usable(ctx)) return -1;
     double t0 = tb_now();
     int r = forward(m, ctx, tokens, n, logits);
     m->busy_s += tb_now() - t0;

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "tb_internal.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -19,8 +20,19 @@
 
 #define SPIN_ROUNDS 20000
 
+/* fork() copies only the calling thread: a child's copy of a pool has no workers,
+ * so tb_pool_run would wait for them forever and tb_pool_free would join threads
+ * that do not exist. Each pool remembers the fork generation it was made in. */
+static unsigned fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void) { __atomic_add_fetch(&fork_generation, 1, __ATOMIC_SEQ_CST); }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+static unsigned current_generation(void) { return __atomic_load_n(&fork_generation, __ATOMIC_SEQ_CST); }
+
 struct tb_pool {
     int n;
+    unsigned fork_gen;       /* fork generation of the creating process */
+    pid_t owner;
     pthread_t *threads;
     tb_task_fn fn;
     void *arg;
@@ -63,7 +75,10 @@ static void *worker_main(void *p) {
 tb_pool *tb_pool_new(int threads) {
     tb_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    pthread_once(&atfork_once, register_atfork);
     p->n = threads;
+    p->fork_gen = current_generation();
+    p->owner = getpid();
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     if (threads > 1) {
@@ -106,8 +121,19 @@ void tb_pool_run(tb_pool *p, tb_task_fn fn, void *arg) {
     }
 }
 
+int tb_pool_usable(const tb_pool *p) {
+    if (p->n == 1 || p->fork_gen == current_generation()) return 0;
+    return tb_fail("this context's %d threads belong to process %d, not to this forked child; "
+                   "create a new context after fork", p->n, (int)p->owner);
+}
+
 void tb_pool_free(tb_pool *p) {
     if (!p) return;
+    if (p->n > 1 && p->fork_gen != current_generation()) { /* a forked child's copy: no threads to stop */
+        free(p->threads);
+        free(p);
+        return;
+    }
     if (p->n > 1) {
         atomic_store(&p->stop, 1);
         atomic_fetch_add(&p->generation, 1);

@@ -19,7 +19,7 @@ const char *tb_variant_name(int i);
 int tb_variant_supported(const char *name, char *why, int why_len);
 const char *tb_variant_best(void);
 
-/* Weight formats: "i2s", "tq1", "f16", "f32", "int8" (per-row scale; float activations). */
+/* Weight formats: "i2s", "tq1", "f16", "f32", "int8" (per-row scale; int8 activations). */
 int tb_format_count(void);
 const char *tb_format_name(int fmt);
 int tb_format_id(const char *name);
@@ -36,6 +36,15 @@ tb_ctx *tb_ctx_new(int threads, const char *variant);
 void tb_ctx_free(tb_ctx *ctx);
 int tb_ctx_threads(const tb_ctx *ctx);
 const char *tb_ctx_variant(const tb_ctx *ctx);
+
+/* GEMV tuning of one weight format in a context: software prefetch distance in
+ * bytes ahead of the weight stream (0: none), and the granularity, in bytes of
+ * weights, at which threads claim rows (0: a fixed equal split, no stealing; else
+ * each thread reads its own share from the front in claims of this size, and a
+ * thread that finishes early takes claims from the back of the others' shares).
+ * Results never depend on it; only speed does. */
+int tb_ctx_set_tuning(tb_ctx *ctx, int fmt, int prefetch_bytes, int chunk_bytes);
+int tb_ctx_get_tuning(const tb_ctx *ctx, int fmt, int *prefetch_bytes, int *chunk_bytes);
 
 /* Pack ternary values {-1,0,+1} (row-major rows x cols) with one scale per matrix.
  * Float formats store value*scale. */
@@ -57,8 +66,12 @@ int tb_unpack_float(const tb_matrix *m, float *out);
 /* y[n][rows] = W x[n][cols]. n == 1 runs the GEMV kernel, n > 1 the GEMM kernel.
  * Ternary formats quantise each token of x to int8 (absmax, 127/max|x|). */
 int tb_matmul(tb_ctx *ctx, const tb_matrix *w, const float *x, int n, float *y);
-/* Ternary formats only: exact integer dot products y[n][rows] = sum_k w*x. */
+/* Integer formats (i2s, tq1, int8): exact integer dot products y[n][rows] = sum_k w*x. */
 int tb_matmul_i8(tb_ctx *ctx, const tb_matrix *w, const signed char *x, int n, int *y);
+/* tb_matmul for `count` matrices of one format and column count on the same input:
+ * the input is quantised once and all of them run in one hand-off to the threads.
+ * ys[j] receives n x rows of ws[j]. */
+int tb_matmul_many(tb_ctx *ctx, const tb_matrix *const *ws, int count, const float *x, int n, float *const *ys);
 
 /* Benchmark support, timed in C so that Python call overhead is not measured.
  * Call i runs one matmul of n tokens on mats[i % count]; seconds[i] is its wall
@@ -67,8 +80,12 @@ int tb_matmul_i8(tb_ctx *ctx, const tb_matrix *w, const signed char *x, int n, i
 int tb_bench_matmul(tb_ctx *ctx, const tb_matrix **mats, int count, int n, int calls,
                     double *seconds);
 /* STREAM-like read probe: every thread XOR-sums its share of a `bytes` buffer in
- * three access patterns (plain, software prefetch, four prefetched streams as the
- * GEMV kernels read); gbps[p] is the fastest read bandwidth (1e9 bytes/s) of pass p. */
+ * each access pattern; gbps[p * tb_read_pattern_count() + i] is the read bandwidth
+ * (1e9 bytes/s) of pattern i in pass p. Pattern 0, "plain", is one sequential
+ * stream per thread with no software prefetch: the denominator of bandwidth
+ * fractions. */
+int tb_read_pattern_count(void);
+const char *tb_read_pattern_name(int i);
 int tb_bench_read_bandwidth(tb_ctx *ctx, size_t bytes, int passes, double *gbps);
 
 /* ---- whole models: the BitNet b1.58 decoder (and LLaMA-style 1.58-bit variants) ---- */
@@ -86,6 +103,7 @@ typedef struct {
     int head_fmt;        /* tb_format_id of the embedding / output head: f16, int8 (f32 for tests) */
     int float_act_quant; /* float weight formats: quantise each linear's input per token to int8
                             and back (x -> round(x s) / s), the float reference of BitNet's math */
+    int kv_fmt;          /* tb_format_id of the KV cache: f16 or f32 */
 } tb_model_config;
 
 /* Linear layers of a decoder layer, for tb_model_set_linear. */
@@ -98,7 +116,7 @@ tb_model *tb_model_new(const tb_model_config *cfg);
 void tb_model_free(tb_model *m);
 /* Synthetic weights, generated in C straight into the packed formats on ctx's threads:
  * ternary values with about one third zeros, scale 1/sqrt(cols), norms 1, embedding
- * uniform on the grid k/128 in [-1, 1). The same seed gives the same values in every format. */
+ * about uniform on the grid k/128, k in [-127, 127]. The same seed gives the same values in every format. */
 int tb_model_init_random(tb_model *m, tb_ctx *ctx, unsigned long long seed);
 /* Real weights. Ternary values in {-1,0,1} (rows x cols as the config implies) times scale. */
 int tb_model_set_linear(tb_model *m, int layer, int which, const signed char *w, float scale);

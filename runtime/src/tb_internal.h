@@ -18,61 +18,117 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_NFORMATS = 
 #define TB_TQ1_BLOCK 320
 #define TB_F16_BLOCK 32
 #define TB_F32_BLOCK 32
-/* int8: one int8 per weight and one float scale per row (the embedding / output head
- * format); activations stay float32. */
+/* int8: one int8 in [-127, 127] per weight and one float scale per row (the
+ * embedding / output head format). Activations are quantised per token as for
+ * the ternary formats (w8a8), so the dot products are exact int32 too. */
 #define TB_I8_BLOCK 64
+
+/* Memory layout, shared by every format: rows are stored in groups of TB_GROUP,
+ * interleaved in chunks of TB_CHUNK bytes (chunk c of rows 4g..4g+3, then chunk
+ * c + 1 of the same rows, ...). A GEMV over a group, and a thread over its rows,
+ * then reads one sequential stream: some CPUs (Zen 4) lose a third of their read
+ * bandwidth to four concurrent row streams. Every format's row is a whole number
+ * of chunks, and one chunk is one block of the ternary formats. The row count is
+ * padded to a whole group with zero weights. */
+#define TB_GROUP 4
+#define TB_CHUNK 64
 
 /* GEMM activations are padded to a multiple of this many tokens. */
 #define TB_NTILE 32
 /* Largest padded column count: keeps every int32 dot product of int8 values
  * (|sum| <= 128 * 2 * cols for the biased i2s/tq1 sums) exact. */
 #define TB_MAX_COLS (1 << 22)
+/* int8 weights reach 127 and the AVX-512 kernels bias them to 255: 65536 columns
+ * keep even the biased sums inside int32. */
+#define TB_I8_MAX_COLS (1 << 16)
+/* Keeps row and group arithmetic (rows + TB_GEMM_MR, rows * formats) in int. */
+#define TB_MAX_ROWS (1 << 28)
 
 struct tb_matrix {
     int fmt;
     int rows, cols, kpad;   /* kpad: cols rounded up to the format block */
+    int rows_pad;           /* rows rounded up to TB_GROUP */
     float scale;            /* ternary: the per-matrix scale; float formats: 1 */
-    size_t row_bytes;
-    size_t nbytes;          /* of data */
-    uint8_t *data;          /* 64-byte aligned, rows * row_bytes */
-    float *row_scale;       /* int8 only: one scale per row */
+    size_t row_bytes;       /* bytes of one row, a multiple of TB_CHUNK */
+    size_t nbytes;          /* of data: rows_pad * row_bytes */
+    uint8_t *data;          /* 64-byte aligned, in the grouped layout above */
+    float *row_scale;       /* int8 only: one scale per row (rows_pad, padding 0) */
 };
+
+/* Chunk c of row r, and the byte at offset `byte` of row r's packed bytes (an
+ * element never straddles two chunks). */
+static inline uint8_t *tb_chunk(const struct tb_matrix *m, int r, size_t c) {
+    return m->data + (size_t)(r / TB_GROUP) * TB_GROUP * m->row_bytes + c * (TB_GROUP * TB_CHUNK) +
+           (size_t)(r % TB_GROUP) * TB_CHUNK;
+}
+static inline uint8_t *tb_row_at(const struct tb_matrix *m, int r, size_t byte) {
+    return tb_chunk(m, r, byte / TB_CHUNK) + byte % TB_CHUNK;
+}
+/* The first byte of the group holding row r (r a multiple of TB_GROUP). */
+static inline const uint8_t *tb_group(const struct tb_matrix *m, int r) {
+    return m->data + (size_t)(r / TB_GROUP) * TB_GROUP * m->row_bytes;
+}
 
 /* Activations as the kernels see them, prepared once per matmul call. */
 typedef struct {
     int n, npad, kpad;
-    const int8_t *q;      /* ternary: [n][kpad], per-token int8 */
-    const int8_t *qt;     /* ternary GEMM: [kpad/4][npad][4] (token-interleaved dwords) */
-    const int32_t *qsum;  /* ternary: [n], sum of q over k */
+    const int8_t *q;      /* integer formats: [n][kpad], per-token int8 */
+    const int8_t *qt;     /* integer GEMM: [kpad/4][npad][4] (token-interleaved dwords) */
+    const int32_t *qsum;  /* integer formats: [n], sum of q over k */
     const float *f;       /* float formats: [n][kpad] */
     const float *ft;      /* float GEMM: [kpad][npad] */
 } tb_act;
 
-/* A kernel computes rows [r0, r1) of y[n][rows] (int32 exact dots for ternary
- * formats, float for float formats). `scratch` holds TB_SCRATCH_BYTES(kpad). */
-typedef void (*tb_mm_fn)(const struct tb_matrix *w, const tb_act *x, int r0, int r1,
-                         void *y, void *scratch);
+/* What a kernel call needs besides weights and activations. */
+typedef struct {
+    void *scratch;        /* TB_SCRATCH_BYTES(kpad), this thread's own (GEMM panels) */
+    int prefetch;         /* GEMV: software prefetch this many bytes ahead in the stream; 0 = none */
+} tb_kopts;
+
+/* A kernel computes rows [r0, r1) of y[n][rows] (int32 exact dots for integer
+ * formats, float for float formats). r0 is a multiple of TB_GROUP (GEMV) or of
+ * TB_GEMM_MR (GEMM); a kernel may compute rows up to the end of r1's group, which
+ * exist (padding), but stores only rows below r1. */
+typedef void (*tb_mm_fn)(const struct tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o);
 #define TB_GEMM_MR 12
 #define TB_SCRATCH_BYTES(kpad) ((size_t)TB_GEMM_MR * (size_t)(kpad) * 4 + 4096)
 
 /* Quantises one token: q[0..cols) = clamp(round_half_even(x * s), -128, 127) with
  * s = 127 / max(max|x|, 1e-5), q[cols..kpad) = 0; *sum = sum of q, *scale = s.
+ * Returns -1 (and writes nothing else) when x holds a NaN or an infinity.
  * Every implementation must give identical results (same float operations). */
-typedef void (*tb_quant_fn)(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
-void tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
+typedef int (*tb_quant_fn)(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
+int tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
 
-/* Float vector helpers for attention and norms: sum a[i] b[i]; y[i] += a x[i]. */
+/* Float vector helpers for attention and norms: sum a[i] b[i]; y[i] += a x[i];
+ * the same with the second operand in IEEE half (the f16 KV cache); and
+ * float -> half, rounding to nearest even. */
 typedef float (*tb_dot_fn)(const float *a, const float *b, int n);
 typedef void (*tb_axpy_fn)(float *y, float a, const float *x, int n);
+typedef float (*tb_dot_h_fn)(const float *a, const uint16_t *b, int n);
+typedef void (*tb_axpy_h_fn)(float *y, float a, const uint16_t *x, int n);
+typedef void (*tb_to_half_fn)(uint16_t *dst, const float *src, int n);
 float tb_dot_portable(const float *a, const float *b, int n);
 void tb_axpy_portable(float *y, float a, const float *x, int n);
+float tb_dot_h_portable(const float *a, const uint16_t *b, int n);
+void tb_axpy_h_portable(float *y, float a, const uint16_t *x, int n);
+void tb_to_half_portable(uint16_t *dst, const float *src, int n);
+
+/* Read probe patterns: XOR-sum [p, end) (4 KiB aligned) and return the sum. */
+enum { TB_READ_PLAIN, TB_READ_PREFETCH, TB_READ_FOUR_STREAMS, TB_READ_PATTERNS };
+typedef uint64_t (*tb_read_fn)(const uint8_t *p, const uint8_t *end);
+#define TB_READ_PREFETCH_BYTES 4096
 
 typedef struct {
     tb_mm_fn gemv[TB_NFORMATS];
-    tb_mm_fn gemm[TB_NFORMATS];
-    tb_quant_fn quantise;  /* NULL: tb_quantise_portable */
-    tb_dot_fn dot;         /* NULL: tb_dot_portable */
-    tb_axpy_fn axpy;       /* NULL: tb_axpy_portable */
+    tb_mm_fn gemm[TB_NFORMATS];   /* NULL: the GEMV kernel runs token by token */
+    tb_quant_fn quantise;  /* NULL: the portable versions, for this and the ones below */
+    tb_dot_fn dot;
+    tb_axpy_fn axpy;
+    tb_dot_h_fn dot_h;
+    tb_axpy_h_fn axpy_h;
+    tb_to_half_fn to_half;
+    tb_read_fn read[TB_READ_PATTERNS];   /* the bandwidth probe, with this variant's widest loads */
 } tb_kernels;
 
 typedef struct {
@@ -83,9 +139,12 @@ typedef struct {
 } tb_variant;
 
 const tb_variant *tb_find_variant(const char *name);
+/* Formats whose kernels take per-token int8 activations (i2s, tq1, int8). */
+int tb_format_int_act(int fmt);
 
-/* Matrices: allocate (data uninitialised), and pack one row of ternary values
- * (float formats store value * scale; ternary formats take the scale from m). */
+/* Matrices: allocate (data uninitialised but for padding rows, which hold zero
+ * weights), and pack one row of ternary values (float formats store value * scale;
+ * ternary formats take the scale from m). */
 tb_matrix *tb_matrix_new(int fmt, int rows, int cols);
 void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale);
 /* Packs rows x cols ternary values into m, or returns the index of the first value
@@ -114,11 +173,23 @@ typedef struct tb_pool tb_pool;
 tb_pool *tb_pool_new(int threads);
 void tb_pool_free(tb_pool *p);
 void tb_pool_run(tb_pool *p, tb_task_fn fn, void *arg);
+/* 0 in the process that created the pool; -1 (with a message) in a forked child,
+ * where the pool's worker threads do not exist. */
+int tb_pool_usable(const tb_pool *p);
+
+/* Per-format GEMV tuning of a context (see tb_ctx_set_tuning). */
+typedef struct { int prefetch, chunk; } tb_tuning;
+
+/* A thread's share of a matmul's work units: claimed from the front by its owner
+ * and from the back by idle threads, both packed in one word so a claim is one CAS. */
+typedef struct { _Alignas(64) uint64_t range; } tb_share;
 
 struct tb_ctx {
     int threads;
     const tb_variant *variant;
     tb_pool *pool;
+    tb_tuning tuning[TB_NFORMATS];
+    tb_share *shares;      /* [threads] */
     /* per-thread scratch for GEMM row panels */
     void **scratch;
     size_t scratch_bytes;
@@ -128,6 +199,9 @@ struct tb_ctx {
     void *out_buf;
     size_t out_bytes;
 };
+
+/* Checks that a context can run here (not inherited through fork). */
+int tb_ctx_usable(const tb_ctx *c);
 
 void *tb_aligned_alloc(size_t bytes);
 void tb_aligned_free(void *p);
@@ -142,9 +216,11 @@ static inline void tb_split(int units, int ith, int nth, int *u0, int *u1) {
     *u1 = *u0 + per + (ith < extra ? 1 : 0);
 }
 
-/* IEEE half <-> float, portable (no F16C needed). */
+/* IEEE half <-> float, portable (no F16C needed), and a table of all 65536 halves
+ * as floats for the portable loops. */
 float tb_half_to_float(uint16_t h);
 uint16_t tb_float_to_half(float f);
+const float *tb_half_table(void);
 
 /* tq1 trit decoding shared by all variants: trit i of a packed byte. */
 static inline int tb_tq1_trit(uint8_t q, int i) {

@@ -1,0 +1,479 @@
+/* The x86 kernels, written once against simd_x86.h and compiled three times:
+ * avx2 (256-bit), avx512 and avx512vnni (512-bit). Each including file selects
+ * the instruction set with a target pragma, defines TB_X86_W, TB_VNNI and
+ * TB_SUFFIX (which names every function, so a profiler tells the variants apart),
+ * then includes this file and builds its table with TB_X86_TABLE.
+ *
+ * Integer formats use biased unsigned codes, the u8 operand of u8 x s8 dot
+ * products (vpdpbusd with VNNI, else vpmaddubsw into int16 then vpmaddwd):
+ *   i2s, tq1: u = w + 1 in {0, 1, 2}, and sum(u q) - sum(q) = sum(w q);
+ *   int8 (VNNI): u = w + 128, and sum(u q) - 128 sum(q) = sum(w q);
+ *   int8 (no VNNI): |q| times w with q's sign, which never saturates int16 as
+ *   long as w > -128 (int8 weights are in [-127, 127]).
+ *
+ * GEMV reads a row group (TB_GROUP rows interleaved in TB_CHUNK-byte chunks) as
+ * one sequential stream, the rows sharing the activation loads, with an optional
+ * software prefetch the context's tuning sets. GEMM decodes a panel of
+ * TB_GEMM_MR rows once into scratch, then runs an outer-product micro-kernel:
+ * TR rows x 2 vectors of tokens of accumulators held in registers, one broadcast
+ * weight dword (or float) against token-interleaved activations. */
+#include "simd_x86.h"
+#include "tb_internal.h"
+
+#if !defined(TB_SUFFIX)
+#error "define TB_SUFFIX before including kern_x86.h"
+#endif
+#define TB_CAT2(a, b) a##_##b
+#define TB_CAT(a, b) TB_CAT2(a, b)
+#define TB_FN(name) TB_CAT(name, TB_SUFFIX)
+
+/* ---------------- quantisation and float helpers ---------------- */
+
+/* The same float operations as tb_quantise_portable, so results are identical:
+ * vcvtps2dq rounds half to even under the default MXCSR, and clamping before
+ * rounding gives what rounding before clamping gives on this range. */
+static int TB_FN(quantise)(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale) {
+    const vi absmask = vi_set32(0x7fffffff);
+    vi amax = vi_zero();
+    int k = 0;
+    for (; k + VN <= cols; k += VN) amax = vi_max32(amax, vi_and(vf_bits(vf_ld(x + k)), absmask));
+    if (k < cols) amax = vi_max32(amax, vi_and(vf_bits(vf_ldn(x + k, cols - k)), absmask));
+    int32_t abits = vi_hmax32(amax);
+    if (abits >= 0x7f800000) return -1; /* a NaN or an infinity */
+    float a;
+    memcpy(&a, &abits, 4);
+    float s = 127.0f / (a > 1e-5f ? a : 1e-5f);
+    const vf vs = vf_set1(s), lo = vf_set1(-128.0f), hi = vf_set1(127.0f);
+    vi acc = vi_zero();
+    for (k = 0; k < cols; k += VN) {
+        int n = cols - k < VN ? cols - k : VN;
+        vf v = vf_mul(n == VN ? vf_ld(x + k) : vf_ldn(x + k, n), vs);
+        vi qi = vf_round_i32(vf_min(vf_max(v, lo), hi));
+        acc = vi_add32(acc, qi);
+        vi_stn_i8(q + k, qi, n);
+    }
+    memset(q + cols, 0, (size_t)(kpad - cols));
+    *sum = vi_hsum32(acc);
+    *scale = s;
+    return 0;
+}
+
+static float TB_FN(dot_f32)(const float *a, const float *b, int n) {
+    vf acc0 = vf_zero(), acc1 = vf_zero();
+    int i = 0;
+    for (; i + 2 * VN <= n; i += 2 * VN) {
+        acc0 = vf_fma(vf_ld(a + i), vf_ld(b + i), acc0);
+        acc1 = vf_fma(vf_ld(a + i + VN), vf_ld(b + i + VN), acc1);
+    }
+    for (; i < n; i += VN) {
+        int m = n - i < VN ? n - i : VN;
+        acc0 = vf_fma(vf_ldn(a + i, m), vf_ldn(b + i, m), acc0);
+    }
+    return vf_hsum(vf_add(acc0, acc1));
+}
+
+static void TB_FN(axpy_f32)(float *y, float a, const float *x, int n) {
+    const vf va = vf_set1(a);
+    int i = 0;
+    for (; i + VN <= n; i += VN) vf_st(y + i, vf_fma(va, vf_ld(x + i), vf_ld(y + i)));
+    if (i < n) vf_stn(y + i, vf_fma(va, vf_ldn(x + i, n - i), vf_ldn(y + i, n - i)), n - i);
+}
+
+static float TB_FN(dot_h)(const float *a, const uint16_t *b, int n) {
+    vf acc0 = vf_zero(), acc1 = vf_zero();
+    int i = 0;
+    for (; i + 2 * VN <= n; i += 2 * VN) {
+        acc0 = vf_fma(vf_ld(a + i), vf_ld_h(b + i), acc0);
+        acc1 = vf_fma(vf_ld(a + i + VN), vf_ld_h(b + i + VN), acc1);
+    }
+    for (; i < n; i += VN) {
+        int m = n - i < VN ? n - i : VN;
+        acc0 = vf_fma(vf_ldn(a + i, m), vf_ldn_h(b + i, m), acc0);
+    }
+    return vf_hsum(vf_add(acc0, acc1));
+}
+
+static void TB_FN(axpy_h)(float *y, float a, const uint16_t *x, int n) {
+    const vf va = vf_set1(a);
+    int i = 0;
+    for (; i + VN <= n; i += VN) vf_st(y + i, vf_fma(va, vf_ld_h(x + i), vf_ld(y + i)));
+    if (i < n) vf_stn(y + i, vf_fma(va, vf_ldn_h(x + i, n - i), vf_ldn(y + i, n - i)), n - i);
+}
+
+static void TB_FN(to_half)(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + VN <= n; i += VN) vf_st_h(dst + i, vf_ld(src + i));
+    if (i < n) vf_stn_h(dst + i, vf_ldn(src + i, n - i), n - i);
+}
+
+/* ---------------- GEMV ---------------- */
+
+/* tq1 codes: trit i of byte q is floor(3 q_i / 256) with q_i = q 3^i mod 256. The
+ * kernels work on s_i = q_i - 128, which follows the same recurrence
+ * s_{i+1} = 3 s_i mod 256 (3 * 128 = 128 mod 256): two byte adds per step. */
+TB_INLINE vi times3(vi s) { return vi_add8(vi_add8(s, s), s); }
+
+/* Per row and chunk, acc[0..1] accumulate the format's dot with the chunk's
+ * activations q (of its block); `fold` turns a segment's accumulators into the
+ * row's running total. Segments keep every int32 lane exact (see tq1). */
+#define SEGMENT 1024 /* chunks */
+
+TB_INLINE void chunk_dot(int fmt, vi acc[2], const uint8_t *p, const int8_t *q) {
+    if (fmt == TB_I2S) {
+        const vi three = vi_set8(3);
+#if TB_VNNI
+        vi v = vi_ld(p);
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++)
+            acc[s & 1] = vi_dpbusd(acc[s & 1], vi_and(vi_srli16(v, 2 * s), three), vi_ld(q + 64 * s));
+#else
+        vi sum = vi_zero(); /* int16 lanes: at most 8 terms of magnitude <= 512 */
+#pragma GCC unroll 2
+        for (int h = 0; h < TB_CHUNK; h += VB) {
+            vi v = vi_ld(p + h);
+#pragma GCC unroll 4
+            for (int s = 0; s < 4; s++)
+                sum = vi_add16(sum, vi_maddubs(vi_and(vi_srli16(v, 2 * s), three), vi_ld(q + 64 * s + h)));
+        }
+        acc[0] = vi_add32(acc[0], vi_madd16(sum, vi_set16(1)));
+#endif
+    } else if (fmt == TB_TQ1) {
+#if TB_VNNI
+        /* 3 q_i = 256 t_i + q_{i+1} exactly, so sum_i t_i x_i = (3 P - Q) / 256 with
+         * P = sum_i q_i x_i and Q = sum_i q_{i+1} x_i: two vpdpbusd and two adds per
+         * trit, where decoding the trit first costs four more operations. P and Q
+         * wrap, but 3 P - Q per lane stays exact while a segment's true sum,
+         * 256 x at most 20 x 2 x 128 per chunk, fits in 31 bits: SEGMENT chunks do. */
+        vi qi = vi_ld(p);
+#pragma GCC unroll 5
+        for (int i = 0; i < 5; i++) {
+            vi qn = times3(qi), x = vi_ld(q + 64 * i);
+            acc[0] = vi_dpbusd(acc[0], qi, x);
+            acc[1] = vi_dpbusd(acc[1], qn, x);
+            qi = qn;
+        }
+#else
+        vi sum = vi_zero(); /* int16 lanes: at most 10 terms of magnitude <= 512 */
+#pragma GCC unroll 2
+        for (int h = 0; h < TB_CHUNK; h += VB) {
+            vi s = vi_xor(vi_ld(p + h), vi_set8(0x80));
+#pragma GCC unroll 5
+            for (int i = 0; i < 5; i++) {
+                sum = vi_add16(sum, vi_maddubs(vi_trit(s), vi_ld(q + 64 * i + h)));
+                s = times3(s);
+            }
+        }
+        acc[0] = vi_add32(acc[0], vi_madd16(sum, vi_set16(1)));
+#endif
+    } else { /* int8 */
+#pragma GCC unroll 2
+        for (int h = 0; h < TB_CHUNK; h += VB) {
+            vi w = vi_ld(p + h), x = vi_ld(q + h);
+#if TB_VNNI
+            acc[0] = vi_dpbusd(acc[0], vi_xor(w, vi_set8(0x80)), x);
+#else
+            acc[h / VB & 1] = vi_add32(acc[h / VB & 1], vi_madd16(vi_maddubs(vi_abs8(x), vi_sign8(w, x)), vi_set16(1)));
+#endif
+        }
+    }
+}
+
+TB_INLINE uint32_t fold(int fmt, vi acc[2]) {
+#if TB_VNNI
+    if (fmt == TB_TQ1)
+        return (uint32_t)vi_hsum32(vi_srai32(vi_sub32(vi_add32(vi_add32(acc[0], acc[0]), acc[0]), acc[1]), 8));
+#else
+    (void)fmt;
+#endif
+    return (uint32_t)vi_hsum32(vi_add32(acc[0], acc[1]));
+}
+
+/* What the biased codes added, per unit of sum(q). */
+TB_INLINE uint32_t bias(int fmt) {
+#if TB_VNNI
+    return fmt == TB_I8 ? 128u : 1u;
+#else
+    return fmt == TB_I8 ? 0u : 1u;
+#endif
+}
+
+TB_INLINE void prefetch_group(const uint8_t *p, size_t ahead) {
+#pragma GCC unroll 4
+    for (int i = 0; i < TB_GROUP; i++) prefetch_line(p + i * TB_CHUNK, ahead);
+}
+
+/* Integer GEMV: fmt is a constant once inlined. Totals are kept modulo 2^32 and
+ * the bias removed last: the true dot products fit in int32 by the formats'
+ * column limits, whatever the biased partial sums do. */
+TB_INLINE void gemv_int(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o, int fmt) {
+    int32_t *out = y;
+    const int block = fmt == TB_I2S ? TB_I2S_BLOCK : fmt == TB_TQ1 ? TB_TQ1_BLOCK : TB_CHUNK;
+    const int nc = (int)(w->row_bytes / TB_CHUNK);
+    const size_t pf = (size_t)o->prefetch;
+    const uint32_t correction = bias(fmt) * (uint32_t)x->qsum[0];
+    for (int r = r0; r < r1; r += TB_GROUP) {
+        const uint8_t *p = tb_group(w, r);
+        uint32_t total[TB_GROUP] = {0};
+        for (int c0 = 0; c0 < nc; c0 += SEGMENT) {
+            const int c1 = nc - c0 < SEGMENT ? nc : c0 + SEGMENT;
+            vi acc[TB_GROUP][2];
+#pragma GCC unroll 4
+            for (int i = 0; i < TB_GROUP; i++) acc[i][0] = acc[i][1] = vi_zero();
+            for (int c = c0; c < c1; c++, p += TB_GROUP * TB_CHUNK) {
+                if (pf) prefetch_group(p, pf);
+                const int8_t *q = x->q + (size_t)c * block;
+#pragma GCC unroll 4
+                for (int i = 0; i < TB_GROUP; i++) chunk_dot(fmt, acc[i], p + i * TB_CHUNK, q);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < TB_GROUP; i++) total[i] += fold(fmt, acc[i]);
+        }
+        for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = (int32_t)(total[i] - correction);
+    }
+}
+
+/* Float GEMV (f16, f32): a chunk is 32 halves or 16 floats. */
+TB_INLINE void gemv_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o, int fmt) {
+    float *out = y;
+    const int per_chunk = fmt == TB_F16 ? TB_CHUNK / 2 : TB_CHUNK / 4;
+    const int nc = (int)(w->row_bytes / TB_CHUNK);
+    const size_t pf = (size_t)o->prefetch;
+    for (int r = r0; r < r1; r += TB_GROUP) {
+        const uint8_t *p = tb_group(w, r);
+        vf acc[TB_GROUP][2];
+#pragma GCC unroll 4
+        for (int i = 0; i < TB_GROUP; i++) acc[i][0] = acc[i][1] = vf_zero();
+        for (int c = 0; c < nc; c++, p += TB_GROUP * TB_CHUNK) {
+            if (pf) prefetch_group(p, pf);
+            const float *f = x->f + (size_t)c * per_chunk;
+#pragma GCC unroll 4
+            for (int i = 0; i < TB_GROUP; i++) {
+                const uint8_t *row = p + i * TB_CHUNK;
+#pragma GCC unroll 4
+                for (int j = 0; j < per_chunk; j += VN) {
+                    vf wv = fmt == TB_F16 ? vf_ld_h((const uint16_t *)row + j) : vf_ld((const float *)row + j);
+                    acc[i][j / VN & 1] = vf_fma(wv, vf_ld(f + j), acc[i][j / VN & 1]);
+                }
+            }
+        }
+        for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = vf_hsum(vf_add(acc[i][0], acc[i][1]));
+    }
+}
+
+static void TB_FN(gemv_i2s)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_int(w, x, r0, r1, y, o, TB_I2S);
+}
+static void TB_FN(gemv_tq1)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_int(w, x, r0, r1, y, o, TB_TQ1);
+}
+static void TB_FN(gemv_i8)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_int(w, x, r0, r1, y, o, TB_I8);
+}
+static void TB_FN(gemv_f16)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_float(w, x, r0, r1, y, o, TB_F16);
+}
+static void TB_FN(gemv_f32)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_float(w, x, r0, r1, y, o, TB_F32);
+}
+
+/* ---------------- GEMM ---------------- */
+
+/* Decodes rows [r, r + TB_GEMM_MR) into scratch, row-major with stride kpad, as u
+ * codes (ternary) or floats. Rows past the padded matrix are zeros and are never
+ * read from the matrix; their results are never stored. */
+static void TB_FN(decode_panel)(const tb_matrix *w, int r, uint8_t *scratch) {
+    const int kpad = w->kpad, fmt = w->fmt, nc = (int)(w->row_bytes / TB_CHUNK);
+    const size_t esize = tb_format_is_ternary(fmt) ? 1 : 4;
+    for (int i = 0; i < TB_GEMM_MR; i++) {
+        uint8_t *d = scratch + (size_t)i * kpad * esize;
+        if (r + i >= w->rows_pad) {
+            memset(d, 0, (size_t)kpad * esize);
+            continue;
+        }
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *p = tb_chunk(w, r + i, (size_t)c);
+            if (fmt == TB_I2S) {
+                for (int h = 0; h < TB_CHUNK; h += VB) {
+                    vi v = vi_ld(p + h);
+                    for (int s = 0; s < 4; s++)
+                        vi_st(d + c * TB_I2S_BLOCK + 64 * s + h, vi_and(vi_srli16(v, 2 * s), vi_set8(3)));
+                }
+            } else if (fmt == TB_TQ1) {
+                for (int h = 0; h < TB_CHUNK; h += VB) {
+                    vi s = vi_xor(vi_ld(p + h), vi_set8(0x80));
+                    for (int t = 0; t < 5; t++, s = times3(s)) vi_st(d + c * TB_TQ1_BLOCK + 64 * t + h, vi_trit(s));
+                }
+            } else if (fmt == TB_F16) {
+                for (int j = 0; j < TB_CHUNK / 2; j += VN)
+                    vf_st((float *)d + c * (TB_CHUNK / 2) + j, vf_ld_h((const uint16_t *)p + j));
+            } else {
+                memcpy(d + (size_t)c * TB_CHUNK, p, TB_CHUNK);
+            }
+        }
+    }
+}
+
+/* Micro-kernel tiles: TR rows x NT tokens (two vectors), 2 TR accumulators. */
+#if VB == 64
+#define TR 12
+#define FOR_TR(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#else
+#define TR 6
+#define FOR_TR(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#endif
+#define NT (2 * VN)
+_Static_assert(TB_GEMM_MR % TR == 0, "a GEMM panel must split into whole tiles");
+_Static_assert(TB_NTILE % NT == 0, "token tiles must not read past npad");
+
+/* Without VNNI the tile's products add up in int16 for KC k-groups at a time
+ * (each group adds a vpmaddubsw lane in [-512, 508]; 64 of them stay within
+ * int16), then widen once: the widening competes with vpmaddubsw for the
+ * multiply ports. With VNNI the int32 accumulators take the whole row. */
+#if TB_VNNI
+#define KC (1 << 30)
+#define DSTEP(a, w, x) vi_dpbusd(a, w, x)
+#define WIDEN(a) (a)
+#else
+#define KC 64
+#define DSTEP(a, w, x) vi_add16(a, vi_maddubs(w, x))
+#define WIDEN(a) vi_madd16(a, vi_set16(1))
+#endif
+
+/* acc[TR][NT] += TR rows of u codes (stride kpad) times NT tokens over k-groups
+ * [g0, g1). Out of line and with named accumulators on purpose: inlined, or with
+ * an array of vectors, GCC keeps some accumulators in memory. */
+__attribute__((noinline)) static void TB_FN(tile_int)(const uint8_t *panel, int kpad, const int8_t *xt,
+                                                       size_t gstride, int g0, int g1, int32_t acc[TR][NT]) {
+#define DECL(i) vi a##i##0 = vi_zero(), a##i##1 = vi_zero();
+    FOR_TR(DECL)
+#undef DECL
+    for (int g = g0; g < g1; g++) {
+        vi x0 = vi_ld(xt + (size_t)g * gstride), x1 = vi_ld(xt + (size_t)g * gstride + VB);
+#define STEP(i)                                                        \
+    {                                                                  \
+        vi wb = vi_bcast32(panel + (size_t)(i) * kpad + 4 * (size_t)g); \
+        a##i##0 = DSTEP(a##i##0, wb, x0);                              \
+        a##i##1 = DSTEP(a##i##1, wb, x1);                              \
+    }
+        FOR_TR(STEP)
+#undef STEP
+    }
+#define FLUSH(i)                                                      \
+    vi_st(acc[i], vi_add32(vi_ld(acc[i]), WIDEN(a##i##0)));           \
+    vi_st(acc[i] + VN, vi_add32(vi_ld(acc[i] + VN), WIDEN(a##i##1)));
+    FOR_TR(FLUSH)
+#undef FLUSH
+}
+
+__attribute__((noinline)) static void TB_FN(tile_float)(const float *panel, int kpad, const float *xt,
+                                                         size_t kstride, float acc[TR][NT]) {
+#define DECL(i) vf a##i##0 = vf_zero(), a##i##1 = vf_zero();
+    FOR_TR(DECL)
+#undef DECL
+    for (int k = 0; k < kpad; k++) {
+        vf x0 = vf_ld(xt + (size_t)k * kstride), x1 = vf_ld(xt + (size_t)k * kstride + VN);
+#define STEP(i)                                               \
+    {                                                         \
+        vf wb = vf_set1(panel[(size_t)(i) * kpad + k]);       \
+        a##i##0 = vf_fma(wb, x0, a##i##0);                    \
+        a##i##1 = vf_fma(wb, x1, a##i##1);                    \
+    }
+        FOR_TR(STEP)
+#undef STEP
+    }
+#define STORE(i) vf_st(acc[i], a##i##0); vf_st(acc[i] + VN, a##i##1);
+    FOR_TR(STORE)
+#undef STORE
+}
+
+/* Panels of TB_GEMM_MR rows, decoded once; for every token tile, each TR-row
+ * tile of the panel. */
+static void TB_FN(gemm)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    const int kpad = w->kpad, rows = w->rows, n = x->n, groups = kpad / 4;
+    const int integer = tb_format_int_act(w->fmt);
+    const size_t esize = integer ? 1 : 4;
+    uint8_t *panel = o->scratch;
+    for (int r = r0; r < r1; r += TB_GEMM_MR) {
+        TB_FN(decode_panel)(w, r, panel);
+        for (int t0 = 0; t0 < n; t0 += NT) {
+            const int tn = n - t0 < NT ? n - t0 : NT;
+            for (int h = 0; h < TB_GEMM_MR && r + h < r1; h += TR) {
+                const uint8_t *tile = panel + (size_t)h * kpad * esize;
+                const int nr = r1 - r - h < TR ? r1 - r - h : TR;
+                if (integer) {
+                    int32_t acc[TR][NT];
+                    int32_t *out = y;
+                    memset(acc, 0, sizeof acc);
+                    for (int g0 = 0; g0 < groups; g0 += KC)
+                        TB_FN(tile_int)(tile, kpad, x->qt + (size_t)t0 * 4, (size_t)x->npad * 4, g0,
+                                        groups - g0 < KC ? groups : g0 + KC, acc);
+                    for (int i = 0; i < nr; i++)
+                        for (int l = 0; l < tn; l++)
+                            out[(size_t)(t0 + l) * rows + r + h + i] = acc[i][l] - x->qsum[t0 + l];
+                } else {
+                    float acc[TR][NT];
+                    float *out = y;
+                    TB_FN(tile_float)((const float *)tile, kpad, x->ft + t0, (size_t)x->npad, acc);
+                    for (int i = 0; i < nr; i++)
+                        for (int l = 0; l < tn; l++) out[(size_t)(t0 + l) * rows + r + h + i] = acc[i][l];
+                }
+            }
+        }
+    }
+}
+
+/* ---------------- the read probe ---------------- */
+
+/* Four cache lines into four independent accumulators, with the widest loads. */
+TB_INLINE void read_lines(const uint8_t *p, vi a[4]) {
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 2
+        for (int h = 0; h < 64; h += VB) a[i] = vi_xor(a[i], vi_ld(p + 64 * i + h));
+}
+
+TB_INLINE uint64_t read_result(vi a[4]) {
+    vi r = vi_xor(vi_xor(a[0], a[1]), vi_xor(a[2], a[3]));
+    return (uint64_t)(uint32_t)vi_hsum32(r);
+}
+
+static uint64_t TB_FN(read_plain)(const uint8_t *p, const uint8_t *end) {
+    vi a[4] = {vi_zero(), vi_zero(), vi_zero(), vi_zero()};
+    for (; p < end; p += 256) read_lines(p, a);
+    return read_result(a);
+}
+
+static uint64_t TB_FN(read_prefetch)(const uint8_t *p, const uint8_t *end) {
+    vi a[4] = {vi_zero(), vi_zero(), vi_zero(), vi_zero()};
+    for (; p < end; p += 256) {
+        prefetch_group(p, TB_READ_PREFETCH_BYTES);
+        read_lines(p, a);
+    }
+    return read_result(a);
+}
+
+/* Four streams a quarter of the range apart, read in step, each prefetching 2 KiB ahead. */
+static uint64_t TB_FN(read_four_streams)(const uint8_t *p, const uint8_t *end) {
+    vi a[4] = {vi_zero(), vi_zero(), vi_zero(), vi_zero()};
+    size_t quarter = (size_t)(end - p) / 1024 * 256;
+    for (const uint8_t *q = p; q < p + quarter; q += 64)
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++) {
+            prefetch_line(q + s * quarter, 2048);
+#pragma GCC unroll 2
+            for (int h = 0; h < 64; h += VB) a[s] = vi_xor(a[s], vi_ld(q + s * quarter + h));
+        }
+    for (const uint8_t *q = p + 4 * quarter; q < end; q += 256) read_lines(q, a);
+    return read_result(a);
+}
+
+#define TB_X86_TABLE                                                                                  \
+    {                                                                                                 \
+        .gemv = {[TB_I2S] = TB_FN(gemv_i2s), [TB_TQ1] = TB_FN(gemv_tq1), [TB_F16] = TB_FN(gemv_f16),   \
+                 [TB_F32] = TB_FN(gemv_f32), [TB_I8] = TB_FN(gemv_i8)},                               \
+        .gemm = {[TB_I2S] = TB_FN(gemm), [TB_TQ1] = TB_FN(gemm), [TB_F16] = TB_FN(gemm),               \
+                 [TB_F32] = TB_FN(gemm)},                                                             \
+        .quantise = TB_FN(quantise), .dot = TB_FN(dot_f32), .axpy = TB_FN(axpy_f32),                  \
+        .dot_h = TB_FN(dot_h), .axpy_h = TB_FN(axpy_h), .to_half = TB_FN(to_half),                    \
+        .read = {TB_FN(read_plain), TB_FN(read_prefetch), TB_FN(read_four_streams)},                  \
+    }

@@ -1,0 +1,240 @@
+"""Kernel tuning measured on the running CPU, cached per CPU identity.
+
+What reads memory fastest differs between CPUs: on a Zen 5 software prefetch 4 KiB ahead
+speeds the i2s GEMV by a sixth and does nothing for int8, and the best distance for one
+CPU may be the worst for another. So the runtime measures, on the CPU it runs on, each
+candidate GEMV setting (prefetch distance, none included; the size of the row claims
+threads share work in) on a working set far larger than the last-level cache, keeps the
+fastest, and caches the choice in the user's cache directory under the CPU's identity
+(runtime.cpu.identity), the runtime version and build, the variant and the thread count.
+
+When it runs, for a Context:
+  TERNBENCH_TUNING=auto (default)  the cached choice; measured first (a few seconds) if none
+  TERNBENCH_TUNING=cache           the cached choice, else the built-in defaults; never measures
+  TERNBENCH_TUNING=off             the built-in defaults
+A cache file that is corrupt, from another schema, or for another CPU or runtime is
+ignored with a warning, never trusted. Results never depend on the tuning; only speed does.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import cpu
+
+SCHEMA = 1
+MODES = ("auto", "cache", "off")
+ENV = "TERNBENCH_TUNING"
+CACHE_ENV = "TERNBENCH_CACHE_DIR"
+# The formats a GEMV runs in a model (f32 is a test format: it keeps the defaults).
+TUNED_FORMATS = ("i2s", "tq1", "f16", "int8")
+PREFETCH_CANDIDATES = (0, 1024, 2048, 4096, 8192, 16384)
+CLAIM_CANDIDATES = (0, 256 << 10, 1 << 20)   # 0: an equal split, no stealing
+SHAPE = (6912, 2560)          # BitNet b1.58 2B4T's gate/up projection
+ROUNDS = 5                    # candidates alternate within each round; medians over rounds
+LLC_MULTIPLE = 16             # cycled weights: 16 x the LLC (4 x was partly cached on a Zen 5 host)
+
+
+class TuningError(RuntimeError):
+    """Tuning could not run (for example, out of memory)."""
+
+
+@dataclass
+class Tuning:
+    """What a context runs with: per format (prefetch bytes, claim bytes), and where it came from:
+    "measured" (now), "cache" (measured earlier on this CPU), "defaults" (not tuned)."""
+    variant: str
+    threads: int
+    settings: dict[str, tuple[int, int]]
+    source: str
+    detail: str = ""
+    measured: dict = field(default_factory=dict)   # per format: every candidate's GB/s
+
+    def to_json(self) -> dict:
+        return {"variant": self.variant, "threads": self.threads, "source": self.source, "detail": self.detail,
+                "formats": {f: {"prefetch": p, "claim": c} for f, (p, c) in self.settings.items()}}
+
+
+def mode() -> str:
+    value = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if value not in MODES:
+        raise ValueError(f"{ENV}={value!r}: expected one of {', '.join(MODES)}")
+    return value
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ternbench"
+
+
+def cache_file(ident: dict | None = None) -> Path:
+    return cache_dir() / "tuning" / f"{cpu.identity_key(ident or cpu.identity())}.json"
+
+
+def _runtime_id() -> dict:
+    from .api import build_info, version
+
+    return {"version": version(), "build": build_info()}
+
+
+def _warn(path: Path, why: str) -> None:
+    warnings.warn(f"ignoring the kernel tuning cache {path}: {why}", RuntimeWarning, stacklevel=3)
+
+
+def _valid_entry(entry) -> bool:
+    if not isinstance(entry, dict) or not isinstance(entry.get("formats"), dict):
+        return False
+    for f, s in entry["formats"].items():
+        if f not in TUNED_FORMATS or not isinstance(s, dict):
+            return False
+        p, c = s.get("prefetch"), s.get("claim")
+        if not (isinstance(p, int) and isinstance(c, int) and 0 <= p <= 65536 and p % 64 == 0 and c >= 0):
+            return False
+    return True
+
+
+def load_cache(path: Path | None = None, ident: dict | None = None) -> dict:
+    """The cached entries {"variant/threads": entry} valid for this CPU and runtime; {} when
+    there is no file. Anything wrong with the file is a warning and an empty result."""
+    ident = ident or cpu.identity()
+    path = path or cache_file(ident)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        _warn(path, f"unreadable ({e})")
+        return {}
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        _warn(path, f"schema {data.get('schema') if isinstance(data, dict) else '?'} is not {SCHEMA}")
+        return {}
+    if data.get("cpu") != ident:
+        _warn(path, f"written for another CPU ({data.get('cpu')}), not this one ({ident})")
+        return {}
+    if data.get("runtime") != _runtime_id():
+        return {}  # another runtime's kernels: stale, not foreign; re-measured when needed
+    entries = data.get("entries")
+    if not isinstance(entries, dict) or not all(_valid_entry(e) for e in entries.values()):
+        _warn(path, "malformed entries")
+        return {}
+    return entries
+
+
+def _save(entry_key: str, entry: dict, ident: dict) -> Path:
+    path = cache_file(ident)
+    entries = load_cache(path, ident)
+    entries[entry_key] = entry
+    data = {"schema": SCHEMA, "cpu": ident, "runtime": _runtime_id(), "entries": entries}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new one
+    return path
+
+
+def defaults(ctx) -> dict[str, tuple[int, int]]:
+    return {f: ctx.gemv_tuning(f) for f in TUNED_FORMATS}
+
+
+def _copies(fmt: str, target_bytes: int):
+    from .api import Matrix
+
+    w = np.random.default_rng(0).integers(-1, 2, size=SHAPE, dtype=np.int8)
+    first = Matrix.pack(fmt, w, 0.05)
+    return [first] + [first.clone() for _ in range(max(1, math.ceil(target_bytes / first.nbytes)) - 1)]
+
+
+def _measure(ctx, fmt: str, mats, candidates, progress=None) -> dict[tuple[int, int], float]:
+    """GB/s of each (prefetch, claim) candidate: ROUNDS rounds, each running every candidate
+    through one cycle of the copies, in an order that rotates between rounds."""
+    gbps = {c: [] for c in candidates}
+    calls = max(len(mats), 8)
+    if progress:
+        progress(f"{fmt}: {len(candidates)} candidates x {ROUNDS} rounds")
+    ctx.bench_matmul(mats, 1, len(mats))  # warm-up: page faults, frequency
+    for r in range(ROUNDS):
+        order = candidates[r % len(candidates):] + candidates[:r % len(candidates)]
+        for c in order:
+            ctx.set_gemv_tuning(fmt, *c)
+            secs = ctx.bench_matmul(mats, 1, calls)
+            gbps[c].append(mats[0].nbytes / statistics.median(secs) / 1e9)
+    return {c: statistics.median(v) for c, v in gbps.items()}
+
+
+def measure(ctx, formats=TUNED_FORMATS, progress=None) -> Tuning:
+    """Measures the candidates on ctx (its variant and threads) and leaves ctx tuned.
+    Prefetch distances first (at the default claim), then claim sizes at the best distance."""
+    from .api import RuntimeFailure
+
+    llc, _ = cpu.last_level_cache_bytes()
+    target = LLC_MULTIPLE * llc
+    settings, measured = {}, {}
+    for fmt in formats:
+        try:
+            mats = _copies(fmt, target)
+        except (MemoryError, RuntimeFailure, ValueError) as e:
+            raise TuningError(f"tuning {fmt}: could not allocate {target >> 20} MiB of weights: {e}") from None
+        default_claim = ctx.gemv_tuning(fmt)[1]
+        first = _measure(ctx, fmt, mats, [(p, default_claim) for p in PREFETCH_CANDIDATES], progress)
+        best = max(first, key=first.get)
+        results = dict(first)
+        if ctx.threads > 1:
+            second = _measure(ctx, fmt, mats, [(best[0], c) for c in CLAIM_CANDIDATES], progress)
+            results.update(second)
+            best = max(second, key=second.get)
+        ctx.set_gemv_tuning(fmt, *best)
+        settings[fmt] = best
+        measured[fmt] = [{"prefetch": p, "claim": c, "gbps": round(g, 2)} for (p, c), g in results.items()]
+        del mats
+    return Tuning(ctx.variant, ctx.threads, settings, "measured",
+                  f"{ROUNDS} alternating rounds on {SHAPE[0]}x{SHAPE[1]} GEMVs cycling {target >> 20} MiB",
+                  measured)
+
+
+def _entry_key(variant: str, threads: int) -> str:
+    return f"{variant}/{threads}"
+
+
+def apply(ctx, how: str | None = None, force: bool = False, progress=None) -> Tuning:
+    """Tunes ctx as `how` (default: TERNBENCH_TUNING) says; force re-measures even when cached."""
+    how = how or mode()
+    if how not in MODES:
+        raise ValueError(f"tuning mode {how!r}: expected one of {', '.join(MODES)}")
+    if ctx.variant == "scalar":  # the reference: plain loops, nothing to tune
+        return Tuning(ctx.variant, ctx.threads, defaults(ctx), "defaults", "the scalar reference is not tuned")
+    if how == "off" and not force:
+        return Tuning(ctx.variant, ctx.threads, defaults(ctx), "defaults", f"{ENV}=off")
+    ident = cpu.identity()
+    key = _entry_key(ctx.variant, ctx.threads)
+    entry = None if force else load_cache(ident=ident).get(key)
+    if entry is not None:
+        for f, s in entry["formats"].items():
+            ctx.set_gemv_tuning(f, s["prefetch"], s["claim"])
+        return Tuning(ctx.variant, ctx.threads, defaults(ctx), "cache", entry.get("detail", ""),
+                      entry.get("measured", {}))
+    if how == "cache" and not force:
+        return Tuning(ctx.variant, ctx.threads, defaults(ctx), "defaults", "no cached tuning for this CPU")
+    if progress is None:
+        print(f"ternbench: tuning the {ctx.variant} kernels for {ctx.threads} thread(s) on this CPU "
+              f"(once; cached in {cache_file(ident).parent})", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    tuning = measure(ctx, progress=progress)
+    entry = {"formats": {f: {"prefetch": p, "claim": c} for f, (p, c) in tuning.settings.items()},
+             "detail": tuning.detail, "measured": tuning.measured, "seconds": round(time.perf_counter() - t0, 2),
+             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        _save(key, entry, ident)
+    except OSError as e:
+        warnings.warn(f"could not save the kernel tuning to {cache_file(ident)}: {e}", RuntimeWarning, stacklevel=2)
+    return tuning
