@@ -88,6 +88,12 @@ def main(argv=None) -> int:
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"ternbench: warning: {msg}\n"
     try:
+        from runtime import tuning
+
+        try:
+            tuning.mode()  # a bad TERNBENCH_TUNING is the user's to fix, before any context
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         return args.run(args)
     except UsageError as e:
         print(f"ternbench {args.command}: error: {e}", file=sys.stderr)

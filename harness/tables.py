@@ -6,19 +6,35 @@ import pandas as pd
 
 from .models import default_head_format
 
-COLUMNS = ["key", "status", "model", "format", "head_format", "variant", "threads", "workload", "tokens", "test",
+COLUMNS = ["key", "status", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
+           "test",
            "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "s_per_token_median",
            "runtime_tps", "timing_vs_runtime", "weight_bytes", "bytes_per_token", "achieved_gbps", "probe_gbps",
-           "bandwidth_fraction", "fits_in_llc", "setup_s", "pinned", "baseline", "speedup",
+           "bandwidth_fraction", "bandwidth_reference", "tuning", "fits_in_llc", "setup_s", "pinned", "baseline",
+           "speedup",
            "j_per_token", "j_per_token_above_idle", "tokens_per_j", "watts", "energy_measured", "energy_provenance",
            "energy_reduction", "energy_reduction_above_idle", "reason"]
 
 MATCH = ("model", "variant", "threads", "test")   # what a point and its baseline point share
 
 
+def tuning_text(t: dict | None) -> str | None:
+    """A record's GEMV tuning in one cell: 'i2s 4096/64K, int8 2048/64K (cache)'."""
+    if not t:
+        return None
+    settings = ", ".join(f"{f} {s['prefetch']}/{s['claim'] >> 10}K" for f, s in t["formats"].items())
+    return f"{settings} ({t['source']})"
+
+
 def _row(r: dict) -> dict:
     row = {k: r.get(k) for k in COLUMNS}
+    row["tuning"] = tuning_text(r.get("tuning"))
     if r["status"] == "ok":
+        # records from before these fields: an f32 KV cache, the fastest of three read patterns
+        from .point_record import OLD_REFERENCE
+
+        row["kv_cache"] = r.get("kv_cache", "f32")
+        row["bandwidth_reference"] = r.get("bandwidth_reference", OLD_REFERENCE)
         t = r["tokens_per_s"]
         row.update(n=t["n"], tps_mean=t["mean"], tps_median=t["median"], tps_stdev=t["stdev"],
                    tps_ci95_low=t["ci95_low"], tps_ci95_high=t["ci95_high"],

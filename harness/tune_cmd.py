@@ -54,7 +54,7 @@ def run(args) -> int:
                                                         flush=True)) if show else (lambda m: None)
             with runtime.Context(t, variant, tuning="off") as ctx:
                 try:
-                    result = tuning.apply(ctx, "auto", force=args.force, progress=progress)
+                    result = tuning.apply(ctx, "auto", force=args.force, progress=progress, strict=True)
                 except tuning.TuningError as e:
                     raise UsageError(str(e)) from None
             results.append(result)

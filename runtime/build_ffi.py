@@ -7,6 +7,7 @@ Every ISA variant is compiled into one module: each kern_<isa>.c file selects
 its own instruction set with a target pragma, so no global -march is used and
 the scalar reference stays portable.
 """
+import hashlib
 import os
 import platform
 import sys
@@ -33,6 +34,15 @@ def sources(base):
     return [str(base / f) for f in files]
 
 
+def source_digest() -> str:
+    """A digest of the C sources: which kernel code a build (and every figure it measures, and
+    every tuning cached for it) came from, within one version."""
+    h = hashlib.sha256()
+    for f in sorted((ROOT / SRC).glob("*.[ch]")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def make_builder(sanitize=False, standalone=False):
     """standalone: absolute paths, for ffi.compile() outside setuptools (it changes directory)."""
     src = ROOT / SRC if standalone else SRC
@@ -48,7 +58,8 @@ def make_builder(sanitize=False, standalone=False):
         extra_compile_args=flags,
         extra_link_args=["-pthread"] + (["-fsanitize=address,undefined"] if sanitize else []),
         libraries=["m"],
-        define_macros=[("TB_BUILD_FLAGS", '"%s"' % " ".join(flags)), ("TB_VERSION", '"%s"' % version)],
+        define_macros=[("TB_BUILD_FLAGS", '"%s"' % " ".join(flags)), ("TB_VERSION", '"%s"' % version),
+                       ("TB_SOURCE_DIGEST", '"%s"' % source_digest())],
     )
     return ffi
 

@@ -15,6 +15,9 @@
 #ifndef TB_BUILD_FLAGS
 #define TB_BUILD_FLAGS "unknown"
 #endif
+#ifndef TB_SOURCE_DIGEST
+#define TB_SOURCE_DIGEST "unknown"
+#endif
 
 static _Thread_local char last_error[512];
 
@@ -32,11 +35,11 @@ const char *tb_version(void) { return TB_VERSION; }
 
 const char *tb_build_info(void) {
 #if defined(__clang__)
-    return "clang " __clang_version__ "; flags: " TB_BUILD_FLAGS;
+    return "clang " __clang_version__ "; flags: " TB_BUILD_FLAGS "; sources " TB_SOURCE_DIGEST;
 #elif defined(__GNUC__)
-    return "gcc " __VERSION__ "; flags: " TB_BUILD_FLAGS;
+    return "gcc " __VERSION__ "; flags: " TB_BUILD_FLAGS "; sources " TB_SOURCE_DIGEST;
 #else
-    return "unknown compiler; flags: " TB_BUILD_FLAGS;
+    return "unknown compiler; flags: " TB_BUILD_FLAGS "; sources " TB_SOURCE_DIGEST;
 #endif
 }
 

@@ -382,6 +382,7 @@ static void gemm_float(const tb_matrix *w, const tb_act *x, int r0, int r1, void
     const float *panel = scratch;
     for (int r = r0; r < r1; r += MR) {
         decode_panel(w, r, scratch);
+        tb_prefetch_next_panel(w, r, r1, MR);
         for (int t0 = 0; t0 < x->n; t0 += 8) { /* npad is a multiple of 32: 8 lanes always exist */
 #define DECL(i, q, l) float32x4_t a##i##0 = vdupq_n_f32(0.0f), a##i##1 = vdupq_n_f32(0.0f);
             FOR_MR(DECL)

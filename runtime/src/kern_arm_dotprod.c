@@ -27,6 +27,7 @@ static void gemm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, vo
     const int8_t *panel = scratch;
     for (int r = r0; r < r1; r += MR) {
         decode_panel(w, r, scratch);
+        tb_prefetch_next_panel(w, r, r1, MR);
         for (int t0 = 0; t0 < x->n; t0 += 8) { /* npad is a multiple of 32: 8 lanes always exist */
 #define DECL(i, q, l) int32x4_t a##i##0 = vdupq_n_s32(0), a##i##1 = vdupq_n_s32(0);
             FOR_MR(DECL)

@@ -59,6 +59,7 @@ static void gemm_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, vo
     const int groups = w->kpad / 4;
     for (int r = r0; r < r1; r += MR) {
         decode_panel(w, r, scratch);
+        tb_prefetch_next_panel(w, r, r1, MR);
         for (int quad = 0; quad < MR / 4 && r + 4 * quad < r1; quad++) {
             for (int t0 = 0; t0 < x->n; t0 += 8) { /* npad is a multiple of 32: 8 lanes always exist */
                 int32_t tile[4][8];

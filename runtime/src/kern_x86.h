@@ -100,6 +100,39 @@ static void TB_FN(axpy_h)(float *y, float a, const uint16_t *x, int n) {
     if (i < n) vf_stn(y + i, vf_fma(va, vf_ldn_h(x + i, n - i), vf_ldn(y + i, n - i)), n - i);
 }
 
+/* Four positions at a time: the query's loads are shared and one transposing
+ * reduction replaces four horizontal sums. */
+static void TB_FN(scores_h)(const float *q, const uint16_t *k, size_t stride, int len, int d, float scale,
+                            float *out) {
+    int p = 0;
+    for (; p + 4 <= len; p += 4) {
+        const uint16_t *k0 = k + (size_t)p * stride;
+        vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
+        for (int j = 0; j < d; j += VN) {
+            int m = d - j < VN ? d - j : VN;
+            vf qv = m == VN ? vf_ld(q + j) : vf_ldn(q + j, m);
+#define POS(i, a) a = vf_fma(qv, m == VN ? vf_ld_h(k0 + (i) * stride + j) : vf_ldn_h(k0 + (i) * stride + j, m), a);
+            POS(0, a0) POS(1, a1) POS(2, a2) POS(3, a3)
+#undef POS
+        }
+        _mm_storeu_ps(out + p, _mm_mul_ps(vf_hsum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
+    }
+    for (; p < len; p++) out[p] = TB_FN(dot_h)(q, k + (size_t)p * stride, d) * scale;
+}
+
+static void TB_FN(mix_h)(float *o, const float *w, const uint16_t *v, size_t stride, int len, int d) {
+    for (int j = 0; j < d; j += VN) {
+        int m = d - j < VN ? d - j : VN;
+        vf acc = m == VN ? vf_ld(o + j) : vf_ldn(o + j, m);
+        for (int p = 0; p < len; p++) {
+            const uint16_t *vp = v + (size_t)p * stride + j;
+            acc = vf_fma(vf_set1(w[p]), m == VN ? vf_ld_h(vp) : vf_ldn_h(vp, m), acc);
+        }
+        if (m == VN) vf_st(o + j, acc);
+        else vf_stn(o + j, acc, m);
+    }
+}
+
 static void TB_FN(to_half)(uint16_t *dst, const float *src, int n) {
     int i = 0;
     for (; i + VN <= n; i += VN) vf_st_h(dst + i, vf_ld(src + i));
@@ -113,20 +146,22 @@ static void TB_FN(to_half)(uint16_t *dst, const float *src, int n) {
  * s_{i+1} = 3 s_i mod 256 (3 * 128 = 128 mod 256): two byte adds per step. */
 TB_INLINE vi times3(vi s) { return vi_add8(vi_add8(s, s), s); }
 
-/* Per row and chunk, acc[0..1] accumulate the format's dot with the chunk's
- * activations q (of its block); `fold` turns a segment's accumulators into the
- * row's running total. Segments keep every int32 lane exact (see tq1). */
+/* Per row and chunk, acc[0..NACC) accumulate the format's dot with the chunk's
+ * activations q (of its block); `fold` turns a group's accumulators into its four
+ * rows' running totals. Segments keep every int32 lane exact (see tq1 and i2s). */
 #define SEGMENT 1024 /* chunks */
+#define NACC 4
 
-TB_INLINE void chunk_dot(int fmt, vi acc[2], const uint8_t *p, const int8_t *q) {
+TB_INLINE void chunk_dot(int fmt, vi acc[NACC], const uint8_t *p, const int8_t *q) {
     if (fmt == TB_I2S) {
-        const vi three = vi_set8(3);
 #if TB_VNNI
+        /* field s masked in place is u << 2s (at most 128, still a u8): four accumulators,
+         * one per field, each exactly 4^s times its dot product, scaled back in fold() */
         vi v = vi_ld(p);
 #pragma GCC unroll 4
-        for (int s = 0; s < 4; s++)
-            acc[s & 1] = vi_dpbusd(acc[s & 1], vi_and(vi_srli16(v, 2 * s), three), vi_ld(q + 64 * s));
+        for (int s = 0; s < 4; s++) acc[s] = vi_dpbusd(acc[s], vi_and(v, vi_set8(3 << 2 * s)), vi_ld(q + 64 * s));
 #else
+        const vi three = vi_set8(3);
         vi sum = vi_zero(); /* int16 lanes: at most 8 terms of magnitude <= 512 */
 #pragma GCC unroll 2
         for (int h = 0; h < TB_CHUNK; h += VB) {
@@ -178,14 +213,24 @@ TB_INLINE void chunk_dot(int fmt, vi acc[2], const uint8_t *p, const int8_t *q) 
     }
 }
 
-TB_INLINE uint32_t fold(int fmt, vi acc[2]) {
+/* One vector per row holding its segment's dot product in lanes. */
+TB_INLINE vi row_lanes(int fmt, vi acc[NACC]) {
 #if TB_VNNI
-    if (fmt == TB_TQ1)
-        return (uint32_t)vi_hsum32(vi_srai32(vi_sub32(vi_add32(vi_add32(acc[0], acc[0]), acc[0]), acc[1]), 8));
+    if (fmt == TB_TQ1) return vi_srai32(vi_sub32(vi_add32(vi_add32(acc[0], acc[0]), acc[0]), acc[1]), 8);
+    if (fmt == TB_I2S) /* per lane at most 64 x 2 x 128 x 4 x SEGMENT: exact in int32 */
+        return vi_add32(vi_add32(acc[0], vi_srai32(acc[1], 2)), vi_add32(vi_srai32(acc[2], 4), vi_srai32(acc[3], 6)));
 #else
     (void)fmt;
 #endif
-    return (uint32_t)vi_hsum32(vi_add32(acc[0], acc[1]));
+    return vi_add32(acc[0], acc[1]);
+}
+
+/* Adds a group's segment into its rows' totals (mod 2^32). */
+TB_INLINE void fold(int fmt, vi acc[TB_GROUP][NACC], uint32_t total[TB_GROUP]) {
+    uint32_t s[4];
+    _mm_storeu_si128((__m128i *)s, vi_hsum32x4(row_lanes(fmt, acc[0]), row_lanes(fmt, acc[1]),
+                                                 row_lanes(fmt, acc[2]), row_lanes(fmt, acc[3])));
+    for (int i = 0; i < TB_GROUP; i++) total[i] += s[i];
 }
 
 /* What the biased codes added, per unit of sum(q). */
@@ -216,17 +261,18 @@ TB_INLINE void gemv_int(const tb_matrix *w, const tb_act *x, int r0, int r1, voi
         uint32_t total[TB_GROUP] = {0};
         for (int c0 = 0; c0 < nc; c0 += SEGMENT) {
             const int c1 = nc - c0 < SEGMENT ? nc : c0 + SEGMENT;
-            vi acc[TB_GROUP][2];
+            vi acc[TB_GROUP][NACC];
 #pragma GCC unroll 4
-            for (int i = 0; i < TB_GROUP; i++) acc[i][0] = acc[i][1] = vi_zero();
+            for (int i = 0; i < TB_GROUP; i++)
+#pragma GCC unroll 4
+                for (int j = 0; j < NACC; j++) acc[i][j] = vi_zero();
             for (int c = c0; c < c1; c++, p += TB_GROUP * TB_CHUNK) {
                 if (pf) prefetch_group(p, pf);
                 const int8_t *q = x->q + (size_t)c * block;
 #pragma GCC unroll 4
                 for (int i = 0; i < TB_GROUP; i++) chunk_dot(fmt, acc[i], p + i * TB_CHUNK, q);
             }
-#pragma GCC unroll 4
-            for (int i = 0; i < TB_GROUP; i++) total[i] += fold(fmt, acc[i]);
+            fold(fmt, acc, total);
         }
         for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = (int32_t)(total[i] - correction);
     }
@@ -339,30 +385,29 @@ _Static_assert(TB_NTILE % NT == 0, "token tiles must not read past npad");
 #define WIDEN(a) vi_madd16(a, vi_set16(1))
 #endif
 
-/* acc[TR][NT] += TR rows of u codes (stride kpad) times NT tokens over k-groups
- * [g0, g1). Out of line and with named accumulators on purpose: inlined, or with
- * an array of vectors, GCC keeps some accumulators in memory. */
+/* out[TR][NT] = TR rows of u codes (stride kpad) times NT tokens over k-groups
+ * [g0, g1). Out of line, with named accumulators, and storing rather than adding to
+ * `out`, on purpose: inlined, with an array of vectors, or reading `out` back after
+ * the loop, GCC 12 keeps a second copy of every accumulator on the stack. */
 __attribute__((noinline)) static void TB_FN(tile_int)(const uint8_t *panel, int kpad, const int8_t *xt,
-                                                       size_t gstride, int g0, int g1, int32_t acc[TR][NT]) {
-#define DECL(i) vi a##i##0 = vi_zero(), a##i##1 = vi_zero();
-    FOR_TR(DECL)
-#undef DECL
+                                                       size_t gstride, int g0, int g1, int32_t out[TR][NT]) {
+    vi a[TR][2];
+    /* no unroll pragma here: with one, GCC 12 spills half the accumulators of the loop below */
+    for (int i = 0; i < TR; i++) a[i][0] = a[i][1] = vi_zero();
     for (int g = g0; g < g1; g++) {
-        vi x0 = vi_ld(xt + (size_t)g * gstride), x1 = vi_ld(xt + (size_t)g * gstride + VB);
-#define STEP(i)                                                        \
-    {                                                                  \
-        vi wb = vi_bcast32(panel + (size_t)(i) * kpad + 4 * (size_t)g); \
-        a##i##0 = DSTEP(a##i##0, wb, x0);                              \
-        a##i##1 = DSTEP(a##i##1, wb, x1);                              \
+        vi x0 = vi_ld(xt + g * gstride), x1 = vi_ld(xt + g * gstride + VB);
+#pragma GCC unroll 12
+        for (int i = 0; i < TR; i++) {
+            vi wb = vi_bcast32(panel + (size_t)i * kpad + 4 * g);
+            a[i][0] = DSTEP(a[i][0], wb, x0);
+            a[i][1] = DSTEP(a[i][1], wb, x1);
+        }
     }
-        FOR_TR(STEP)
-#undef STEP
+#pragma GCC unroll 12
+    for (int i = 0; i < TR; i++) {
+        vi_st(out[i], WIDEN(a[i][0]));
+        vi_st(out[i] + VN, WIDEN(a[i][1]));
     }
-#define FLUSH(i)                                                      \
-    vi_st(acc[i], vi_add32(vi_ld(acc[i]), WIDEN(a##i##0)));           \
-    vi_st(acc[i] + VN, vi_add32(vi_ld(acc[i] + VN), WIDEN(a##i##1)));
-    FOR_TR(FLUSH)
-#undef FLUSH
 }
 
 __attribute__((noinline)) static void TB_FN(tile_float)(const float *panel, int kpad, const float *xt,
@@ -395,27 +440,31 @@ static void TB_FN(gemm)(const tb_matrix *w, const tb_act *x, int r0, int r1, voi
     uint8_t *panel = o->scratch;
     for (int r = r0; r < r1; r += TB_GEMM_MR) {
         TB_FN(decode_panel)(w, r, panel);
+        tb_prefetch_next_panel(w, r, r1, TB_GEMM_MR);
         for (int t0 = 0; t0 < n; t0 += NT) {
             const int tn = n - t0 < NT ? n - t0 : NT;
             for (int h = 0; h < TB_GEMM_MR && r + h < r1; h += TR) {
                 const uint8_t *tile = panel + (size_t)h * kpad * esize;
                 const int nr = r1 - r - h < TR ? r1 - r - h : TR;
                 if (integer) {
-                    int32_t acc[TR][NT];
+                    int32_t acc[TR][NT], part[TR][NT];
                     int32_t *out = y;
-                    memset(acc, 0, sizeof acc);
-                    for (int g0 = 0; g0 < groups; g0 += KC)
+                    for (int g0 = 0; g0 < groups; g0 += KC) {
                         TB_FN(tile_int)(tile, kpad, x->qt + (size_t)t0 * 4, (size_t)x->npad * 4, g0,
-                                        groups - g0 < KC ? groups : g0 + KC, acc);
-                    for (int i = 0; i < nr; i++)
-                        for (int l = 0; l < tn; l++)
+                                        groups - g0 < KC ? groups : g0 + KC, g0 ? part : acc);
+                        if (g0)
+                            for (int i = 0; i < TR; i++)
+                                for (int l = 0; l < NT; l++) acc[i][l] += part[i][l];
+                    }
+                    for (int l = 0; l < tn; l++) /* token-major: contiguous stores */
+                        for (int i = 0; i < nr; i++)
                             out[(size_t)(t0 + l) * rows + r + h + i] = acc[i][l] - x->qsum[t0 + l];
                 } else {
                     float acc[TR][NT];
                     float *out = y;
                     TB_FN(tile_float)((const float *)tile, kpad, x->ft + t0, (size_t)x->npad, acc);
-                    for (int i = 0; i < nr; i++)
-                        for (int l = 0; l < tn; l++) out[(size_t)(t0 + l) * rows + r + h + i] = acc[i][l];
+                    for (int l = 0; l < tn; l++)
+                        for (int i = 0; i < nr; i++) out[(size_t)(t0 + l) * rows + r + h + i] = acc[i][l];
                 }
             }
         }
@@ -475,5 +524,6 @@ static uint64_t TB_FN(read_four_streams)(const uint8_t *p, const uint8_t *end) {
                  [TB_F32] = TB_FN(gemm)},                                                             \
         .quantise = TB_FN(quantise), .dot = TB_FN(dot_f32), .axpy = TB_FN(axpy_f32),                  \
         .dot_h = TB_FN(dot_h), .axpy_h = TB_FN(axpy_h), .to_half = TB_FN(to_half),                    \
+        .scores_h = TB_FN(scores_h), .mix_h = TB_FN(mix_h),                                           \
         .read = {TB_FN(read_plain), TB_FN(read_prefetch), TB_FN(read_four_streams)},                  \
     }

@@ -10,9 +10,9 @@
 
 /* Defaults until a context is tuned (runtime/tuning.py measures and sets them):
  * no software prefetch, which only a measurement on the running CPU may add, and
- * claims of 1 MiB of weights: long sequential runs, with stealing near the end. */
+ * claims of 256 KiB of weights: long sequential runs, with stealing near the end. */
 #define DEFAULT_PREFETCH 0
-#define DEFAULT_CHUNK (1 << 20)
+#define DEFAULT_CHUNK (256 << 10)
 #define MAX_PREFETCH (1 << 16)
 #define MAX_MANY 16
 

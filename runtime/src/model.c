@@ -436,6 +436,8 @@ typedef struct {
     tb_axpy_fn axpy;
     tb_dot_h_fn dot_h;
     tb_axpy_h_fn axpy_h;
+    tb_scores_h_fn scores_h;   /* NULL: dot_h per position */
+    tb_mix_h_fn mix_h;
 } attn_job;
 
 /* One unit per (token, head): scores over the cached keys up to the token's own
@@ -453,19 +455,30 @@ static void attn_task(void *arg, int ith, int nth) {
         int t = u / c->heads, h = u % c->heads, kvh = h / group, len = m->pos + t + 1;
         const float *q = m->q + (size_t)t * m->qdim + (size_t)h * d;
         float *s = m->scores + (size_t)ith * c->max_ctx, mx = -INFINITY;
-        for (int p = 0; p < len; p++) {
-            size_t at = layer_off + (size_t)p * m->kvdim + (size_t)kvh * d;
-            s[p] = (half ? j->dot_h(q, (const uint16_t *)m->kcache + at, d) : j->dot(q, (const float *)m->kcache + at, d)) * scale;
-            mx = s[p] > mx ? s[p] : mx;
+        const size_t first = layer_off + (size_t)kvh * d; /* position 0 of this KV head */
+        if (half && j->scores_h) {
+            j->scores_h(q, (const uint16_t *)m->kcache + first, (size_t)m->kvdim, len, d, scale, s);
+        } else {
+            for (int p = 0; p < len; p++) {
+                size_t at = first + (size_t)p * m->kvdim;
+                s[p] = (half ? j->dot_h(q, (const uint16_t *)m->kcache + at, d)
+                             : j->dot(q, (const float *)m->kcache + at, d)) * scale;
+            }
         }
+        for (int p = 0; p < len; p++) mx = s[p] > mx ? s[p] : mx;
         float sum = 0.0f;
         for (int p = 0; p < len; p++) sum += s[p] = expf(s[p] - mx);
+        for (int p = 0; p < len; p++) s[p] /= sum;
         float *o = m->att + (size_t)t * m->qdim + (size_t)h * d;
         memset(o, 0, (size_t)d * sizeof(float));
-        for (int p = 0; p < len; p++) {
-            size_t at = layer_off + (size_t)p * m->kvdim + (size_t)kvh * d;
-            if (half) j->axpy_h(o, s[p] / sum, (const uint16_t *)m->vcache + at, d);
-            else j->axpy(o, s[p] / sum, (const float *)m->vcache + at, d);
+        if (half && j->mix_h) {
+            j->mix_h(o, s, (const uint16_t *)m->vcache + first, (size_t)m->kvdim, len, d);
+        } else {
+            for (int p = 0; p < len; p++) {
+                size_t at = first + (size_t)p * m->kvdim;
+                if (half) j->axpy_h(o, s[p], (const uint16_t *)m->vcache + at, d);
+                else j->axpy(o, s[p], (const float *)m->vcache + at, d);
+            }
         }
     }
 }
@@ -511,7 +524,7 @@ static int forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *lo
     tb_dot_fn dot = kt->dot ? kt->dot : tb_dot_portable;
     tb_to_half_fn to_half = kt->to_half ? kt->to_half : tb_to_half_portable;
     attn_job aj = {m, 0, n, dot, kt->axpy ? kt->axpy : tb_axpy_portable, kt->dot_h ? kt->dot_h : tb_dot_h_portable,
-                   kt->axpy_h ? kt->axpy_h : tb_axpy_h_portable};
+                   kt->axpy_h ? kt->axpy_h : tb_axpy_h_portable, kt->scores_h, kt->mix_h};
     for (int l = 0; l < c->layers; l++) {
         rows(ctx, (rows_job){ROW_NORM, n, H, m->h, m->x, norm_ptr(m, l, TB_NORM_ATTN), c->norm_eps, 0, dot});
         if (linears(m, ctx, l, TB_WQ, 3, m->h, n, (float *const[]){m->q, m->k, m->v})) return -1;

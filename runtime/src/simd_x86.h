@@ -52,9 +52,24 @@ TB_INLINE vi vi_abs8(vi a) { return _mm512_abs_epi8(a); }
 TB_INLINE vi vi_sign8(vi a, vi s) { return _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(s), vi_zero(), a); }
 TB_INLINE int32_t vi_hsum32(vi a) { return _mm512_reduce_add_epi32(a); }
 TB_INLINE int32_t vi_hmax32(vi a) { return _mm512_reduce_max_epi32(a); }
+/* The int32 lane sums of four vectors, in one 128-bit vector: a transposing
+ * reduction costs about what one horizontal sum does. */
+TB_INLINE __m128i vi_hsum32x4(vi a, vi b, vi c, vi d) {
+    vi ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    vi cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+    vi abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(abcd), _mm512_extracti64x4_epi64(abcd, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
 #if TB_VNNI
-/* acc += four u8 x s8 products per int32 lane */
-TB_INLINE vi vi_dpbusd(vi acc, vi u, vi s) { return _mm512_dpbusd_epi32(acc, u, s); }
+/* acc += four u8 x s8 products per int32 lane. As inline assembly with the
+ * accumulator read-write in place: through the intrinsic, GCC 12 copies every
+ * accumulator before and after each vpdpbusd of a GEMV loop and stores it to the
+ * stack, which halved the kernel's speed. */
+TB_INLINE vi vi_dpbusd(vi acc, vi u, vi s) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
+    return acc;
+}
 #endif
 /* tq1: the trit held by byte s = q_i - 128 (see kern_x86.h): 1 - [q_i < 86] + [q_i >= 171] */
 TB_INLINE vi vi_trit(vi s) {
@@ -75,6 +90,16 @@ TB_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 TB_INLINE vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
 TB_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
 TB_INLINE float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
+/* The lane sums of four float vectors, in one 128-bit vector. */
+TB_INLINE __m128 vf_hsum4(vf a, vf b, vf c, vf d) {
+    vf ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    vf cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    vf abcd = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))),
+                            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
 TB_INLINE vi vf_bits(vf a) { return _mm512_castps_si512(a); }
 /* round to nearest even (the default MXCSR mode) */
 TB_INLINE vi vf_round_i32(vf a) { return _mm512_cvtps_epi32(a); }
@@ -128,6 +153,12 @@ TB_INLINE int32_t vi_hsum32(vi a) {
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm_cvtsi128_si32(s);
 }
+TB_INLINE __m128i vi_hsum32x4(vi a, vi b, vi c, vi d) {
+    vi ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+    vi cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+    vi abcd = _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+    return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
 TB_INLINE int32_t vi_hmax32(vi a) {
     __m128i s = _mm_max_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
     s = _mm_max_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
@@ -159,6 +190,13 @@ TB_INLINE float vf_hsum(vf a) {
     return _mm_cvtss_f32(s);
 }
 TB_INLINE vi vf_bits(vf a) { return _mm256_castps_si256(a); }
+TB_INLINE __m128 vf_hsum4(vf a, vf b, vf c, vf d) {
+    vf ab = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+    vf cd = _mm256_add_ps(_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+    vf abcd = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab), _mm256_castps_pd(cd))),
+                            _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab), _mm256_castps_pd(cd))));
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
 TB_INLINE vi vf_round_i32(vf a) { return _mm256_cvtps_epi32(a); }
 TB_INLINE vf vf_ld_h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 

@@ -69,6 +69,19 @@ static inline const uint8_t *tb_group(const struct tb_matrix *m, int r) {
     return m->data + (size_t)(r / TB_GROUP) * TB_GROUP * m->row_bytes;
 }
 
+/* A GEMM decodes a panel of TB_GEMM_MR rows, then computes on it for thousands of
+ * cycles: the next panel's weights are asked for then, into the L2, rather than
+ * waited for on every load when it is decoded (half of an f16 GEMM's time outside
+ * its tiles went there). Rows past r1 or the padded matrix are not touched. */
+static inline void tb_prefetch_next_panel(const struct tb_matrix *m, int r, int r1, int mr) {
+    int next = r + mr, end = r1 < m->rows_pad ? r1 : m->rows_pad;
+    if (next >= end) return;
+    int rows = end - next < mr ? end - next : mr;
+    size_t bytes = (size_t)((rows + TB_GROUP - 1) / TB_GROUP) * TB_GROUP * m->row_bytes;
+    const uint8_t *p = tb_group(m, next);
+    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
+}
+
 /* Activations as the kernels see them, prepared once per matmul call. */
 typedef struct {
     int n, npad, kpad;
@@ -108,6 +121,11 @@ typedef void (*tb_axpy_fn)(float *y, float a, const float *x, int n);
 typedef float (*tb_dot_h_fn)(const float *a, const uint16_t *b, int n);
 typedef void (*tb_axpy_h_fn)(float *y, float a, const uint16_t *x, int n);
 typedef void (*tb_to_half_fn)(uint16_t *dst, const float *src, int n);
+/* Attention over an f16 KV cache, many positions per call: out[p] = scale * q . k_p,
+ * and o += sum_p w[p] v_p, with rows k_p, v_p `stride` halves apart, for p < len. */
+typedef void (*tb_scores_h_fn)(const float *q, const uint16_t *k, size_t stride, int len, int d, float scale,
+                               float *out);
+typedef void (*tb_mix_h_fn)(float *o, const float *w, const uint16_t *v, size_t stride, int len, int d);
 float tb_dot_portable(const float *a, const float *b, int n);
 void tb_axpy_portable(float *y, float a, const float *x, int n);
 float tb_dot_h_portable(const float *a, const uint16_t *b, int n);
@@ -128,6 +146,8 @@ typedef struct {
     tb_dot_h_fn dot_h;
     tb_axpy_h_fn axpy_h;
     tb_to_half_fn to_half;
+    tb_scores_h_fn scores_h;   /* NULL: dot_h per position */
+    tb_mix_h_fn mix_h;         /* NULL: axpy_h per position */
     tb_read_fn read[TB_READ_PATTERNS];   /* the bandwidth probe, with this variant's widest loads */
 } tb_kernels;
 
