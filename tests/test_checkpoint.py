@@ -279,7 +279,9 @@ def test_memory_estimate_matches_the_runtime():
         for head in HEAD_FORMATS:
             model = Model(shape, fmt, head, max_ctx=16)
             assert ck.estimate_bytes(shape, fmt, head, 16)["weights"] == model.weight_bytes, (fmt, head)
-    assert ck.estimate_bytes(shape, "i2s", "f16", 100)["kv_cache"] == 2 * 2 * 100 * 2 * 24 * 4
+    # K and V x 2 layers x 100 tokens x 2 KV heads x 24 dims, in f16 (the default) or f32
+    assert ck.estimate_bytes(shape, "i2s", "f16", 100)["kv_cache"] == 2 * 2 * 100 * 2 * 24 * 2
+    assert ck.estimate_bytes(shape, "i2s", "f16", 100, "f32")["kv_cache"] == 2 * 2 * 100 * 2 * 24 * 4
 
 
 def test_memory_refusal_names_both_numbers(tmp_path, monkeypatch):
