@@ -49,7 +49,8 @@ sanitize: setup
 	$(VPY) runtime/build_ffi.py --sanitize build/asan >/dev/null
 	cp runtime/*.py build/asan/runtime/
 	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" PYTHONPATH=build/asan \
-	  $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_model.py --expect-runtime build/asan
+	  $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_model.py tests/test_runtime_hazards.py \
+	    --expect-runtime build/asan
 	tests/c/run_native.sh
 
 # The AArch64 kernels (neon, dotprod) under qemu-user: needs gcc-aarch64-linux-gnu,

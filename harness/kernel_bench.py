@@ -100,8 +100,9 @@ class Probe:
 
 
 def measure_bandwidth(ctx: Context, passes: int = BANDWIDTH_PASSES, nbytes: int | None = None) -> Probe:
-    """Read bandwidth of `passes` sweeps per pattern over twice the working set, after a warm-up."""
-    nbytes = nbytes or 2 * working_set_bytes()
+    """Read bandwidth of `passes` sweeps per pattern over a buffer of the working set's size,
+    after a warm-up."""
+    nbytes = nbytes or working_set_bytes()
     ctx.read_bandwidth(nbytes, 1)  # page faults, frequency ramp
     return Probe(ctx.read_bandwidth(nbytes, passes))
 
@@ -121,7 +122,7 @@ def bracketed(ctx: Context, work):
     half = max(1, BANDWIDTH_PASSES // 2)
     probe = measure_bandwidth(ctx, half)
     result = work()
-    probe += Probe(ctx.read_bandwidth(2 * working_set_bytes(), half))
+    probe += Probe(ctx.read_bandwidth(working_set_bytes(), half))
     return result, probe
 
 

@@ -17,8 +17,10 @@ the ternbench version and git commit. What cannot be read is shown as unknown (n
 with a note saying why: VMs and containers often hide cpufreq and DMI.
 
 Then, unless --no-bandwidth, measure the read bandwidth for each thread count with the probe
-of `ternbench kernels --bandwidth` (the median of %d passes over %d x the last-level cache).
-The probe takes about a second per thread count.""" % (kernel_bench.BANDWIDTH_PASSES, 2 * kernel_bench.LLC_MULTIPLE)
+of `ternbench kernels --bandwidth`: the median of %d passes over %d x the last-level cache, for
+each read pattern; "plain" (one sequential stream per thread) is the yardstick of every
+bandwidth fraction. The probe takes a few seconds per thread count.""" % (kernel_bench.BANDWIDTH_PASSES,
+                                                                       kernel_bench.LLC_MULTIPLE)
 
 
 def add_parser(sub):
@@ -78,7 +80,7 @@ def _bandwidth(threads: list[int], quiet: bool, text: bool) -> tuple[dict[str, f
 
     if text:
         print(f"\nread bandwidth, GB/s (median of {kernel_bench.BANDWIDTH_PASSES} passes over "
-              f"{2 * kernel_bench.working_set_bytes() >> 20} MiB; plain: one sequential stream per thread)\n"
+              f"{kernel_bench.working_set_bytes() >> 20} MiB; plain: one sequential stream per thread)\n"
               f"{'threads':>8}" + "".join(f"{p:>14}" for p in runtime.READ_PATTERNS), flush=True)
     plain, patterns = {}, {}
     for t in threads:

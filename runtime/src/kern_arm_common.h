@@ -43,7 +43,8 @@ _Static_assert(TB_GEMM_MR == 12, "the ARM GEMM micro-kernels assume 12-row panel
  * of the block for the bytes at block offset h. */
 #define I2S_CODES 4
 #define TQ1_CODES 5
-TB_INLINE int ncodes_of(int fmt) { return fmt == TB_I2S ? I2S_CODES : TQ1_CODES; }
+/* int8 weights are their own codes: one per byte, as the integer GEMV sees them */
+TB_INLINE int ncodes_of(int fmt) { return fmt == TB_I2S ? I2S_CODES : fmt == TB_TQ1 ? TQ1_CODES : 1; }
 
 /* i2s: u = w + 1 of the 16 elements at 64 s + h. The top pair needs no mask. */
 TB_INLINE int8x16_t i2s_codes(uint8x16_t v, int s) {
@@ -64,9 +65,11 @@ TB_INLINE int8x16_t tq1_negcodes(uint8x16_t qi) {
     return vreinterpretq_s8_u8(vaddq_u8(vcgeq_u8(qi, vdupq_n_u8(86)), vcgeq_u8(qi, vdupq_n_u8(171))));
 }
 
-/* All codes of 16 packed bytes: u codes for i2s, -u codes for tq1. */
+/* All codes of 16 packed bytes: u codes for i2s, -u codes for tq1, the weights for int8. */
 TB_INLINE void chunk_codes(int fmt, uint8x16_t v, int8x16_t *c) {
-    if (fmt == TB_I2S) {
+    if (fmt == TB_I8) {
+        c[0] = vreinterpretq_s8_u8(v);
+    } else if (fmt == TB_I2S) {
 #pragma GCC unroll 4
         for (int s = 0; s < I2S_CODES; s++) c[s] = i2s_codes(v, s);
     } else {
@@ -88,7 +91,8 @@ TB_INLINE int32x4_t dot_n(int32x4_t acc, const int8x16_t *a, const int8x16_t *b,
 #else
 /* Products are summed in int16 and widened once per call. Codes are within
  * [-2, 2] and activations within [-128, 127], so each int16 lane adds 2 cnt
- * terms of magnitude <= 256: exact for cnt <= 63. */
+ * terms of magnitude <= 256: exact for cnt <= 63. int8 weights (cnt 1) add two
+ * terms of magnitude <= 127 x 128: exact too. */
 TB_INLINE int32x4_t dot_n(int32x4_t acc, const int8x16_t *a, const int8x16_t *b, int cnt) {
     int16x8_t p = vmull_s8(vget_low_s8(a[0]), vget_low_s8(b[0]));
     p = vmlal_high_s8(p, a[0], b[0]);
@@ -117,9 +121,10 @@ TB_INLINE void chunk_acts(int fmt, const int8_t *q, int8x16_t *qv) {
     for (int s = 0; s < ncodes; s++) qv[s] = vld1q_s8(q + 64 * s);
 }
 
-TB_INLINE int32_t finish_ternary(int fmt, int32x4_t acc, int32_t qsum) {
+/* The dot product from the codes' sum: tq1 codes are negated, ternary codes biased by one. */
+TB_INLINE int32_t finish_int(int fmt, int32x4_t acc, int32_t qsum) {
     int32_t dot = vaddvq_s32(acc);
-    return (fmt == TB_TQ1 ? -dot : dot) - qsum;
+    return fmt == TB_I8 ? dot : (fmt == TB_TQ1 ? -dot : dot) - qsum;
 }
 
 /* The address usually lies past the end of the data: computed as an integer it
@@ -132,8 +137,8 @@ TB_INLINE void prefetch_group(const uint8_t *p, size_t ahead) {
 /* A group's four rows share each activation load, one accumulator chain per row.
  * The 16-byte loop stays rolled on purpose: unrolled, GCC hoists the next step's
  * loads and spills accumulators to the stack. */
-TB_INLINE void gemv_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o,
-                            int fmt) {
+TB_INLINE void gemv_int(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o,
+                        int fmt) {
     const int block = 64 * ncodes_of(fmt), nc = (int)(w->row_bytes / TB_CHUNK);
     const size_t pf = (size_t)o->prefetch;
     const int32_t qsum = x->qsum[0];
@@ -152,44 +157,20 @@ TB_INLINE void gemv_ternary(const tb_matrix *w, const tb_act *x, int r0, int r1,
                 for (int i = 0; i < TB_GROUP; i++) acc[i] = chunk_dot(fmt, acc[i], p + i * TB_CHUNK + h, qv);
             }
         }
-        for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = finish_ternary(fmt, acc[i], qsum);
+        for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = finish_int(fmt, acc[i], qsum);
     }
 }
 
 static void gemv_i2s(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
-    gemv_ternary(w, x, r0, r1, y, o, TB_I2S);
+    gemv_int(w, x, r0, r1, y, o, TB_I2S);
 }
 
 static void gemv_tq1(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
-    gemv_ternary(w, x, r0, r1, y, o, TB_TQ1);
+    gemv_int(w, x, r0, r1, y, o, TB_TQ1);
 }
 
-/* int8 x int8 (w8a8). Without sdot, two products per int16 lane (|w x| <= 127 x 128)
- * before the pairwise widening. */
 static void gemv_i8(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
-    const int nc = (int)(w->row_bytes / TB_CHUNK);
-    const size_t pf = (size_t)o->prefetch;
-    int32_t *out = y;
-    for (int r = r0; r < r1; r += TB_GROUP) {
-        const uint8_t *p = tb_group(w, r);
-        int32x4_t acc[TB_GROUP] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-        for (int c = 0; c < nc; c++, p += TB_GROUP * TB_CHUNK) {
-            if (pf) prefetch_group(p, pf);
-            for (int h = 0; h < TB_CHUNK; h += 16) {
-                int8x16_t xv = vld1q_s8(x->q + (size_t)c * TB_CHUNK + h);
-#pragma GCC unroll 4
-                for (int i = 0; i < TB_GROUP; i++) {
-                    int8x16_t wv = vld1q_s8((const int8_t *)p + i * TB_CHUNK + h);
-#if TB_ARM_DOTPROD
-                    acc[i] = vdotq_s32(acc[i], wv, xv);
-#else
-                    acc[i] = vpadalq_s16(acc[i], vmlal_high_s8(vmull_s8(vget_low_s8(wv), vget_low_s8(xv)), wv, xv));
-#endif
-                }
-            }
-        }
-        for (int i = 0; i < TB_GROUP && r + i < r1; i++) out[r + i] = vaddvq_s32(acc[i]);
-    }
+    gemv_int(w, x, r0, r1, y, o, TB_I8);
 }
 
 /* Four weights of a float-format row at element k as floats (f16 widening is
@@ -214,7 +195,7 @@ TB_INLINE void load_w16(int fmt, const uint8_t *p, float32x4_t wv[4]) {
     }
 }
 
-/* Same shape as gemv_ternary; a chunk is 32 halves or 16 floats. */
+/* Same shape as gemv_int; a chunk is 32 halves or 16 floats. */
 TB_INLINE void gemv_float_fmt(const tb_matrix *w, const tb_act *x, int r0, int r1, float *out, const tb_kopts *o,
                               int fmt) {
     const int per_chunk = fmt == TB_F16 ? TB_CHUNK / 2 : TB_CHUNK / 4, nc = (int)(w->row_bytes / TB_CHUNK);

@@ -58,47 +58,39 @@ static int TB_FN(quantise)(const float *x, int cols, int kpad, int8_t *q, int32_
     return 0;
 }
 
-static float TB_FN(dot_f32)(const float *a, const float *b, int n) {
+/* n floats of b (f32, or IEEE half when `half`), the first m < VN lanes for a tail. */
+TB_INLINE vf load_b(const void *b, int i, int m, int half) {
+    if (half) return m == VN ? vf_ld_h((const uint16_t *)b + i) : vf_ldn_h((const uint16_t *)b + i, m);
+    return m == VN ? vf_ld((const float *)b + i) : vf_ldn((const float *)b + i, m);
+}
+
+/* sum a[i] b[i] and y[i] += a x[i], with b and x in float or half; `half` is a constant
+ * once inlined into the four entry points below. */
+TB_INLINE float dot_any(const float *a, const void *b, int n, int half) {
     vf acc0 = vf_zero(), acc1 = vf_zero();
     int i = 0;
     for (; i + 2 * VN <= n; i += 2 * VN) {
-        acc0 = vf_fma(vf_ld(a + i), vf_ld(b + i), acc0);
-        acc1 = vf_fma(vf_ld(a + i + VN), vf_ld(b + i + VN), acc1);
+        acc0 = vf_fma(vf_ld(a + i), load_b(b, i, VN, half), acc0);
+        acc1 = vf_fma(vf_ld(a + i + VN), load_b(b, i + VN, VN, half), acc1);
     }
     for (; i < n; i += VN) {
         int m = n - i < VN ? n - i : VN;
-        acc0 = vf_fma(vf_ldn(a + i, m), vf_ldn(b + i, m), acc0);
+        acc0 = vf_fma(m == VN ? vf_ld(a + i) : vf_ldn(a + i, m), load_b(b, i, m, half), acc0);
     }
     return vf_hsum(vf_add(acc0, acc1));
 }
 
-static void TB_FN(axpy_f32)(float *y, float a, const float *x, int n) {
+TB_INLINE void axpy_any(float *y, float a, const void *x, int n, int half) {
     const vf va = vf_set1(a);
     int i = 0;
-    for (; i + VN <= n; i += VN) vf_st(y + i, vf_fma(va, vf_ld(x + i), vf_ld(y + i)));
-    if (i < n) vf_stn(y + i, vf_fma(va, vf_ldn(x + i, n - i), vf_ldn(y + i, n - i)), n - i);
+    for (; i + VN <= n; i += VN) vf_st(y + i, vf_fma(va, load_b(x, i, VN, half), vf_ld(y + i)));
+    if (i < n) vf_stn(y + i, vf_fma(va, load_b(x, i, n - i, half), vf_ldn(y + i, n - i)), n - i);
 }
 
-static float TB_FN(dot_h)(const float *a, const uint16_t *b, int n) {
-    vf acc0 = vf_zero(), acc1 = vf_zero();
-    int i = 0;
-    for (; i + 2 * VN <= n; i += 2 * VN) {
-        acc0 = vf_fma(vf_ld(a + i), vf_ld_h(b + i), acc0);
-        acc1 = vf_fma(vf_ld(a + i + VN), vf_ld_h(b + i + VN), acc1);
-    }
-    for (; i < n; i += VN) {
-        int m = n - i < VN ? n - i : VN;
-        acc0 = vf_fma(vf_ldn(a + i, m), vf_ldn_h(b + i, m), acc0);
-    }
-    return vf_hsum(vf_add(acc0, acc1));
-}
-
-static void TB_FN(axpy_h)(float *y, float a, const uint16_t *x, int n) {
-    const vf va = vf_set1(a);
-    int i = 0;
-    for (; i + VN <= n; i += VN) vf_st(y + i, vf_fma(va, vf_ld_h(x + i), vf_ld(y + i)));
-    if (i < n) vf_stn(y + i, vf_fma(va, vf_ldn_h(x + i, n - i), vf_ldn(y + i, n - i)), n - i);
-}
+static float TB_FN(dot_f32)(const float *a, const float *b, int n) { return dot_any(a, b, n, 0); }
+static float TB_FN(dot_h)(const float *a, const uint16_t *b, int n) { return dot_any(a, b, n, 1); }
+static void TB_FN(axpy_f32)(float *y, float a, const float *x, int n) { axpy_any(y, a, x, n, 0); }
+static void TB_FN(axpy_h)(float *y, float a, const uint16_t *x, int n) { axpy_any(y, a, x, n, 1); }
 
 /* Four positions at a time: the query's loads are shared and one transposing
  * reduction replaces four horizontal sums. */
@@ -111,7 +103,7 @@ static void TB_FN(scores_h)(const float *q, const uint16_t *k, size_t stride, in
         for (int j = 0; j < d; j += VN) {
             int m = d - j < VN ? d - j : VN;
             vf qv = m == VN ? vf_ld(q + j) : vf_ldn(q + j, m);
-#define POS(i, a) a = vf_fma(qv, m == VN ? vf_ld_h(k0 + (i) * stride + j) : vf_ldn_h(k0 + (i) * stride + j, m), a);
+#define POS(i, a) a = vf_fma(qv, load_b(k0 + (i) * stride, j, m, 1), a);
             POS(0, a0) POS(1, a1) POS(2, a2) POS(3, a3)
 #undef POS
         }
@@ -125,8 +117,7 @@ static void TB_FN(mix_h)(float *o, const float *w, const uint16_t *v, size_t str
         int m = d - j < VN ? d - j : VN;
         vf acc = m == VN ? vf_ld(o + j) : vf_ldn(o + j, m);
         for (int p = 0; p < len; p++) {
-            const uint16_t *vp = v + (size_t)p * stride + j;
-            acc = vf_fma(vf_set1(w[p]), m == VN ? vf_ld_h(vp) : vf_ldn_h(vp, m), acc);
+            acc = vf_fma(vf_set1(w[p]), load_b(v + (size_t)p * stride, j, m, 1), acc);
         }
         if (m == VN) vf_st(o + j, acc);
         else vf_stn(o + j, acc, m);
