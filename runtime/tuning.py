@@ -6,14 +6,16 @@ CPU may be the worst for another. So the runtime measures, on the CPU it runs on
 candidate GEMV setting (prefetch distance, none included; the size of the row claims
 threads share work in) on a working set far larger than the last-level cache, keeps the
 fastest, and caches the choice in the user's cache directory under the CPU's identity
-(runtime.cpu.identity), the runtime version and build, the variant and the thread count.
+(runtime.cpu.identity), the runtime version and build (the last few builds are kept, so an
+A/B comparison of two builds does not measure again at each switch), the variant and the
+thread count.
 
 When it runs, for a Context:
   TERNBENCH_TUNING=auto (default)  the cached choice; measured first (a few seconds) if none
   TERNBENCH_TUNING=cache           the cached choice, else the built-in defaults; never measures
   TERNBENCH_TUNING=off             the built-in defaults
-A cache file that is corrupt, from another schema, or for another CPU or runtime is
-ignored with a warning, never trusted. Results never depend on the tuning; only speed does.
+A cache file that is corrupt, of an unknown schema, or for another CPU is ignored with a
+warning, never trusted; one of an older schema, or without this build, is measured again. Results never depend on the tuning; only speed does.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ import numpy as np
 
 from . import cpu
 
-SCHEMA = 1
+SCHEMA = 2
+KEEP_BUILDS = 8   # builds whose tunings a cache file keeps (A/B runs switch between two)
 MODES = ("auto", "cache", "off")
 ENV = "TERNBENCH_TUNING"
 CACHE_ENV = "TERNBENCH_CACHE_DIR"
@@ -92,6 +95,10 @@ def _runtime_id() -> dict:
     return {"version": version(), "build": build_info()}
 
 
+def _runtime_key(rid: dict) -> str:
+    return f"{rid['version']} {rid['build']}"
+
+
 def _warn(path: Path, why: str) -> None:
     warnings.warn(f"ignoring the kernel tuning cache {path}: {why}", RuntimeWarning, stacklevel=3)
 
@@ -108,11 +115,9 @@ def _valid_entry(entry) -> bool:
     return True
 
 
-def load_cache(path: Path | None = None, ident: dict | None = None) -> dict:
-    """The cached entries {"variant/threads": entry} valid for this CPU and runtime; {} when
-    there is no file. Anything wrong with the file is a warning and an empty result."""
-    ident = ident or cpu.identity()
-    path = path or cache_file(ident)
+def _read(path: Path, ident: dict) -> dict:
+    """The file's tunings per runtime build, {} when there is none; anything wrong with it is
+    a warning and {}. Files of an older schema are stale, not wrong: measured again."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -120,26 +125,41 @@ def load_cache(path: Path | None = None, ident: dict | None = None) -> dict:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         _warn(path, f"unreadable ({e})")
         return {}
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        _warn(path, f"schema {data.get('schema') if isinstance(data, dict) else '?'} is not {SCHEMA}")
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if isinstance(schema, int) and schema < SCHEMA:
+        return {}
+    if schema != SCHEMA:
+        _warn(path, f"schema {schema} is not {SCHEMA}")
         return {}
     if data.get("cpu") != ident:
         _warn(path, f"written for another CPU ({data.get('cpu')}), not this one ({ident})")
         return {}
-    if data.get("runtime") != _runtime_id():
-        return {}  # another runtime's kernels: stale, not foreign; re-measured when needed
-    entries = data.get("entries")
-    if not isinstance(entries, dict) or not all(_valid_entry(e) for e in entries.values()):
+    builds = data.get("builds")
+    if not isinstance(builds, dict) or not all(
+            isinstance(b, dict) and isinstance(b.get("entries"), dict) and all(_valid_entry(e) for e in b["entries"].values())
+            for b in builds.values()):
         _warn(path, "malformed entries")
         return {}
-    return entries
+    return builds
+
+
+def load_cache(path: Path | None = None, ident: dict | None = None) -> dict:
+    """The cached entries {"variant/threads": entry} of this CPU and runtime build; {} when
+    there are none. Anything wrong with the file is a warning and an empty result."""
+    ident = ident or cpu.identity()
+    build = _read(path or cache_file(ident), ident).get(_runtime_key(_runtime_id()))
+    return build["entries"] if build else {}
 
 
 def _save(entry_key: str, entry: dict, ident: dict) -> Path:
     path = cache_file(ident)
-    entries = load_cache(path, ident)
-    entries[entry_key] = entry
-    data = {"schema": SCHEMA, "cpu": ident, "runtime": _runtime_id(), "entries": entries}
+    builds = _read(path, ident)
+    rid = _runtime_id()
+    build = builds.pop(_runtime_key(rid), None) or {"runtime": rid, "entries": {}}
+    build["entries"][entry_key] = entry
+    builds[_runtime_key(rid)] = build  # most recent last; the oldest builds go first
+    builds = dict(list(builds.items())[-KEEP_BUILDS:])
+    data = {"schema": SCHEMA, "cpu": ident, "builds": builds}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1))

@@ -124,11 +124,12 @@ def test_kv_format_is_checked_and_reaches_the_runtime():
         Model(SMALL, "i2s", kv_format="int8")
 
 
-@pytest.mark.parametrize("fmt", ["f32", "i2s"])
-def test_non_finite_activation_inside_a_model_names_the_layer(fmt):
-    # gate and up weights so large that relu(gate)^2 * up overflows float32
+@pytest.mark.parametrize("fmt, float_act_quant", [("f32", False), ("i2s", False), ("f32", True)])
+def test_non_finite_activation_inside_a_model_names_the_layer(fmt, float_act_quant):
+    # gate and up weights so large that relu(gate)^2 * up overflows float32; float_act_quant is
+    # the float reference of the ternary computation (ternbench lossless), which quantises first
     shape = ModelShape(vocab=50, hidden=64, ffn=64, layers=2, heads=2, kv_heads=2, head_dim=32, sub_norms=False)
-    model = Model(shape, fmt, head_format="f32", max_ctx=8)
+    model = Model(shape, fmt, head_format="f32", max_ctx=8, float_act_quant=float_act_quant)
     ctx = Context(1)
     model.init_random(ctx, 0)
     for name in ("gate", "up"):

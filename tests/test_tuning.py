@@ -60,7 +60,8 @@ def test_auto_measures_once_caches_and_applies(quick, capsys):
     files = list(quick.rglob("*.json"))
     assert len(files) == 1 and files[0].name == f"{cpu.identity_key(cpu.identity())}.json"
     data = json.loads(files[0].read_text())
-    assert data["cpu"] == cpu.identity() and f"{variant}/2" in data["entries"]
+    (build,) = data["builds"].values()
+    assert data["cpu"] == cpu.identity() and f"{variant}/2" in build["entries"]
     for how in ("auto", "cache"):
         with Context(2, variant, tuning=how) as again:
             assert again.tuning.source == "cache" and again.tuning.settings == first.settings
@@ -93,39 +94,61 @@ def test_a_corrupt_or_foreign_cache_is_ignored_with_a_warning(quick, case, warni
     variant = simd()
     ident = cpu.identity()
     path = tuning.cache_file(ident)
-    good = {"schema": tuning.SCHEMA, "cpu": ident, "runtime": tuning._runtime_id(),
-            "entries": {f"{variant}/1": {"formats": {"i2s": {"prefetch": 1024, "claim": 0}}}}}
+    rid = tuning._runtime_id()
+
+    def build(entries):
+        return {tuning._runtime_key(rid): {"runtime": rid, "entries": entries}}
+
+    good = {"schema": tuning.SCHEMA, "cpu": ident,
+            "builds": build({f"{variant}/1": {"formats": {"i2s": {"prefetch": 1024, "claim": 0}}}})}
     if case == "corrupt":
         _write(path)
-    elif case == "schema":
+    elif case == "schema":  # a newer ternbench's file (an older schema is stale, measured again)
         _write(path, **{**good, "schema": 99})
     elif case == "foreign":
         _write(path, **{**good, "cpu": {**ident, "model": "999"}})
     else:  # a prefetch distance the runtime would refuse
-        _write(path, **{**good, "entries": {f"{variant}/1": {"formats": {"i2s": {"prefetch": 100, "claim": 0}}}}})
+        _write(path, **{**good, "builds": build({f"{variant}/1": {"formats": {"i2s": {"prefetch": 100, "claim": 0}}}})})
     with pytest.warns(RuntimeWarning, match=f"ignoring the kernel tuning cache .*{warning}"):
         ctx = Context(1, variant, tuning="cache")
     assert ctx.tuning.source == "defaults" and ctx.gemv_tuning("i2s") != (100, 0)
     ctx.close()
 
 
-def test_another_runtime_build_is_stale_not_trusted(quick):
+def test_another_runtime_build_is_stale_not_trusted_and_kept(quick):
     variant = simd()
     ident = cpu.identity()
-    _write(tuning.cache_file(ident), schema=tuning.SCHEMA, cpu=ident, runtime={"version": "0.0.0", "build": "x"},
-           entries={f"{variant}/1": {"formats": {"i2s": {"prefetch": 1024, "claim": 0}}}})
+    other = {"version": "0.0.0", "build": "x"}
+    _write(tuning.cache_file(ident), schema=tuning.SCHEMA, cpu=ident,
+           builds={tuning._runtime_key(other): {"runtime": other, "entries": {
+               f"{variant}/1": {"formats": {"i2s": {"prefetch": 1024, "claim": 0}}}}}})
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # stale is expected, not warned about
         with Context(1, variant, tuning="cache") as ctx:
+            assert ctx.tuning.source == "defaults"
+        with Context(1, variant, tuning="auto") as ctx:
+            assert ctx.tuning.source == "measured"
+    # the other build's tuning is still there, for an A/B run switching back to it
+    builds = json.loads(tuning.cache_file(ident).read_text())["builds"]
+    assert set(builds) == {tuning._runtime_key(other), tuning._runtime_key(tuning._runtime_id())}
+
+
+def test_an_older_schema_is_measured_again_without_a_warning(quick):
+    ident = cpu.identity()
+    _write(tuning.cache_file(ident), schema=1, cpu=ident, runtime=tuning._runtime_id(), entries={})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Context(1, simd(), tuning="cache") as ctx:
             assert ctx.tuning.source == "defaults"
 
 
 def test_a_valid_cache_entry_is_applied_as_written(quick):
     variant = simd()
     ident = cpu.identity()
-    _write(tuning.cache_file(ident), schema=tuning.SCHEMA, cpu=ident, runtime=tuning._runtime_id(),
-           entries={f"{variant}/1": {"formats": {"i2s": {"prefetch": 1024, "claim": 4096},
-                                                 "f16": {"prefetch": 0, "claim": 0}}}})
+    rid = tuning._runtime_id()
+    _write(tuning.cache_file(ident), schema=tuning.SCHEMA, cpu=ident, builds={tuning._runtime_key(rid): {
+        "runtime": rid, "entries": {f"{variant}/1": {"formats": {"i2s": {"prefetch": 1024, "claim": 4096},
+                                                                 "f16": {"prefetch": 0, "claim": 0}}}}}})
     with Context(1, variant, tuning="cache") as ctx:
         assert ctx.tuning.source == "cache"
         assert ctx.gemv_tuning("i2s") == (1024, 4096) and ctx.gemv_tuning("f16") == (0, 0)

@@ -32,7 +32,11 @@ struct tb_model {
     float *norms;               /* per layer: attn, ffn (hidden), attn_sub (qdim), ffn_sub (ffn); then final */
     size_t norm_stride;
     tb_matrix *embed, *head;    /* head == embed when tied */
-    void *kcache, *vcache;      /* [layers][max_ctx][kvdim] of f16 or f32 */
+    /* [layers][kv_heads][max_ctx][head_dim] of f16 or f32: one KV head's positions are one
+     * contiguous stream. Laid out [position][all heads], a generated token's attention read
+     * every position of a head as a separate DRAM miss, 1.5-3 KiB from the last, once the
+     * weights had streamed through the caches. */
+    void *kcache, *vcache;
     size_t kv_esize;
     float *rope_cos, *rope_sin; /* [max_ctx][head_dim / 2] */
     int pos;
@@ -429,6 +433,11 @@ static void rope(const tb_model *m, float *v, int nheads, int pos) {
     }
 }
 
+/* Element index of (layer, KV head, position) in the KV cache. */
+static size_t kv_index(const tb_model *m, int layer, int kvh, int pos) {
+    return (((size_t)layer * m->c.kv_heads + (size_t)kvh) * m->c.max_ctx + (size_t)pos) * m->c.head_dim;
+}
+
 typedef struct {
     tb_model *m;
     int layer, n;
@@ -448,19 +457,19 @@ static void attn_task(void *arg, int ith, int nth) {
     const tb_model_config *c = &m->c;
     int d = c->head_dim, group = c->heads / c->kv_heads, u0, u1;
     float scale = 1.0f / sqrtf((float)d);
-    const size_t layer_off = (size_t)j->layer * c->max_ctx * m->kvdim;
+    const size_t d_stride = (size_t)d;
     const int half = c->kv_fmt == TB_F16;
     tb_split(j->n * c->heads, ith, nth, &u0, &u1);
     for (int u = u0; u < u1; u++) {
         int t = u / c->heads, h = u % c->heads, kvh = h / group, len = m->pos + t + 1;
         const float *q = m->q + (size_t)t * m->qdim + (size_t)h * d;
         float *s = m->scores + (size_t)ith * c->max_ctx, mx = -INFINITY;
-        const size_t first = layer_off + (size_t)kvh * d; /* position 0 of this KV head */
+        const size_t first = kv_index(m, j->layer, kvh, 0); /* position 0 of this KV head */
         if (half && j->scores_h) {
-            j->scores_h(q, (const uint16_t *)m->kcache + first, (size_t)m->kvdim, len, d, scale, s);
+            j->scores_h(q, (const uint16_t *)m->kcache + first, d_stride, len, d, scale, s);
         } else {
             for (int p = 0; p < len; p++) {
-                size_t at = first + (size_t)p * m->kvdim;
+                size_t at = first + (size_t)p * d;
                 s[p] = (half ? j->dot_h(q, (const uint16_t *)m->kcache + at, d)
                              : j->dot(q, (const float *)m->kcache + at, d)) * scale;
             }
@@ -472,10 +481,10 @@ static void attn_task(void *arg, int ith, int nth) {
         float *o = m->att + (size_t)t * m->qdim + (size_t)h * d;
         memset(o, 0, (size_t)d * sizeof(float));
         if (half && j->mix_h) {
-            j->mix_h(o, s, (const uint16_t *)m->vcache + first, (size_t)m->kvdim, len, d);
+            j->mix_h(o, s, (const uint16_t *)m->vcache + first, d_stride, len, d);
         } else {
             for (int p = 0; p < len; p++) {
-                size_t at = first + (size_t)p * m->kvdim;
+                size_t at = first + (size_t)p * d;
                 if (half) j->axpy_h(o, s[p], (const uint16_t *)m->vcache + at, d);
                 else j->axpy(o, s[p], (const float *)m->vcache + at, d);
             }
@@ -493,14 +502,14 @@ static const char *const lin_names[NLIN] = {"q", "k", "v", "o", "gate", "up", "d
 static int linears(tb_model *m, tb_ctx *ctx, int l, int first, int count, const float *x, int n, float *const *ys) {
     tb_matrix *const *w = m->lin + (size_t)l * NLIN + first;
     if (m->c.float_act_quant && !tb_format_int_act(w[0]->fmt)) {
-        int d = w[0]->cols;
-        for (int t = 0; t < n; t++) {
+        int d = w[0]->cols, ok = 1;
+        for (int t = 0; t < n && ok; t++) {
             int32_t sum;
             float s;
-            if (tb_quantise_portable(x + (size_t)t * d, d, d, m->qrow, &sum, &s)) break; /* matmul names it */
-            for (int k = 0; k < d; k++) m->fq[(size_t)t * d + k] = (float)m->qrow[k] / s;
+            ok = tb_quantise_portable(x + (size_t)t * d, d, d, m->qrow, &sum, &s) == 0;
+            for (int k = 0; k < d && ok; k++) m->fq[(size_t)t * d + k] = (float)m->qrow[k] / s;
         }
-        x = m->fq;
+        if (ok) x = m->fq; /* else the matmul refuses the input itself, naming token and column */
     }
     if (tb_matmul_many(ctx, (const tb_matrix *const *)w, count, x, n, ys) == 0) return 0;
     char why[400];
@@ -532,14 +541,17 @@ static int forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *lo
             rope(m, m->q + (size_t)t * m->qdim, c->heads, m->pos + t);
             rope(m, m->k + (size_t)t * m->kvdim, c->kv_heads, m->pos + t);
         }
-        size_t at = ((size_t)l * c->max_ctx + m->pos) * m->kvdim, count = (size_t)n * m->kvdim;
-        if (c->kv_fmt == TB_F16) {
-            to_half((uint16_t *)m->kcache + at, m->k, (int)count);
-            to_half((uint16_t *)m->vcache + at, m->v, (int)count);
-        } else {
-            memcpy((float *)m->kcache + at, m->k, count * sizeof(float));
-            memcpy((float *)m->vcache + at, m->v, count * sizeof(float));
-        }
+        for (int t = 0; t < n; t++)
+            for (int kvh = 0; kvh < c->kv_heads; kvh++) {
+                size_t at = kv_index(m, l, kvh, m->pos + t), src = (size_t)t * m->kvdim + (size_t)kvh * c->head_dim;
+                if (c->kv_fmt == TB_F16) {
+                    to_half((uint16_t *)m->kcache + at, m->k + src, c->head_dim);
+                    to_half((uint16_t *)m->vcache + at, m->v + src, c->head_dim);
+                } else {
+                    memcpy((float *)m->kcache + at, m->k + src, (size_t)c->head_dim * sizeof(float));
+                    memcpy((float *)m->vcache + at, m->v + src, (size_t)c->head_dim * sizeof(float));
+                }
+            }
         aj.layer = l;
         tb_pool_run(ctx->pool, attn_task, &aj);
         if (c->sub_norms)
