@@ -77,7 +77,5 @@ def run(args) -> int:
               f"{r.bandwidth_fraction:.0%} of the {r.bandwidth_gbps:.1f} GB/s plain sequential read probed alongside")
         others = ", ".join(f"{k} {v:.1f}" for k, v in r.read_patterns_gbps.items() if k != kernel_bench.PLAIN)
         print(f"  (other read patterns of that probe, GB/s: {others})")
-    t = r.tuning
-    settings = ", ".join(f"{f} {s['prefetch']}/{s['claim'] >> 10}K" for f, s in t["formats"].items())
-    print(f"  GEMV tuning ({t['source']}; prefetch bytes / claim): {settings}")
+    print(f"  GEMV tuning (prefetch bytes / claim): {runtime.tuning.describe(r.tuning)}")
     return EXIT_OK

@@ -93,11 +93,6 @@ class Probe:
     def __add__(self, other: "Probe") -> "Probe":
         return Probe({k: self.passes[k] + other.passes.get(k, []) for k in self.passes})
 
-    def to_json(self) -> dict:
-        name, gbps = self.best
-        return {"reference": PLAIN, "gbps": self.plain, "patterns_gbps": self.medians(),
-                "best_pattern": name, "best_gbps": gbps}
-
 
 def measure_bandwidth(ctx: Context, passes: int = BANDWIDTH_PASSES, nbytes: int | None = None) -> Probe:
     """Read bandwidth of `passes` sweeps per pattern over a buffer of the working set's size,
@@ -109,8 +104,8 @@ def measure_bandwidth(ctx: Context, passes: int = BANDWIDTH_PASSES, nbytes: int 
 
 def thread_bandwidth(threads: int) -> Probe:
     """The read bandwidth of a fresh pool of `threads`: what `ternbench kernels --bandwidth`
-    and `ternbench sysinfo` print. The probe is plain C whatever the variant; scalar is the
-    one every machine has."""
+    and `ternbench sysinfo` print. The probe reads with the best variant's widest loads
+    whatever the context's variant; a scalar context needs no kernel tuning first."""
     with Context(threads, "scalar") as ctx:
         return measure_bandwidth(ctx)
 

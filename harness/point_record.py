@@ -16,10 +16,6 @@ def _point_fields(point: Point) -> dict:
     return {"key": point.key, **point.to_dict(), "test": point.test}
 
 
-# Before the probe reported each read pattern, a probe pass kept the fastest of three.
-OLD_REFERENCE = "fastest of three read patterns (results before the plain-read yardstick)"
-
-
 def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int, dict[str, list[float]]]:
     """(process lines, timed run lines in order, every yardstick probe pass in GB/s, warm-up
     runs, every pass of every read pattern where the sidecar has them)."""
@@ -77,11 +73,9 @@ def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: floa
         "timing_vs_runtime": statistics.median(tps) / statistics.median(runtime_tps),
         "weight_bytes": first["weight_bytes"], "bytes_per_token": first["bytes_per_token"],
         "probe_gbps": statistics.median(probes),
-        "bandwidth_reference": kernel_bench.REFERENCE if patterns else OLD_REFERENCE,
+        "bandwidth_reference": kernel_bench.REFERENCE,
         "read_patterns_gbps": {k: statistics.median(v) for k, v in patterns.items()},
-        "tuning": first.get("tuning"),
-        # before the f16 cache, the runtime's KV cache was float32
-        "kv_cache": first.get("kv_cache", "f32"),
+        "tuning": first["tuning"], "kv_cache": first["kv_cache"],
         # caches lie: a model smaller than the last-level cache is not read from DRAM
         "fits_in_llc": first["weight_bytes"] <= machine.last_level_cache_bytes()[0],
         "achieved_gbps": None, "bandwidth_fraction": None,

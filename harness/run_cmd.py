@@ -110,8 +110,7 @@ def tune_up_front(plan, log) -> None:
                 t = runtime.tuning.apply(ctx, progress=lambda m, v=ctx.variant, t=threads: log(
                     f"  tuning the {v} kernels, {t} thread(s): {m}"))
         if t.source == "measured":
-            log(f"  tuned {t.variant}, {threads} thread(s): " +
-                ", ".join(f"{f} prefetch {pf}, claim {c >> 10} KiB" for f, (pf, c) in t.settings.items()))
+            log(f"  tuned {t.variant}, {threads} thread(s), prefetch bytes / claim: {runtime.tuning.describe(t.to_json())}")
 
 
 def run(args) -> int:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from runtime.tuning import describe
+
 from .models import default_head_format
+
+# How records written before these fields were measured: an f32 KV cache, and a probe pass
+# that kept the fastest of three read patterns.
+OLD_KV_CACHE = "f32"
+OLD_REFERENCE = "fastest of three read patterns (results before the plain-read yardstick)"
 
 COLUMNS = ["key", "status", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
            "test",
@@ -18,22 +25,11 @@ COLUMNS = ["key", "status", "model", "format", "head_format", "kv_cache", "varia
 MATCH = ("model", "variant", "threads", "test")   # what a point and its baseline point share
 
 
-def tuning_text(t: dict | None) -> str | None:
-    """A record's GEMV tuning in one cell: 'i2s 4096/64K, int8 2048/64K (cache)'."""
-    if not t:
-        return None
-    settings = ", ".join(f"{f} {s['prefetch']}/{s['claim'] >> 10}K" for f, s in t["formats"].items())
-    return f"{settings} ({t['source']})"
-
-
 def _row(r: dict) -> dict:
     row = {k: r.get(k) for k in COLUMNS}
-    row["tuning"] = tuning_text(r.get("tuning"))
+    row["tuning"] = describe(r["tuning"]) if r.get("tuning") else None
     if r["status"] == "ok":
-        # records from before these fields: an f32 KV cache, the fastest of three read patterns
-        from .point_record import OLD_REFERENCE
-
-        row["kv_cache"] = r.get("kv_cache", "f32")
+        row["kv_cache"] = r.get("kv_cache", OLD_KV_CACHE)
         row["bandwidth_reference"] = r.get("bandwidth_reference", OLD_REFERENCE)
         t = r["tokens_per_s"]
         row.update(n=t["n"], tps_mean=t["mean"], tps_median=t["median"], tps_stdev=t["stdev"],

@@ -18,7 +18,7 @@ from ._rt import ffi, lib
 FORMATS = tuple(ffi.string(lib.tb_format_name(i)).decode() for i in range(lib.tb_format_count()))
 TERNARY_FORMATS = tuple(f for i, f in enumerate(FORMATS) if lib.tb_format_is_ternary(i))
 # Formats whose kernels take per-token int8 activations: exact integer dot products.
-INTEGER_FORMATS = TERNARY_FORMATS + ("int8",)
+INTEGER_FORMATS = tuple(f for i, f in enumerate(FORMATS) if lib.tb_format_int_act(i))
 # The read patterns of the bandwidth probe; the first, one plain sequential stream per
 # thread, is the denominator of every bandwidth fraction.
 READ_PATTERNS = tuple(ffi.string(lib.tb_read_pattern_name(i)).decode() for i in range(lib.tb_read_pattern_count()))

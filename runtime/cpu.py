@@ -4,6 +4,7 @@ kernel tuning is valid for), its instruction-set extensions, and its last-level 
 fingerprint builds on these."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -55,6 +56,7 @@ def last_level_cache_bytes(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/cach
     return DEFAULT_LLC_BYTES, "not readable; assumed 32 MiB"
 
 
+@functools.lru_cache(maxsize=None)  # a CPU does not change under a running process
 def identity(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
     """What makes two CPUs the same for kernel tuning: vendor, family, model and stepping
     (x86) or implementer, part, variant and revision (ARM), the model name, and the ISA

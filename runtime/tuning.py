@@ -71,6 +71,13 @@ class Tuning:
                 "formats": {f: {"prefetch": p, "claim": c} for f, (p, c) in self.settings.items()}}
 
 
+def describe(t: dict) -> str:
+    """A tuning as results record it (Tuning.to_json), in one line:
+    'i2s 8192/256K, int8 2048/256K (cache)', prefetch bytes / claim KiB per format."""
+    settings = ", ".join(f"{f} {s['prefetch']}/{s['claim'] >> 10}K" for f, s in t["formats"].items())
+    return f"{settings} ({t['source']})"
+
+
 def mode() -> str:
     value = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if value not in MODES:

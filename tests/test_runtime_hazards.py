@@ -2,7 +2,6 @@
 out mid-call, two Python threads, extreme shapes, any tuning. Each must give a clear
 error or a correct result, never a hang, a crash or a wrong number."""
 import os
-import resource
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 import runtime
-from runtime import Context, Matrix, Model, ModelShape, RuntimeFailure
+from runtime import Context, Matrix, Model, ModelShape
 
 SMALL = ModelShape(vocab=300, hidden=96, ffn=160, layers=2, heads=4, kv_heads=2, head_dim=24)
 ASAN = "asan" in os.environ.get("LD_PRELOAD", "")

@@ -269,6 +269,15 @@ static void axpy_h(float *y, float a, const uint16_t *x, int n) {
     for (; i < n; i++) y[i] += a * tb_half_table()[x[i]];
 }
 
+/* Attention over one KV head: one position at a time through the helpers above. */
+static void scores_h(const float *q, const uint16_t *k, int len, int d, float scale, float *out) {
+    for (int p = 0; p < len; p++) out[p] = dot_h(q, k + (size_t)p * d, d) * scale;
+}
+
+static void mix_h(float *o, const float *w, const uint16_t *v, int len, int d) {
+    for (int p = 0; p < len; p++) axpy_h(o, w[p], v + (size_t)p * d, d);
+}
+
 /* vcvt rounds to nearest even under the default FPCR, as tb_float_to_half does. */
 static void to_half(uint16_t *dst, const float *src, int n) {
     int i = 0;
@@ -439,7 +448,7 @@ static uint64_t read_four_streams(const uint8_t *p, const uint8_t *end) {
                  [TB_I8] = gemv_i8},                                                               \
         .gemm = {[TB_I2S] = gemm_ternary, [TB_TQ1] = gemm_ternary, [TB_F16] = gemm_float,           \
                  [TB_F32] = gemm_float},                                                           \
-        .dot = dot_f32, .axpy = axpy_f32, .dot_h = dot_h, .axpy_h = axpy_h, .to_half = to_half,     \
+        .dot = dot_f32, .axpy = axpy_f32, .to_half = to_half, .scores_h = scores_h, .mix_h = mix_h,  \
         .read = {read_plain, read_prefetch, read_four_streams},                                    \
     }
 

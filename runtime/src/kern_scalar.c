@@ -119,7 +119,7 @@ void tb_axpy_portable(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-float tb_dot_h_portable(const float *a, const uint16_t *b, int d) {
+static float dot_h(const float *a, const uint16_t *b, int d) {
     const float *half = tb_half_table();
     float acc[8] = {0};
     int i = 0;
@@ -130,9 +130,14 @@ float tb_dot_h_portable(const float *a, const uint16_t *b, int d) {
     return sum;
 }
 
-void tb_axpy_h_portable(float *y, float a, const uint16_t *x, int n) {
+void tb_scores_h_portable(const float *q, const uint16_t *k, int len, int d, float scale, float *out) {
+    for (int p = 0; p < len; p++) out[p] = dot_h(q, k + (size_t)p * d, d) * scale;
+}
+
+void tb_mix_h_portable(float *o, const float *w, const uint16_t *v, int len, int d) {
     const float *half = tb_half_table();
-    for (int i = 0; i < n; i++) y[i] += a * half[x[i]];
+    for (int p = 0; p < len; p++)
+        for (int i = 0; i < d; i++) o[i] += w[p] * half[v[(size_t)p * d + i]];
 }
 
 void tb_to_half_portable(uint16_t *dst, const float *src, int n) {

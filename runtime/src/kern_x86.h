@@ -65,7 +65,7 @@ TB_INLINE vf load_b(const void *b, int i, int m, int half) {
 }
 
 /* sum a[i] b[i] and y[i] += a x[i], with b and x in float or half; `half` is a constant
- * once inlined into the four entry points below. */
+ * once inlined into the entry points below and the attention kernels. */
 TB_INLINE float dot_any(const float *a, const void *b, int n, int half) {
     vf acc0 = vf_zero(), acc1 = vf_zero();
     int i = 0;
@@ -88,36 +88,33 @@ TB_INLINE void axpy_any(float *y, float a, const void *x, int n, int half) {
 }
 
 static float TB_FN(dot_f32)(const float *a, const float *b, int n) { return dot_any(a, b, n, 0); }
-static float TB_FN(dot_h)(const float *a, const uint16_t *b, int n) { return dot_any(a, b, n, 1); }
 static void TB_FN(axpy_f32)(float *y, float a, const float *x, int n) { axpy_any(y, a, x, n, 0); }
-static void TB_FN(axpy_h)(float *y, float a, const uint16_t *x, int n) { axpy_any(y, a, x, n, 1); }
 
 /* Four positions at a time: the query's loads are shared and one transposing
  * reduction replaces four horizontal sums. */
-static void TB_FN(scores_h)(const float *q, const uint16_t *k, size_t stride, int len, int d, float scale,
-                            float *out) {
+static void TB_FN(scores_h)(const float *q, const uint16_t *k, int len, int d, float scale, float *out) {
     int p = 0;
     for (; p + 4 <= len; p += 4) {
-        const uint16_t *k0 = k + (size_t)p * stride;
+        const uint16_t *k0 = k + (size_t)p * d;
         vf a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
         for (int j = 0; j < d; j += VN) {
             int m = d - j < VN ? d - j : VN;
             vf qv = m == VN ? vf_ld(q + j) : vf_ldn(q + j, m);
-#define POS(i, a) a = vf_fma(qv, load_b(k0 + (i) * stride, j, m, 1), a);
+#define POS(i, a) a = vf_fma(qv, load_b(k0 + (i) * d, j, m, 1), a);
             POS(0, a0) POS(1, a1) POS(2, a2) POS(3, a3)
 #undef POS
         }
         _mm_storeu_ps(out + p, _mm_mul_ps(vf_hsum4(a0, a1, a2, a3), _mm_set1_ps(scale)));
     }
-    for (; p < len; p++) out[p] = TB_FN(dot_h)(q, k + (size_t)p * stride, d) * scale;
+    for (; p < len; p++) out[p] = dot_any(q, k + (size_t)p * d, d, 1) * scale;
 }
 
-static void TB_FN(mix_h)(float *o, const float *w, const uint16_t *v, size_t stride, int len, int d) {
+static void TB_FN(mix_h)(float *o, const float *w, const uint16_t *v, int len, int d) {
     for (int j = 0; j < d; j += VN) {
         int m = d - j < VN ? d - j : VN;
         vf acc = m == VN ? vf_ld(o + j) : vf_ldn(o + j, m);
         for (int p = 0; p < len; p++) {
-            acc = vf_fma(vf_set1(w[p]), load_b(v + (size_t)p * stride, j, m, 1), acc);
+            acc = vf_fma(vf_set1(w[p]), load_b(v + (size_t)p * d, j, m, 1), acc);
         }
         if (m == VN) vf_st(o + j, acc);
         else vf_stn(o + j, acc, m);
@@ -514,7 +511,6 @@ static uint64_t TB_FN(read_four_streams)(const uint8_t *p, const uint8_t *end) {
         .gemm = {[TB_I2S] = TB_FN(gemm), [TB_TQ1] = TB_FN(gemm), [TB_F16] = TB_FN(gemm),               \
                  [TB_F32] = TB_FN(gemm)},                                                             \
         .quantise = TB_FN(quantise), .dot = TB_FN(dot_f32), .axpy = TB_FN(axpy_f32),                  \
-        .dot_h = TB_FN(dot_h), .axpy_h = TB_FN(axpy_h), .to_half = TB_FN(to_half),                    \
-        .scores_h = TB_FN(scores_h), .mix_h = TB_FN(mix_h),                                           \
+        .to_half = TB_FN(to_half), .scores_h = TB_FN(scores_h), .mix_h = TB_FN(mix_h),                \
         .read = {TB_FN(read_plain), TB_FN(read_prefetch), TB_FN(read_four_streams)},                  \
     }

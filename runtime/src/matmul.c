@@ -393,8 +393,7 @@ static int run(tb_ctx *c, const tb_matrix *const *ws, int count, prep_job *j, vo
             c->shares[i].range = range_pack((uint32_t)u0, (uint32_t)u1);
         }
     }
-    if (c->threads == 1) mm_task(&m, 0, 1);
-    else tb_pool_run(c->pool, mm_task, &m);
+    tb_pool_run(c->pool, mm_task, &m);
     return 0;
 }
 

@@ -37,7 +37,6 @@ struct tb_model {
      * every position of a head as a separate DRAM miss, 1.5-3 KiB from the last, once the
      * weights had streamed through the caches. */
     void *kcache, *vcache;
-    size_t kv_esize;
     float *rope_cos, *rope_sin; /* [max_ctx][head_dim / 2] */
     int pos;
     /* batch scratch, grown to the largest n seen */
@@ -133,10 +132,9 @@ tb_model *tb_model_new(const tb_model_config *cfg) {
     m->norm_stride = 2 * (size_t)c->hidden + (size_t)m->qdim + (size_t)c->ffn;
     m->lin = calloc((size_t)c->layers * NLIN, sizeof *m->lin);
     m->norms = falloc(m->norm_stride * c->layers + c->hidden);
-    size_t kv = (size_t)c->layers * c->max_ctx * m->kvdim;
-    m->kv_esize = c->kv_fmt == TB_F16 ? 2 : 4;
-    m->kcache = tb_aligned_alloc(kv * m->kv_esize);
-    m->vcache = tb_aligned_alloc(kv * m->kv_esize);
+    size_t kv = (size_t)c->layers * c->max_ctx * m->kvdim * (c->kv_fmt == TB_F16 ? 2 : 4); /* bytes */
+    m->kcache = tb_aligned_alloc(kv);
+    m->vcache = tb_aligned_alloc(kv);
     m->rope_cos = falloc((size_t)c->max_ctx * c->head_dim / 2);
     m->rope_sin = falloc((size_t)c->max_ctx * c->head_dim / 2);
     m->logits = falloc((size_t)c->vocab);
@@ -161,7 +159,7 @@ tb_model *tb_model_new(const tb_model_config *cfg) {
     norms_to_one(m);
     return m;
 oom:
-    tb_fail("model: out of memory (KV cache %zu MB)", 2 * kv * m->kv_esize >> 20);
+    tb_fail("model: out of memory (KV cache %zu MB)", 2 * kv >> 20);
 fail:
     tb_model_free(m);
     return NULL;
@@ -441,11 +439,9 @@ static size_t kv_index(const tb_model *m, int layer, int kvh, int pos) {
 typedef struct {
     tb_model *m;
     int layer, n;
-    tb_dot_fn dot;
+    tb_dot_fn dot;             /* f32 cache */
     tb_axpy_fn axpy;
-    tb_dot_h_fn dot_h;
-    tb_axpy_h_fn axpy_h;
-    tb_scores_h_fn scores_h;   /* NULL: dot_h per position */
+    tb_scores_h_fn scores_h;   /* f16 cache */
     tb_mix_h_fn mix_h;
 } attn_job;
 
@@ -457,7 +453,6 @@ static void attn_task(void *arg, int ith, int nth) {
     const tb_model_config *c = &m->c;
     int d = c->head_dim, group = c->heads / c->kv_heads, u0, u1;
     float scale = 1.0f / sqrtf((float)d);
-    const size_t d_stride = (size_t)d;
     const int half = c->kv_fmt == TB_F16;
     tb_split(j->n * c->heads, ith, nth, &u0, &u1);
     for (int u = u0; u < u1; u++) {
@@ -465,30 +460,18 @@ static void attn_task(void *arg, int ith, int nth) {
         const float *q = m->q + (size_t)t * m->qdim + (size_t)h * d;
         float *s = m->scores + (size_t)ith * c->max_ctx, mx = -INFINITY;
         const size_t first = kv_index(m, j->layer, kvh, 0); /* position 0 of this KV head */
-        if (half && j->scores_h) {
-            j->scores_h(q, (const uint16_t *)m->kcache + first, d_stride, len, d, scale, s);
-        } else {
-            for (int p = 0; p < len; p++) {
-                size_t at = first + (size_t)p * d;
-                s[p] = (half ? j->dot_h(q, (const uint16_t *)m->kcache + at, d)
-                             : j->dot(q, (const float *)m->kcache + at, d)) * scale;
-            }
-        }
+        if (half) j->scores_h(q, (const uint16_t *)m->kcache + first, len, d, scale, s);
+        else
+            for (int p = 0; p < len; p++) s[p] = j->dot(q, (const float *)m->kcache + first + (size_t)p * d, d) * scale;
         for (int p = 0; p < len; p++) mx = s[p] > mx ? s[p] : mx;
         float sum = 0.0f;
         for (int p = 0; p < len; p++) sum += s[p] = expf(s[p] - mx);
         for (int p = 0; p < len; p++) s[p] /= sum;
         float *o = m->att + (size_t)t * m->qdim + (size_t)h * d;
         memset(o, 0, (size_t)d * sizeof(float));
-        if (half && j->mix_h) {
-            j->mix_h(o, s, (const uint16_t *)m->vcache + first, d_stride, len, d);
-        } else {
-            for (int p = 0; p < len; p++) {
-                size_t at = first + (size_t)p * d;
-                if (half) j->axpy_h(o, s[p], (const uint16_t *)m->vcache + at, d);
-                else j->axpy(o, s[p], (const float *)m->vcache + at, d);
-            }
-        }
+        if (half) j->mix_h(o, s, (const uint16_t *)m->vcache + first, len, d);
+        else
+            for (int p = 0; p < len; p++) j->axpy(o, s[p], (const float *)m->vcache + first + (size_t)p * d, d);
     }
 }
 
@@ -532,8 +515,8 @@ static int forward(tb_model *m, tb_ctx *ctx, const int *tokens, int n, float *lo
     const tb_kernels *kt = ctx->variant->kernels;
     tb_dot_fn dot = kt->dot ? kt->dot : tb_dot_portable;
     tb_to_half_fn to_half = kt->to_half ? kt->to_half : tb_to_half_portable;
-    attn_job aj = {m, 0, n, dot, kt->axpy ? kt->axpy : tb_axpy_portable, kt->dot_h ? kt->dot_h : tb_dot_h_portable,
-                   kt->axpy_h ? kt->axpy_h : tb_axpy_h_portable, kt->scores_h, kt->mix_h};
+    attn_job aj = {m, 0, n, dot, kt->axpy ? kt->axpy : tb_axpy_portable,
+                   kt->scores_h ? kt->scores_h : tb_scores_h_portable, kt->mix_h ? kt->mix_h : tb_mix_h_portable};
     for (int l = 0; l < c->layers; l++) {
         rows(ctx, (rows_job){ROW_NORM, n, H, m->h, m->x, norm_ptr(m, l, TB_NORM_ATTN), c->norm_eps, 0, dot});
         if (linears(m, ctx, l, TB_WQ, 3, m->h, n, (float *const[]){m->q, m->k, m->v})) return -1;

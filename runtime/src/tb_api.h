@@ -24,6 +24,9 @@ int tb_format_count(void);
 const char *tb_format_name(int fmt);
 int tb_format_id(const char *name);
 int tb_format_is_ternary(int fmt);
+/* 1 for the formats whose kernels take per-token int8 activations (i2s, tq1, int8):
+ * exact integer dot products. */
+int tb_format_int_act(int fmt);
 /* Column padding granularity: rows are stored padded with zero weights to this. */
 int tb_format_block(int fmt);
 /* Bytes a rows x cols matrix takes in a format (padding and row scales included), as

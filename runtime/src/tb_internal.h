@@ -113,24 +113,20 @@ typedef void (*tb_mm_fn)(const struct tb_matrix *w, const tb_act *x, int r0, int
 typedef int (*tb_quant_fn)(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
 int tb_quantise_portable(const float *x, int cols, int kpad, int8_t *q, int32_t *sum, float *scale);
 
-/* Float vector helpers for attention and norms: sum a[i] b[i]; y[i] += a x[i];
- * the same with the second operand in IEEE half (the f16 KV cache); and
+/* Float vector helpers for attention and norms: sum a[i] b[i]; y[i] += a x[i]; and
  * float -> half, rounding to nearest even. */
 typedef float (*tb_dot_fn)(const float *a, const float *b, int n);
 typedef void (*tb_axpy_fn)(float *y, float a, const float *x, int n);
-typedef float (*tb_dot_h_fn)(const float *a, const uint16_t *b, int n);
-typedef void (*tb_axpy_h_fn)(float *y, float a, const uint16_t *x, int n);
 typedef void (*tb_to_half_fn)(uint16_t *dst, const float *src, int n);
-/* Attention over an f16 KV cache, many positions per call: out[p] = scale * q . k_p,
- * and o += sum_p w[p] v_p, with rows k_p, v_p `stride` halves apart, for p < len. */
-typedef void (*tb_scores_h_fn)(const float *q, const uint16_t *k, size_t stride, int len, int d, float scale,
-                               float *out);
-typedef void (*tb_mix_h_fn)(float *o, const float *w, const uint16_t *v, size_t stride, int len, int d);
+/* Attention over one KV head of the f16 cache, whose positions are rows of d halves:
+ * out[p] = scale * q . k_p, and o += sum_p w[p] v_p, for p < len. */
+typedef void (*tb_scores_h_fn)(const float *q, const uint16_t *k, int len, int d, float scale, float *out);
+typedef void (*tb_mix_h_fn)(float *o, const float *w, const uint16_t *v, int len, int d);
 float tb_dot_portable(const float *a, const float *b, int n);
 void tb_axpy_portable(float *y, float a, const float *x, int n);
-float tb_dot_h_portable(const float *a, const uint16_t *b, int n);
-void tb_axpy_h_portable(float *y, float a, const uint16_t *x, int n);
 void tb_to_half_portable(uint16_t *dst, const float *src, int n);
+void tb_scores_h_portable(const float *q, const uint16_t *k, int len, int d, float scale, float *out);
+void tb_mix_h_portable(float *o, const float *w, const uint16_t *v, int len, int d);
 
 /* Read probe patterns: XOR-sum [p, end) (4 KiB aligned) and return the sum. */
 enum { TB_READ_PLAIN, TB_READ_PREFETCH, TB_READ_FOUR_STREAMS, TB_READ_PATTERNS };
@@ -143,11 +139,9 @@ typedef struct {
     tb_quant_fn quantise;  /* NULL: the portable versions, for this and the ones below */
     tb_dot_fn dot;
     tb_axpy_fn axpy;
-    tb_dot_h_fn dot_h;
-    tb_axpy_h_fn axpy_h;
     tb_to_half_fn to_half;
-    tb_scores_h_fn scores_h;   /* NULL: dot_h per position */
-    tb_mix_h_fn mix_h;         /* NULL: axpy_h per position */
+    tb_scores_h_fn scores_h;
+    tb_mix_h_fn mix_h;
     tb_read_fn read[TB_READ_PATTERNS];   /* the bandwidth probe, with this variant's widest loads */
 } tb_kernels;
 
@@ -159,8 +153,6 @@ typedef struct {
 } tb_variant;
 
 const tb_variant *tb_find_variant(const char *name);
-/* Formats whose kernels take per-token int8 activations (i2s, tq1, int8). */
-int tb_format_int_act(int fmt);
 
 /* Matrices: allocate (data uninitialised but for padding rows, which hold zero
  * weights), and pack one row of ternary values (float formats store value * scale;
