@@ -19,6 +19,7 @@ from .api import (
     best_variant,
     build_info,
     matrix_bytes,
+    usable_cpus,
     variants,
     version,
 )
@@ -27,6 +28,6 @@ from .model import HEAD_FORMATS, KV_FORMATS, LINEAR_FORMATS, Model, ModelShape
 
 __all__ = [
     "FORMATS", "INTEGER_FORMATS", "KNOWN_VARIANTS", "READ_PATTERNS", "HEAD_FORMATS", "KV_FORMATS", "LINEAR_FORMATS", "TERNARY_FORMATS", "Context", "Matrix", "RuntimeFailure",
-    "UnsupportedVariant", "VariantInfo", "best_variant", "build_info", "matrix_bytes", "variants", "version",
+    "UnsupportedVariant", "VariantInfo", "best_variant", "build_info", "matrix_bytes", "usable_cpus", "variants", "version",
     "Model", "ModelShape", "cpu", "tuning",
 ]

@@ -54,7 +54,7 @@ def test_bench_human_output(tiny_yaml):
     (["--model", "125M", "--threads", "0"], "--threads must be at least 1"),
     (["--model", "125M", "--pp", "0", "--tg", "0"], "not both 0"),
     (["--model", "125M", "--variant", "sse9"], "unknown variant 'sse9'"),
-    (["--model", "100B", "--format", "f16"], "but only"),  # does not fit: names both sizes
+    (["--model", "100B", "--format", "f16"], "GB is available"),  # does not fit: names both sizes
 ])
 def test_bench_bad_input_exits_2(args, message):
     proc = ternbench("bench", *args, check=False)

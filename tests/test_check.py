@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from clirun import ternbench
-from harness import check
-from harness.check_cmd import md, parse_percent
-from harness.cli import UsageError
-from harness.results import ResultsDir
+from harness.gate import regression as check
+from harness.cli.check import md, parse_percent
+from harness.cli.common import UsageError
+from harness.sweep.results import ResultsDir
 
 KEY = "700M/i2s+int8/avx512vnni/t2/tg32"
 MANIFEST = {"config": {"repetitions": 5, "warmups": 1, "processes": 2, "seed": 1234, "pin_threads": True,

@@ -12,8 +12,11 @@ import pytest
 from safetensors.numpy import save_file
 
 import runtime
-from harness import checkpoint as ck
-from harness.checkpoint import CheckpointError, load_checkpoint
+import psutil
+
+from harness.models import checkpoint, sizes, ternary
+from harness.models.hf_config import read_config
+from harness.models.checkpoint import CheckpointError, load_checkpoint
 from reference_model import ReferenceModel, random_weights
 from runtime import Context, Model
 from runtime.model import HEAD_FORMATS
@@ -22,7 +25,7 @@ from clirun import ternbench
 
 PROMPT = [3, 17, 42, 7, 99, 1, 64]
 STEPS = 10
-LINEAR_NAMES = ck.LINEARS
+LINEAR_NAMES = checkpoint.LINEARS
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -128,13 +131,13 @@ def make_checkpoint(path, shape, *, model_type="bitnet", linears="packed", linea
                 w, seen = stored(master_weights(t, scale, rng), float_dtype)
                 tensors[name + ".weight"] = w
                 L[which] = (t, float(np.float32(np.abs(seen).mean(dtype=np.float64))))
-        for which, base in ck.NORMS.items():
+        for which, base in checkpoint.NORMS.items():
             if shape.sub_norms or not which.endswith("_sub"):
                 tensors[f"model.layers.{l}.{base}.weight"], L[which] = stored(L[which], float_dtype)
-    tensors[ck.FINAL_NORM], ref["final"] = stored(ref["final"], float_dtype)
-    tensors[ck.EMBEDDING], ref["embedding"] = stored(ref["embedding"], float_dtype)
+    tensors[checkpoint.FINAL_NORM], ref["final"] = stored(ref["final"], float_dtype)
+    tensors[checkpoint.EMBEDDING], ref["embedding"] = stored(ref["embedding"], float_dtype)
     if not shape.tied_embeddings:
-        tensors[ck.OUTPUT], ref["output"] = stored(ref["output"], float_dtype)
+        tensors[checkpoint.OUTPUT], ref["output"] = stored(ref["output"], float_dtype)
     (path / "config.json").write_text(json.dumps(hf_config(shape, model_type, linear_class, rope_nested)))
     write_shards(path, tensors, shards)
     return ref
@@ -212,7 +215,7 @@ CASES = {
 def test_checkpoint_runs_like_the_reference(case, tmp_path):
     shape, opts = CASES[case]
     ref = make_checkpoint(tmp_path, shape, **opts)
-    got_shape, _ = ck.read_config(tmp_path)
+    got_shape, _ = read_config(tmp_path)
     assert got_shape == shape
     for fmt in ("i2s", "tq1", "f16"):
         model = load_checkpoint(tmp_path, fmt, max_ctx=32)
@@ -233,43 +236,43 @@ def test_head_formats_and_default_context(head, tmp_path):
 def test_packing_round_trip_and_transformers_docstring_example():
     rng = np.random.default_rng(0)
     t = rng.integers(-1, 2, size=(24, 7), dtype=np.int8)
-    packed = ck.pack_ternary(t)
+    packed = ternary.pack_ternary(t)
     assert packed.dtype == np.uint8 and packed.shape == (6, 7)
     np.testing.assert_array_equal(packed, pack_by_the_book(t))
-    np.testing.assert_array_equal(ck.unpack_ternary(packed), t)
+    np.testing.assert_array_equal(ternary.unpack_ternary(packed), t)
     # the worked example in transformers' unpack_weights docstring
     example = np.array([[0b10100001, 0b00011000], [0b10010000, 0b00001010]], np.uint8)
     want = np.array([[0, -1], [-1, 1], [-1, 1], [-1, 1], [1, 0], [0, -1], [1, -1], [1, -1]], np.int8)
-    np.testing.assert_array_equal(ck.unpack_ternary(example), want)
+    np.testing.assert_array_equal(ternary.unpack_ternary(example), want)
 
 
 def test_weight_scale_divides_for_bitlinear_and_multiplies_for_autobitlinear():
-    assert ck.scale_for(0.25, "bitlinear") == 4.0
-    assert ck.scale_for(0.25, "autobitlinear") == 0.25
+    assert ternary.scale_for(0.25, "bitlinear") == 4.0
+    assert ternary.scale_for(0.25, "autobitlinear") == 0.25
 
 
 def test_linear_class_is_read_from_the_config(tmp_path):
     """The same packed file, two configs: the loaded scales differ by the square."""
     shape = SHAPES["bitnet-gqa"]
     make_checkpoint(tmp_path, shape, linear_class="bitlinear", scale_dtype="f32")
-    spec = ck.Checkpoint(tmp_path).linears[0]
-    ws = float(ck.Checkpoint(tmp_path).store.read(spec.scale_name)[0])
-    assert ck.Checkpoint(tmp_path).ternary(spec)[1] == pytest.approx(1 / ws)
+    spec = checkpoint.Checkpoint(tmp_path).linears[0]
+    ws = float(checkpoint.Checkpoint(tmp_path).store.read(spec.scale_name)[0])
+    assert checkpoint.Checkpoint(tmp_path).ternary(spec)[1] == pytest.approx(1 / ws)
     cfg = json.loads((tmp_path / "config.json").read_text())
     cfg["quantization_config"]["linear_class"] = "autobitlinear"
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    assert ck.Checkpoint(tmp_path).ternary(spec)[1] == pytest.approx(ws)
+    assert checkpoint.Checkpoint(tmp_path).ternary(spec)[1] == pytest.approx(ws)
     del cfg["quantization_config"]   # transformers' default is bitlinear
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    assert ck.Checkpoint(tmp_path).info.linear_class == "bitlinear"
+    assert checkpoint.Checkpoint(tmp_path).info.linear_class == "bitlinear"
 
 
 def test_absmean_ternarisation_rounds_half_to_even_and_clamps():
     # mean |W| = 1: W * s is W itself; 0.5 -> 0, 1.5 -> 2 -> 1, -2.5 -> -2 -> -1
-    w, scale = ck.absmean_ternarise(np.array([[0.5, -0.25, 1.5, -2.5, 0.25, 1.0]], np.float32))
+    w, scale = ternary.absmean_ternarise(np.array([[0.5, -0.25, 1.5, -2.5, 0.25, 1.0]], np.float32))
     np.testing.assert_array_equal(w, [[0, 0, 1, -1, 0, 1]])
     assert scale == 1.0
-    w, scale = ck.absmean_ternarise(np.zeros((2, 3), np.float32))   # mean clamped at 1e-5
+    w, scale = ternary.absmean_ternarise(np.zeros((2, 3), np.float32))   # mean clamped at 1e-5
     assert not w.any() and scale == pytest.approx(1e-5)
 
 
@@ -278,10 +281,10 @@ def test_memory_estimate_matches_the_runtime():
     for fmt in ("i2s", "tq1", "f16"):
         for head in HEAD_FORMATS:
             model = Model(shape, fmt, head, max_ctx=16)
-            assert ck.estimate_bytes(shape, fmt, head, 16)["weights"] == model.weight_bytes, (fmt, head)
+            assert sizes.memory_estimate(shape, fmt, head, 16)["weights"] == model.weight_bytes, (fmt, head)
     # K and V x 2 layers x 100 tokens x 2 KV heads x 24 dims, in f16 (the default) or f32
-    assert ck.estimate_bytes(shape, "i2s", "f16", 100)["kv_cache"] == 2 * 2 * 100 * 2 * 24 * 2
-    assert ck.estimate_bytes(shape, "i2s", "f16", 100, "f32")["kv_cache"] == 2 * 2 * 100 * 2 * 24 * 4
+    assert sizes.memory_estimate(shape, "i2s", "f16", 100)["kv_cache"] == 2 * 2 * 100 * 2 * 24 * 2
+    assert sizes.memory_estimate(shape, "i2s", "f16", 100, kv="f32")["kv_cache"] == 2 * 2 * 100 * 2 * 24 * 4
 
 
 def test_memory_refusal_names_both_numbers(tmp_path, monkeypatch):
@@ -290,7 +293,7 @@ def test_memory_refusal_names_both_numbers(tmp_path, monkeypatch):
     class Little:
         available = 300_000
 
-    monkeypatch.setattr(ck.psutil, "virtual_memory", lambda: Little())
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Little())
     with pytest.raises(CheckpointError, match=r"needs about [\d.]+ MB .* only 0\.30 MB is available"):
         load_checkpoint(tmp_path, "i2s", max_ctx=64)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import claims as hc
+from harness import claims
 from harness.claims import ClaimsError, evaluate, load_claims
-from harness.results import Results, ResultsDir
+from harness.sweep.results import Results, ResultsDir
 
 SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "claims" / "bitnet-cpp.yaml"
 REAL_RUN = Path("/tmp/default-run1")
@@ -80,10 +80,10 @@ def test_shipped_claims_load(shipped):
     assert "2B4T" in x86.models and "2.5B" not in x86.models     # the alias names the label results use
     assert shipped["x86-energy"].energy == "measured" and shipped["x86-speedup-2-threads"].threads == 2
     assert shipped["arm-speedup"].arch == "aarch64"
-    assert {c.metric for c in shipped.values()} == set(hc.METRICS)
-    assert hc.range_text(shipped["x86-energy"]) == "71.9%-82.2%"
-    assert hc.range_text(shipped["100b-one-cpu"]) == "5-7 tokens/s"
-    assert hc.range_text(shipped["lossless"]) == "100%"
+    assert {c.metric for c in shipped.values()} == set(claims.METRICS)
+    assert claims.range_text(shipped["x86-energy"]) == "71.9%-82.2%"
+    assert claims.range_text(shipped["100b-one-cpu"]) == "5-7 tokens/s"
+    assert claims.range_text(shipped["lossless"]) == "100%"
 
 
 def test_verdict_dict_has_exactly_the_documented_keys(tmp_path, shipped):

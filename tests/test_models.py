@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import models
-from harness.models import ModelSpecError
+import runtime
+
+from harness.models import presets, sizes
+from harness.models.presets import ModelSpecError
 from clirun import ternbench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,14 +77,14 @@ def tiny_with(tmp_path, **changes):
 
 def error_of(path) -> str:
     with pytest.raises(ModelSpecError) as info:
-        models.load_spec(path)
+        presets.load_spec(path)
     return str(info.value)
 
 
 # --- the shipped presets ----------------------------------------------------------------------
 
 def test_every_preset_loads_and_names_are_unique():
-    specs = models.all_presets()
+    specs = presets.all_presets()
     names = [s.name for s in specs]
     assert set(names) == set(EXPECTED_BILLIONS)
     labels = [label.lower() for s in specs for label in (s.name, *s.aliases)]
@@ -94,55 +96,55 @@ def test_every_preset_loads_and_names_are_unique():
 
 
 def test_presets_sorted_by_parameter_count():
-    counts = [models.param_count(s) for s in models.all_presets()]
+    counts = [sizes.param_count(s) for s in presets.all_presets()]
     assert counts == sorted(counts)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_BILLIONS))
 def test_parameter_count_near_advertised_size(name):
     low, high = EXPECTED_BILLIONS[name]
-    assert low <= models.param_count(models.find_model(name)) / 1e9 <= high
+    assert low <= sizes.param_count(presets.find_model(name)) / 1e9 <= high
 
 
 def test_reference_shapes_match():
     for name, (hidden, ffn, layers, heads, kv_heads, vocab) in REFERENCE_SHAPES.items():
-        s = models.find_model(name)
+        s = presets.find_model(name)
         assert (s.hidden, s.ffn, s.layers, s.heads, s.kv_heads, s.vocab) == (hidden, ffn, layers, heads, kv_heads,
                                                                             vocab), name
 
 
 def test_2b4t_as_reference_describes_it():
-    s = models.find_model("2B4T")
-    assert models.find_model("2.5b") == s
+    s = presets.find_model("2B4T")
+    assert presets.find_model("2.5b") == s
     assert (s.head_dim, s.activation, s.sub_norms, s.tied_embeddings) == (128, "relu2", True, True)
     assert (s.rope_theta, s.norm_eps, s.max_context) == (500000.0, 1e-5, 4096)
-    assert models.param_count(s) == 2_412_820_480
+    assert sizes.param_count(s) == 2_412_820_480
     # REFERENCE.md: the tied 128256 x 2560 embedding is 656 MB in FP16
-    assert models.head_bytes(s, "f16") == 656_670_720
+    assert sizes.head_bytes(s, "f16") == 656_670_720
 
 
 def test_find_model_by_alias_any_case_and_by_path(tmp_path):
-    assert models.find_model("BITNET_B1_58-LARGE").name == "700M"
-    assert models.find_model("falcon3-1b-instruct-1.58bit").name == "Falcon3-1B-1.58bit"
+    assert presets.find_model("BITNET_B1_58-LARGE").name == "700M"
+    assert presets.find_model("falcon3-1b-instruct-1.58bit").name == "Falcon3-1B-1.58bit"
     path = write(tmp_path, TINY, "tiny.yaml")
-    assert models.find_model(str(path)).name == "tiny"
+    assert presets.find_model(str(path)).name == "tiny"
 
 
 def test_find_model_unknown_name_suggests_close_ones():
-    with pytest.raises(models.UnknownModelError) as info:
-        models.find_model("2b4")
+    with pytest.raises(presets.UnknownModelError) as info:
+        presets.find_model("2b4")
     assert "2B4T" in info.value.suggestions and "2B4T" in str(info.value)
-    with pytest.raises(models.UnknownModelError) as info:
-        models.find_model("falcon")
+    with pytest.raises(presets.UnknownModelError) as info:
+        presets.find_model("falcon")
     assert len(info.value.suggestions) == 4
 
 
 def test_find_model_refuses_checkpoint_directories(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelSpecError, match="checkpoint directories are handled by the model loader"):
-        models.find_model(str(tmp_path))
+        presets.find_model(str(tmp_path))
     with pytest.raises(ModelSpecError, match="no such model preset file"):
-        models.find_model(str(tmp_path / "missing.yaml"))
+        presets.find_model(str(tmp_path / "missing.yaml"))
 
 
 def test_duplicate_names_across_presets_are_refused(tmp_path):
@@ -150,45 +152,51 @@ def test_duplicate_names_across_presets_are_refused(tmp_path):
     write(tmp_path, TINY.replace("name: tiny", "name: other").replace("Tiny-Alias", "TINY"), "other.yaml")
     with pytest.raises(ModelSpecError, match=r"tiny.yaml: name 'tiny' is already used by .*other.yaml "
                                              r"\(names and aliases are case-insensitive\)"):
-        models.all_presets(tmp_path)
+        presets.all_presets(tmp_path)
 
 
 # --- arithmetic, checked by hand on a tiny spec -----------------------------------------------
 
 def test_tiny_spec_sizes_by_hand(tmp_path):
-    s = models.load_spec(write(tmp_path, TINY))
-    assert (s.head_dim, s.q_dim, s.kv_dim, s.norm_eps) == (16, 64, 32, 1e-5)  # head_dim = 64 / 4
+    s = presets.load_spec(write(tmp_path, TINY))
+    assert (s.head_dim, s.norm_eps) == (16, 1e-5)  # head_dim = 64 / 4
+    assert sizes.linear_shapes(s) == [("q", 64, 64), ("k", 32, 64), ("v", 32, 64), ("o", 64, 64), ("gate", 96, 64),
+                                      ("up", 96, 64), ("down", 64, 96)]
     # params: embedding + untied head 2 x 10 x 64 = 1280; per layer q 64x64 4096, k and v 32x64 4096,
     # o 64x64 4096, gate and up 96x64 12288, down 64x96 6144 = 30720, x 2 layers = 61440;
     # norms: per layer 2 x 64 + sub-norms 64 + 96 = 288, x 2 = 576, + final 64 = 640.
-    assert models.param_count(s) == 1280 + 61440 + 640
+    assert sizes.param_count(s) == 1280 + 61440 + 640
     # i2s: every row pads to 256 columns = 64 bytes: (64+32+32+64+96+96+64) rows x 64 x 2 layers;
     # the 10 head rows pad to a whole group of 4 rows, 12: int8 head 12 x 64 + 12 x 4 = 816,
     # twice (untied); norms 640 x 4 bytes.
-    assert models.weight_bytes(s, "i2s", "int8") == 448 * 64 * 2 + 2 * 816 + 2560
+    assert sizes.weight_bytes(s, "i2s", "int8") == 448 * 64 * 2 + 2 * 816 + 2560
     # tq1: 64 and 96 columns both pad to 320 = 64 bytes too
-    assert models.weight_bytes(s, "tq1", "int8") == 448 * 64 * 2 + 2 * 816 + 2560
+    assert sizes.weight_bytes(s, "tq1", "int8") == 448 * 64 * 2 + 2 * 816 + 2560
     # f16: 64 columns = 128 bytes (384 rows), 96 columns = 192 bytes (down: 64 rows); f16 head 12 x 128, twice
-    assert models.weight_bytes(s, "f16", "f16") == (384 * 128 + 64 * 192) * 2 + 2 * 1536 + 2560
-    assert models.weight_bytes(s, "f32") == (384 * 256 + 64 * 384) * 2 + 2 * 1536 + 2560  # default head f16
-    assert models.weight_bytes(s, "i2s") == models.weight_bytes(s, "i2s", "int8")
+    assert sizes.weight_bytes(s, "f16", "f16") == (384 * 128 + 64 * 192) * 2 + 2 * 1536 + 2560
+    assert sizes.weight_bytes(s, "f32") == (384 * 256 + 64 * 384) * 2 + 2 * 1536 + 2560  # default head f16
+    assert sizes.weight_bytes(s, "i2s") == sizes.weight_bytes(s, "i2s", "int8")
     # KV: 2 (K and V) x 2 layers x tokens x 32 x 2 bytes
-    assert models.kv_cache_bytes(s, 100) == 2 * 2 * 100 * 32 * 2
-    assert models.kv_cache_bytes(s, 100, "f32") == 2 * models.kv_cache_bytes(s, 100)
+    assert sizes.kv_cache_bytes(s, 100) == 2 * 2 * 100 * 32 * 2
+    assert sizes.kv_cache_bytes(s, 100, "f32") == 2 * sizes.kv_cache_bytes(s, 100)
 
 
 def test_memory_estimate_adds_up(tmp_path):
-    s = models.load_spec(write(tmp_path, TINY))
-    m = models.memory_estimate(s, "i2s", tokens=100, batch=3, threads=2)
-    assert m["weights"] == models.weight_bytes(s, "i2s", "int8")
-    assert m["kv_cache"] == models.kv_cache_bytes(s, 100)
+    s = presets.load_spec(write(tmp_path, TINY))
+    m = sizes.memory_estimate(s, "i2s", tokens=100, batch=3, threads=2)
+    assert m["weights"] == sizes.weight_bytes(s, "i2s", "int8")
+    assert m["kv_cache"] == sizes.kv_cache_bytes(s, 100)
     per_token = 4 * 64 + 3 * 96 + 2 * 64 + 4 * 100
-    assert m["scratch"] == 4 * (3 * per_token + 10 + 2 * 12 * 96)
+    # plus the context's activation buffers: 3 copies of max(batch, 32) tokens at the widest (96)
+    assert m["scratch"] == 4 * (3 * per_token + 10 + 2 * 12 * 96) + 3 * 4 * 32 * 96
+    assert m["loading"] == 0
     assert m["total"] == m["weights"] + m["kv_cache"] + m["scratch"]
+    # a checkpoint being loaded also holds its embedding as float32 beside the file's copy
+    assert sizes.memory_estimate(s, "i2s", tokens=100, loading=True)["loading"] == 2 * 4 * 10 * 64
 
 
 def test_default_head_format():
-    assert [models.default_head_format(f) for f in ("i2s", "tq1", "f16", "f32")] == ["int8", "int8", "f16", "f16"]
+    assert [sizes.default_head_format(f) for f in ("i2s", "tq1", "f16", "f32")] == ["int8", "int8", "f16", "f16"]
 
 
 @pytest.mark.parametrize("fmt", ["i2s", "tq1", "f16", "f32"])
@@ -200,7 +208,7 @@ def test_linear_bytes_match_the_runtime(fmt):
         w = np.zeros((rows, cols), np.int8)
         m = runtime.Matrix.pack(fmt, w) if fmt in runtime.TERNARY_FORMATS \
             else runtime.Matrix.from_float(fmt, w.astype(np.float32))
-        assert m.nbytes == models.linear_bytes(fmt, rows, cols), (fmt, rows, cols)
+        assert m.nbytes == sizes.linear_bytes(fmt, rows, cols), (fmt, rows, cols)
 
 
 # --- bad preset files -------------------------------------------------------------------------
@@ -238,8 +246,8 @@ def test_heads_must_be_a_multiple_of_kv_heads(tmp_path):
 def test_head_dim_required_when_heads_do_not_divide_hidden(tmp_path):
     msg = error_of(tiny_with(tmp_path, heads=6, kv_heads=6))
     assert "line 8: key 'heads' (6) does not divide hidden (64)" in msg
-    spec = models.load_spec(tiny_with(tmp_path, heads="6\nhead_dim: 16", kv_heads=6))
-    assert (spec.head_dim, spec.q_dim) == (16, 96)
+    spec = presets.load_spec(tiny_with(tmp_path, heads="6\nhead_dim: 16", kv_heads=6))
+    assert (spec.head_dim, sizes.linear_shapes(spec)[0]) == (16, ("q", 96, 64))
 
 
 def test_duplicate_key(tmp_path):
@@ -279,13 +287,13 @@ def test_file_without_read_permission(tmp_path):
 
 def test_cli_list_json():
     rows = json.loads(ternbench("models", "--json").stdout)
-    assert [r["name"] for r in rows] == [s.name for s in models.all_presets()]
+    assert [r["name"] for r in rows] == [s.name for s in presets.all_presets()]
     by_name = {r["name"]: r for r in rows}
     r = by_name["2B4T"]
     assert r["params"] == 2_412_820_480 and r["aliases"] == ["2.5B", "bitnet-b1.58-2B-4T"]
     assert set(r["weight_bytes"]) == {"i2s", "tq1", "f16"}
     assert r["head_format"] == {"i2s": "int8", "tq1": "int8", "f16": "f16"}
-    assert r["weight_bytes"]["f16"] == models.weight_bytes(models.find_model("2B4T"), "f16", "f16")
+    assert r["weight_bytes"]["f16"] == sizes.weight_bytes(presets.find_model("2B4T"), "f16", "f16")
 
 
 def test_cli_list_table_and_format_choice():
@@ -298,14 +306,14 @@ def test_cli_one_model():
     out = ternbench("models", "2b4t").stdout
     assert out.startswith("2B4T: ")
     for text in ("2,412,820,480", "20 query, 5 key/value, head_dim 128", "relu2", "tied", "int8 head",
-                 "KV cache per 1024 tokens", "source: ../shared/REFERENCE.md", "configs/models/2B4T.yaml"):
+                 "KV cache per 1024 tokens", "source: microsoft/bitnet-b1.58-2B-4T's config.json", "configs/models/2B4T.yaml"):
         assert text in out, text
 
 
 def test_cli_one_model_json(tmp_path):
     d = json.loads(ternbench("models", "Llama3-8B-1.58", "--json").stdout)
     assert d["name"] == "Llama3-8B-1.58" and d["kv_heads"] == 8 and d["tied_embeddings"] is False
-    assert set(d["weight_bytes"]["i2s"]) == {"int8", "f16"}
+    assert set(d["weight_bytes"]["i2s"]) == set(runtime.HEAD_FORMATS)
     assert d["kv_cache_bytes_per_1k_tokens"]["f16"] == 2 * 32 * 1024 * 8 * 128 * 2
     path = write(tmp_path, TINY, "tiny.yaml")
     assert json.loads(ternbench("models", str(path), "--json").stdout)["name"] == "tiny"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from clirun import ternbench
-from harness import report_cmd
+from harness.cli import report as report_cmd
 from harness.report import compare, single, write_compare, write_single
-from harness.results import Results, ResultsDir
+from harness.sweep.results import Results, ResultsDir
 
 REAL_RUN = Path("/tmp/default-run1")
 HOSTILE = "<script>alert(1)</script>\"&'$x^"

@@ -7,8 +7,8 @@ import pytest
 
 import runtime
 from clirun import ternbench
-from harness import sweep_points
-from harness.sweep_config import ConfigError, load_config
+from harness.sweep.plan import expand
+from harness.sweep.config import ConfigError, load_config
 
 TINY_MODEL = """\
 name: tiny
@@ -116,7 +116,7 @@ def test_expansion_exclusions_and_duplicate_heads(tmp_path):
     c = load_config(write(tmp_path, GOOD + "head_formats: [auto, int8, f16]\n"
                                            "exclude:\n  - {format: f16, workload: tg8}\n"
                                            "  - {model: nothing-matches}\n"), max_threads=1)
-    plan = sweep_points.expand(c)
+    plan = expand(c)
     keys = [p.key for p in plan.points]
     best = runtime.best_variant()
     # auto and int8 are the same head for i2s: one point, not two
@@ -133,7 +133,7 @@ def test_points_this_machine_cannot_run_are_skipped_with_reasons(tmp_path):
     text = GOOD.replace("[tiny.yaml]", "[tiny.yaml, 100B]").replace("[1]", "[1, 64]")
     if missing:
         text += f"variants: [auto, {missing[0]}]\n"
-    plan = sweep_points.expand(load_config(write(tmp_path, text), max_threads=64))
+    plan = expand(load_config(write(tmp_path, text), max_threads=64))
     reasons = {s.point.key: s.reason for s in plan.skipped}
     assert any("64 threads but only" in r for r in reasons.values())
     f16_100b = [r for k, r in reasons.items() if k.startswith(f"100B/f16+f16/{runtime.best_variant()}/t1/")]
@@ -146,7 +146,7 @@ def test_points_this_machine_cannot_run_are_skipped_with_reasons(tmp_path):
 
 
 def test_context_longer_than_the_model_is_skipped(tmp_path):
-    plan = sweep_points.expand(load_config(write(tmp_path, GOOD.replace("[16]", "[600]")), max_threads=1))
+    plan = expand(load_config(write(tmp_path, GOOD.replace("[16]", "[600]")), max_threads=1))
     assert any("exceed the model's context of 512" in s.reason for s in plan.skipped)
 
 
@@ -157,7 +157,7 @@ def test_shipped_configs_are_valid():
     for name in ("default", "paper-bitnet-cpp", "ci-smoke", "vendor"):
         c = load_config(root / f"{name}.yaml")
         assert c.name == name
-        plan = sweep_points.expand(c)
+        plan = expand(c)
         assert plan.points, name
 
 

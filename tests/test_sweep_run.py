@@ -15,7 +15,7 @@ import pytest
 
 import runtime
 from clirun import ternbench
-from harness.results import ResultsDir
+from harness.sweep.results import ResultsDir
 from test_sweep_config import write
 
 SWEEP = """\
@@ -226,7 +226,7 @@ def test_cli_argument_errors_exit_2(tmp_path):
 
 
 def test_measured_and_estimated_energy_never_share_a_ratio():
-    from harness.tables import points_frame
+    from harness.sweep.tables import points_frame
 
     def rec(fmt, head, j, provenance):
         return {"key": f"m/{fmt}+{head}/v/t1/tg8", "status": "ok", "model": "m", "format": fmt, "head_format": head,

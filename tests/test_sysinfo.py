@@ -1,4 +1,4 @@
-"""The machine fingerprint (harness/sysinfo.py) on fake /proc and /sys trees and on this
+"""The machine fingerprint (harness/measure/fingerprint.py) on fake /proc and /sys trees and on this
 machine, and `ternbench sysinfo` from the command line."""
 import json
 import re
@@ -11,7 +11,8 @@ import pytest
 
 import runtime
 from clirun import ternbench
-from harness import sysinfo
+from harness.measure import fingerprint
+from harness.report import provenance
 
 X86_FLAGS = ("fpu sse sse2 ssse3 fma f16c avx avx2 hypervisor avx512f avx512bw avx512vl avx512_vnni "
              "popcnt bmi2")
@@ -94,7 +95,7 @@ def arm_machine(tmp_path):
 
 
 def test_x86_kvm_guest(x86_kvm_guest):
-    info = sysinfo.fingerprint(*x86_kvm_guest)
+    info = fingerprint.fingerprint(*x86_kvm_guest)
     cpu = info["cpu"]
     assert cpu["vendor"] == "GenuineIntel" and cpu["model_name"] == "Intel(R) Xeon(R) Platinum 8480+"
     assert cpu["arch"] == "x86" and cpu["ids"]["family"] == 6 and cpu["ids"]["model"] == 143
@@ -128,12 +129,12 @@ def test_x86_kvm_guest(x86_kvm_guest):
     assert freq["governor"] is None and freq["turbo"] is None and freq["max_khz"] is None
     assert any(n.startswith("frequency:") and "not readable" in n for n in info["notes"])
     assert json.loads(json.dumps(info)) == info
-    text = "\n".join(sysinfo.summary_lines(info))
+    text = "\n".join(provenance.summary_lines(info))
     assert "Platinum 8480+" in text and "2 NUMA node(s)" in text and "QEMU guest" in text
 
 
 def test_arm_machine(arm_machine):
-    info = sysinfo.fingerprint(*arm_machine)
+    info = fingerprint.fingerprint(*arm_machine)
     cpu = info["cpu"]
     assert cpu["arch"] == "arm" and cpu["vendor"] == "ARM" and cpu["model_name"] == "ARM Neoverse-N1"
     assert cpu["ids"] == {"implementer": "0x41", "architecture": "8", "variant": "0x3", "part": "0xd0c",
@@ -151,18 +152,18 @@ def test_arm_machine(arm_machine):
     # ARM has no hypervisor flag: without DMI or /sys/hypervisor nobody can tell
     assert info["virtualisation"]["virtualised"] is None
     assert any(n.startswith("virtualisation: unknown") for n in info["notes"])
-    text = "\n".join(sysinfo.summary_lines(info))
+    text = "\n".join(provenance.summary_lines(info))
     assert "Neoverse-N1" in text and "1.00-3.00 GHz" in text and "turbo on" in text
 
 
 def test_unknown_arm_part_is_named_by_number(tmp_path):
     write(tmp_path, {"cpuinfo": arm_cpuinfo(1).replace("0xd0c", "0xabc").replace("0x41", "0xc0")})
-    cpu = sysinfo.fingerprint(tmp_path, tmp_path / "sys")["cpu"]
+    cpu = fingerprint.fingerprint(tmp_path, tmp_path / "sys")["cpu"]
     assert cpu["vendor"] == "Ampere" and cpu["model_name"] == "Ampere part 0xabc"
 
 
 def test_empty_tree_reads_as_unknown(tmp_path):
-    info = sysinfo.fingerprint(tmp_path / "proc", tmp_path / "sys")
+    info = fingerprint.fingerprint(tmp_path / "proc", tmp_path / "sys")
     cpu = info["cpu"]
     assert cpu["model_name"] is None and cpu["vendor"] is None and cpu["flags"] == [] and cpu["isa"] == {}
     assert cpu["logical_cpus"] is None and cpu["physical_cores"] is None and cpu["sockets"] is None
@@ -174,8 +175,8 @@ def test_empty_tree_reads_as_unknown(tmp_path):
     for section in ("cpu:", "caches:", "memory: total", "memory: NUMA", "frequency:", "virtualisation:"):
         assert any(n.startswith(section) for n in info["notes"]), section
     assert json.loads(json.dumps(info)) == info
-    text = "\n".join(sysinfo.summary_lines(info))
-    assert "unknown" in text and "notes" in text
+    text = "\n".join(provenance.summary_lines(info))
+    assert "unknown" in text and "\nnote " in text
 
 
 def test_garbage_and_unreadable_files_are_unknown(tmp_path):
@@ -186,7 +187,7 @@ def test_garbage_and_unreadable_files_are_unknown(tmp_path):
     write(sys, {**caches([(1, "Data", "big", "0")]), "devices/system/cpu/cpu0/cache/index1/level": "two\n",
                 "devices/system/cpu/intel_pstate/no_turbo": "maybe\n"})
     (sys / "devices/system/cpu/cpu0/cpufreq/scaling_governor").mkdir(parents=True)  # a directory: read fails
-    info = sysinfo.fingerprint(proc, sys)
+    info = fingerprint.fingerprint(proc, sys)
     assert info["cpu"]["model_name"] is None and info["memory"]["total_bytes"] is None
     assert info["caches"]["levels"] == [{"level": 1, "type": "Data", "size_bytes": None,
                                          "shared_cpu_list": "0", "line_bytes": None}]
@@ -202,40 +203,40 @@ def test_garbage_and_unreadable_files_are_unknown(tmp_path):
 ])
 def test_turbo_state(tmp_path, files, turbo):
     write(tmp_path, {f"devices/system/cpu/{k}": v for k, v in files.items()})
-    assert sysinfo.frequency_section(tmp_path, [])["turbo"] is turbo
+    assert fingerprint.frequency_section(tmp_path, [])["turbo"] is turbo
 
 
 def test_systemd_detect_virt_names_the_hypervisor(monkeypatch, x86_kvm_guest):
     proc, sys = x86_kvm_guest
-    monkeypatch.setattr(sysinfo, "detect_virt", lambda: {"vm": "kvm", "container": "docker"})
-    cpus = sysinfo.read_cpuinfo(proc, [])
-    virt = sysinfo.virtualisation_section(cpus, sys, [], live=True)
+    monkeypatch.setattr(fingerprint, "detect_virt", lambda: {"vm": "kvm", "container": "docker"})
+    cpus = fingerprint.read_cpuinfo(proc, [])
+    virt = fingerprint.virtualisation_section(cpus, sys, [], live=True)
     assert virt["virtualised"] is True and virt["hypervisor"] == "KVM" and virt["container"] == "docker"
 
-    monkeypatch.setattr(sysinfo, "detect_virt", lambda: {"vm": "none", "container": "none"})
+    monkeypatch.setattr(fingerprint, "detect_virt", lambda: {"vm": "none", "container": "none"})
     bare = [{"processor": "0", "flags": "fpu avx2"}]
-    virt = sysinfo.virtualisation_section(bare, sys.parent / "empty", [], live=True)
+    virt = fingerprint.virtualisation_section(bare, sys.parent / "empty", [], live=True)
     assert virt["virtualised"] is False and virt["hypervisor"] is None and virt["container"] is None
 
 
 def test_cpulist_count():
-    assert sysinfo.cpulist_count("0-3,8-11") == 8
-    assert sysinfo.cpulist_count("5") == 1
-    assert sysinfo.cpulist_count("0-x") is None and sysinfo.cpulist_count(None) is None
+    assert fingerprint.cpulist_count("0-3,8-11") == 8
+    assert fingerprint.cpulist_count("5") == 1
+    assert fingerprint.cpulist_count("0-x") is None and fingerprint.cpulist_count(None) is None
 
 
 def test_distribution(tmp_path):
     (tmp_path / "os-release").write_text('NAME="Debian"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
-    assert sysinfo.distribution(tmp_path / "os-release") == "Debian GNU/Linux 12 (bookworm)"
-    assert sysinfo.distribution(tmp_path / "missing") is None
+    assert fingerprint.distribution(tmp_path / "os-release") == "Debian GNU/Linux 12 (bookworm)"
+    assert fingerprint.distribution(tmp_path / "missing") is None
 
 
 def test_git_state_outside_a_checkout(tmp_path):
-    assert sysinfo.git_state(tmp_path) == {"commit": None, "dirty": None}
+    assert fingerprint.git_state(tmp_path) == {"commit": None, "dirty": None}
 
 
 def test_this_machine():
-    info = sysinfo.fingerprint()
+    info = fingerprint.fingerprint()
     cpu = info["cpu"]
     assert cpu["model_name"] and cpu["flags"] and cpu["isa"]
     assert cpu["logical_cpus"] == psutil.cpu_count()
@@ -252,7 +253,7 @@ def test_this_machine():
 
 
 def test_this_checkout_commit():
-    info = sysinfo.fingerprint()["ternbench"]
+    info = fingerprint.fingerprint()["ternbench"]
     root = Path(info["source"])
     if not (shutil.which("git") and (root / ".git").exists()):
         pytest.skip("not running from a git checkout")

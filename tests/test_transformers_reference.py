@@ -27,7 +27,7 @@ pytest.importorskip("accelerate")   # transformers' BitNet quantizer refuses to 
 from safetensors.torch import save_file  # noqa: E402
 from transformers.integrations import bitnet as hf_bitnet  # noqa: E402
 
-from harness import checkpoint as ck  # noqa: E402
+from harness.models import checkpoint, ternary  # noqa: E402
 from reference_model import greedy  # noqa: E402
 from runtime import Context  # noqa: E402
 
@@ -118,7 +118,7 @@ def assert_same_generation(path, want_tokens, want_logits, contexts, label):
     worst = 0.0
     for fmt in ("i2s", "tq1"):
         # an f32 head and KV cache: lm_head and the cache are float in transformers too
-        model = ck.load_checkpoint(path, fmt, head_format="f32", max_ctx=64, kv_format="f32")
+        model = checkpoint.load_checkpoint(path, fmt, head_format="f32", max_ctx=64, kv_format="f32")
         for key, ctx in contexts.items():
             tokens, logits = greedy(model, ctx, PROMPT, STEPS)
             errs = [np.abs(g - w).max() / np.abs(w).max() for g, w in zip(logits, want_logits)]
@@ -182,7 +182,7 @@ def test_absmean_ternarisation_matches_weightquant():
             continue
         s = 1.0 / p.abs().mean().clamp(min=1e-5)
         want = (p * s).round().clamp(-1, 1).numpy().astype(np.int8)
-        got, scale = ck.absmean_ternarise(p.numpy())
+        got, scale = ternary.absmean_ternarise(p.numpy())
         np.testing.assert_array_equal(got, want, err_msg=name)
         assert scale == pytest.approx(1 / s.item(), rel=2e-7), name
         effective = hf_bitnet.WeightQuant.apply(p).numpy()
@@ -192,6 +192,6 @@ def test_absmean_ternarisation_matches_weightquant():
 def test_packing_matches_transformers():
     t = torch.randint(-1, 2, (64, 24), generator=torch.Generator().manual_seed(5))
     packed = hf_bitnet.pack_weights(t.clone())
-    np.testing.assert_array_equal(ck.pack_ternary(t.numpy().astype(np.int8)), packed.numpy())
-    np.testing.assert_array_equal(ck.unpack_ternary(packed.numpy()),
+    np.testing.assert_array_equal(ternary.pack_ternary(t.numpy().astype(np.int8)), packed.numpy())
+    np.testing.assert_array_equal(ternary.unpack_ternary(packed.numpy()),
                                   hf_bitnet.unpack_weights(packed, dtype=torch.int8).numpy())

@@ -5,8 +5,7 @@
         meter.start(); run(); reading = meter.stop()   # reading.joules, .seconds, .provenance
 """
 
-from .base import (BackendStatus, EnergyReadError, EnergySettings, EnergyUnavailable, Meter,
-                   Reading)
+from .base import BackendStatus, EnergyReadError, EnergySettings, EnergyUnavailable, Meter, Reading
 from .choose import backend_status, measure_idle, open_meter
 
 __all__ = ["BackendStatus", "EnergyReadError", "EnergySettings", "EnergyUnavailable", "Meter",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 
-from . import machine, plots, points
+from . import plots, points, provenance
 
 MATCH = ("model", "format", "head_format", "threads", "test")
 
@@ -106,9 +106,9 @@ def _max_threads_table(tops: list[dict]) -> list[dict]:
 
 def _machine(label: str, res, rows: list[dict]) -> dict:
     fp = res.fingerprint if isinstance(res.fingerprint, dict) else {}
-    return {"label": label, "path": str(res.path), "name": res.name, "cpu": machine.cpu_name(fp),
-            "cores": machine.cores(fp), "virtualisation": machine.virtualisation(fp),
-            "rows": machine.fingerprint_rows(res), "energy": machine.energy_summary(res),
+    return {"label": label, "path": str(res.path), "name": res.name, "cpu": provenance.cpu_name(fp),
+            "cores": provenance.cores(fp), "virtualisation": provenance.virtualisation(fp),
+            "rows": provenance.fingerprint_rows(res.fingerprint, res.manifest), "energy": provenance.energy_summary(res),
             "points": len(rows), "ok": len(points.ok(rows)), "baseline": res.baseline,
             "best_variant": (fp.get("runtime") or {}).get("best_variant") if isinstance(fp.get("runtime"), dict)
             else None}

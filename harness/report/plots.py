@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
 
-from ..models import default_head_format
+from harness.models.sizes import default_head_format
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies; markers and line
 # styles separate the second dimension, so no line is told apart by colour alone

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .. import models
+from harness.models import presets, sizes
 
 INTEGERS = ("n", "threads", "tokens", "weight_bytes", "bytes_per_token")
 
@@ -27,8 +27,8 @@ def model_sizes(labels) -> dict[str, int | None]:
     out = {}
     for label in labels:
         try:
-            out[label] = models.param_count(models.find_model(label))
-        except (models.ModelSpecError, OSError, ValueError):
+            out[label] = presets.param_count(presets.find_model(label))
+        except (presets.ModelSpecError, OSError, ValueError):
             out[label] = None
     return out
 
@@ -39,7 +39,7 @@ def series_label(row: dict, show_variant: bool) -> str:
     label = str(row["format"])
     fmt, head = row.get("format"), row.get("head_format")
     try:
-        default = models.default_head_format(fmt)
+        default = sizes.default_head_format(fmt)
     except (KeyError, ValueError):
         default = None
     if head and head != default:

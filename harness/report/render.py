@@ -10,7 +10,8 @@ from pathlib import Path
 import jinja2
 import markupsafe
 
-from ..results import write_atomic
+from harness.sweep.results import write_atomic
+
 from . import compare, single
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from . import machine, plots, points
+from . import plots, points, provenance
 
 VERDICTS = {  # verdict -> (css class, sign): the text is always shown too, never colour alone
     "reproduced": ("ok", "\u2713"), "not reproduced": ("bad", "\u2717"),
@@ -120,7 +120,7 @@ def context(results, claims: list[dict] | None = None, claims_error: str | None 
     failed = [r for r in rows if r["status"] != "ok"]
     tests = points.tests(rows)
     baseline = results.baseline
-    energy = machine.energy_summary(results)
+    energy = provenance.energy_summary(results)
     unsized = sorted({r["model"] for r in ok_rows if r["params"] is None})
     size_note = ([f"Not on the model-size plots (not a preset, so no parameter count): {', '.join(unsized)}."]
                  if unsized else [])
@@ -133,7 +133,7 @@ def context(results, claims: list[dict] | None = None, claims_error: str | None 
         "counts": {"ok": len(ok_rows), "failed": len(failed), "skipped": len(results.skipped),
                    "not_finished": len(not_finished)},
         "claims": claims_section(claims, claims_error),
-        "system": {"rows": machine.fingerprint_rows(results), "energy": energy, "probe": probe_lines(ok_rows),
+        "system": {"rows": provenance.fingerprint_rows(results.fingerprint, results.manifest), "energy": energy, "probe": probe_lines(ok_rows),
                    "config": results.config_text},
         "speed": _speed(ok_rows, tests),
         "size_notes": size_note,

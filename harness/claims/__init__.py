@@ -1,0 +1,8 @@
+"""Published claims (configs/claims/*.yaml) judged against ternbench results: the schema,
+the evaluation, what differs from the published conditions, and how verdicts are worded."""
+from .evaluate import NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Verdict, evaluate
+from .schema import METRICS, Claim, ClaimsError, load_claims
+from .wording import range_text
+
+__all__ = ["NOT_REPRODUCED", "NOT_TESTABLE", "PARTLY", "REPRODUCED", "Verdict", "evaluate", "METRICS", "Claim",
+           "ClaimsError", "load_claims", "range_text"]

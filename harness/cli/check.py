@@ -1,0 +1,208 @@
+"""`ternbench check BASELINE CANDIDATE`: the CI regression gate, and its three report formats."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness.cli.common import EXIT_FAILURE, EXIT_OK, UsageError
+
+HELP = """\
+Compare two results directories written by `ternbench run` point by point (points match by
+key, e.g. 700M/i2s+int8/avx512vnni/t2/tg32) and fail if the candidate regressed.
+
+The rule (asv's: ratio AND test): change = candidate median / baseline median - 1 of tokens/s;
+p from a two-sided Mann-Whitney U test on the raw per-run tokens/s values (exact when the
+samples allow it). A point is a regression when it is slower by more than --max-regression AND
+p < --alpha; an improvement symmetrically; otherwise unchanged (within threshold, or not
+significant). When the threshold is exceeded but the samples are too few for the test ever to
+reach p < alpha (3 vs 3 values: smallest p 0.1), the point is inconclusive: it does not fail
+the gate, but is listed first and counted in the verdict. Raise repetitions x processes.
+
+Points on one side only, and points that failed on either side, are listed; they are not
+regressions. Notes say when the CPU or the measurement settings differ.
+
+exit status: 0 no regression; 1 at least one regression; 2 unusable input: not a results
+directory, corrupt files, no point in common (or none ok in both), the same model label with
+different weights, a different seed, or a bad option."""
+
+VERDICT_NAMES = {"regression": "regression(s)", "improvement": "improvement(s)",
+                     "unchanged": "unchanged", "inconclusive": "inconclusive"}
+
+
+def add_parser(sub):
+    p = sub.add_parser("check", help="CI regression gate: compare a candidate results directory with a baseline",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("baseline", type=Path, metavar="BASELINE", help="results directory of the reference run")
+    p.add_argument("candidate", type=Path, metavar="CANDIDATE", help="results directory of the run under test")
+    p.add_argument("--max-regression", default="5%", metavar="PCT",
+                   help="largest tolerated slowdown in median tokens/s, in percent: 5%% or 5 (0.05 means "
+                        "0.05%%); default 5%%")
+    p.add_argument("--alpha", default="0.05", metavar="P",
+                   help="significance level of the Mann-Whitney U test, 0 < P < 1 (default 0.05; asv uses 0.002)")
+    p.add_argument("--format", choices=("md", "junit", "json"), default="md",
+                   help="report format: Markdown for a CI job summary (default), JUnit XML, or JSON")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="write the report to FILE instead of stdout; a one-line verdict goes to stderr")
+    p.set_defaults(run=run)
+
+
+def parse_percent(text: str) -> float:
+    """'5%' or '5' -> 0.05. A plain number is percent too, so one spelling never means two things."""
+    number = text.strip()[:-1] if text.strip().endswith("%") else text.strip()
+    try:
+        value = float(number)
+    except ValueError:
+        raise UsageError(f"--max-regression: {text!r} is not a percentage like 5% or 5") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--max-regression must be a non-negative percentage (got {text!r})")
+    return value / 100
+
+
+def parse_alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise UsageError(f"--alpha must be a number between 0 and 1 (got {text!r})")
+    return value
+
+
+def run(args) -> int:
+    from harness.gate import regression as check
+
+    threshold, alpha = parse_percent(args.max_regression), parse_alpha(args.alpha)
+    try:
+        report = check.compare(check.load(args.baseline), check.load(args.candidate), threshold, alpha)
+    except check.CheckError as e:
+        raise UsageError(str(e)) from None
+    status = EXIT_OK if report.passed else EXIT_FAILURE
+    text = {"md": markdown, "junit": junit, "json": as_json}[args.format](report, status)
+    if args.out:
+        try:
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"--out {args.out}: cannot write: {e}") from None
+        print(f"ternbench check: {verdict(report)} (report: {args.out})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return status
+
+
+def verdict(report) -> str:
+    return f"{'PASS' if report.passed else 'FAIL'}: {summary(report)}"
+
+
+def summary(report) -> str:
+    counts = ", ".join(f"{report.count(v)} {name}" for v, name in VERDICT_NAMES.items())
+    rule = f"slower by more than {report.max_regression * 100:g}% at p < {report.alpha:g}"
+    out = f"{report.count('regression')} point(s) {rule}; {len(report.compared)} compared ({counts})"
+    if report.underpowered:
+        out += f"; WARNING: {len(report.underpowered)} point(s) with too few values for the test to ever be significant"
+    return out
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+
+
+def md(text) -> str:
+    """Plain text for a Markdown table cell: the job summary renders HTML, so < > & become
+    entities; | would end the cell; newlines would end the row."""
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(s.splitlines()))
+
+
+def markdown(report, status: int) -> str:
+    lines = [f"## ternbench check: {'PASS' if report.passed else 'FAIL'}", "",
+             md(summary(report)), "",
+             f"baseline: {md(_describe(report.baseline))}  ", f"candidate: {md(_describe(report.candidate))}", ""]
+    inconclusive = [c for c in report.compared if c.verdict == "inconclusive"]
+    if inconclusive:
+        lines += ["> [!WARNING]", "> Inconclusive (not counted as regressions; raise repetitions x processes):"]
+        lines += [f"> - {md(c.key)}: {md(c.why)}" for c in inconclusive]
+        lines.append("")
+    lines += ["| point | baseline tok/s | candidate tok/s | change | p | verdict |", "|---|--:|--:|--:|--:|---|"]
+    for c in report.compared:
+        mark = f"**{c.verdict}**" if c.verdict in ("regression", "inconclusive") else c.verdict
+        lines.append(f"| {md(c.key)} | {c.baseline_median:.2f} (n={c.baseline_n}) | {c.candidate_median:.2f} "
+                     f"(n={c.candidate_n}) | {c.change:+.1%} | {c.p:.2g} | {mark}: {md(c.why)} |")
+    for title, items in (("Only in the baseline", report.only_baseline),
+                         ("Only in the candidate", report.only_candidate)):
+        if items:
+            lines += ["", f"### {title} (not compared)", ""]
+            lines += [f"- {md(i['key'])}" + (f": failed: {md(i['reason'])}" if i["reason"] else "") for i in items]
+    if report.failed:
+        lines += ["", "### Failed points (not compared, not counted as regressions)", ""]
+        lines += [f"- {md(f['key'])}: {md(_failure(f))}" for f in report.failed]
+    if report.notes:
+        lines += ["", "### Notes", ""] + [f"- {md(n)}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _describe(side) -> str:
+    m = side.manifest.get("machine") or {}
+    bits = [f"{k} {m[k]}" for k in ("cpu", "ternbench_commit", "runtime_build") if m.get(k)]
+    return f"{side.path} ({len(side.points)} points" + "".join(f"; {b}" for b in bits) + ")"
+
+
+def _failure(f: dict) -> str:
+    return "; ".join(f"{side} failed: {f[side]}" for side in ("baseline", "candidate") if f[side])
+
+
+# --- JUnit XML --------------------------------------------------------------------------------
+
+# characters XML 1.0 cannot hold at all, escaped or not (a failed point's reason may carry
+# terminal escapes from a worker's log)
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def x(text) -> str:
+    return _XML_INVALID.sub("\ufffd", str(text))
+
+
+def junit(report, status: int) -> str:
+    suite = ET.Element("testsuite", name="ternbench check", errors="0")
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("baseline", report.baseline.path), ("candidate", report.candidate.path),
+                        ("max_regression", f"{report.max_regression:.6g}"), ("alpha", f"{report.alpha:g}")):
+        ET.SubElement(props, "property", name=name, value=x(value))
+    skipped = 0
+
+    def case(key):
+        return ET.SubElement(suite, "testcase", classname="ternbench.check", name=x(key), time="0")
+
+    for c in report.compared:
+        tc = case(c.key)
+        numbers = (f"{c.key}: {c.verdict}: {c.why}; median {c.baseline_median:.4g} -> {c.candidate_median:.4g} "
+                   f"tokens/s ({c.change:+.1%}), {c.method} test on {c.baseline_n} vs {c.candidate_n} values")
+        if c.verdict == "regression":
+            ET.SubElement(tc, "failure", type="regression", message=x(numbers)).text = x(numbers)
+        else:
+            if c.verdict == "inconclusive":
+                ET.SubElement(tc, "skipped", message=x(numbers))
+                skipped += 1
+            ET.SubElement(tc, "system-out").text = x(numbers)
+    others = [(f["key"], f"not compared, not a regression: {_failure(f)}") for f in report.failed]
+    others += [(i["key"], "only in the baseline" + (f"; failed: {i['reason']}" if i["reason"] else ""))
+               for i in report.only_baseline]
+    others += [(i["key"], "only in the candidate" + (f"; failed: {i['reason']}" if i["reason"] else ""))
+               for i in report.only_candidate]
+    for key, message in others:
+        ET.SubElement(case(key), "skipped", message=x(message))
+    skipped += len(others)
+    suite.set("tests", str(len(report.compared) + len(others)))
+    suite.set("failures", str(report.count("regression")))
+    suite.set("skipped", str(skipped))
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def as_json(report, status: int) -> str:
+    return json.dumps(report.to_dict() | {"exit_status": status}, indent=2) + "\n"

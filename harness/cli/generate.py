@@ -1,0 +1,144 @@
+"""`ternbench generate`: greedy generation from a Hugging Face checkpoint directory."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from harness.cli.common import EXIT_OK, UsageError, print_json
+from harness.inputs import parse_list
+from harness.models.sizes import default_head_format
+
+HELP = """\
+Load a BitNet b1.58 checkpoint (config.json + *.safetensors: packed ternary weights as in
+microsoft/bitnet-b1.58-2B-4T, or float master weights, ternarised with absmean) into the
+runtime, and generate greedily. The prompt runs as one batch (prefill), then one token
+per step; tokens/s is reported for both. --prompt needs the checkpoint's tokenizer.json."""
+
+
+def add_parser(sub):
+    import runtime
+
+    p = sub.add_parser("generate", help="greedy generation from a checkpoint directory", description=HELP)
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_DIR")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tokens", help="prompt token ids, comma-separated, e.g. 128000,9906")
+    src.add_argument("--prompt", help="prompt text (needs tokenizer.json in the checkpoint directory)")
+    p.add_argument("-n", type=int, default=32, help="tokens to generate (default 32)")
+    p.add_argument("--format", default="i2s", choices=runtime.LINEAR_FORMATS, help="weight format (default i2s)")
+    p.add_argument("--head-format", choices=runtime.HEAD_FORMATS,
+                   help="embedding / output head format (default: int8 for ternary formats, f16 for float ones, "
+                        "as in `ternbench bench`)")
+    p.add_argument("--threads", type=int, default=runtime.usable_cpus(),
+                   help="worker threads (default: the usable CPUs)")
+    p.add_argument("--variant", default="auto", help="kernel variant (default auto: the best this CPU runs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.n < 1:
+        raise UsageError(f"-n must be at least 1, got {args.n}")
+    head_format = args.head_format or default_head_format(args.format)
+    ctx = make_context(args.threads, args.variant)   # first: a bad variant should not wait for a load
+    with ctx:
+        ckpt, tokenizer, prompt, model, load_s = load(args, head_format)
+        variant = ctx.variant
+        result = generate(model, ctx, prompt, args.n)
+    result.update(checkpoint=str(args.checkpoint), format=args.format, head_format=head_format,
+                  variant=variant, threads=args.threads, load_seconds=round(load_s, 4))
+    if tokenizer:
+        result["text"] = tokenizer.decode(result["tokens"])
+    report(result, ckpt, args.json)
+    return EXIT_OK
+
+
+def make_context(threads: int, variant: str):
+    import runtime
+
+    if threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    try:
+        return runtime.Context(threads, variant)   # more threads than CPUs: only a warning
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def load(args, head_format):
+    """The checkpoint (checked), its tokenizer if --prompt, the prompt ids, the loaded model
+    and the seconds loading took."""
+    from harness.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+
+    try:
+        ckpt = Checkpoint(args.checkpoint)
+        tokenizer = load_tokenizer(args.checkpoint) if args.prompt is not None else None
+        prompt = tokenizer.encode(args.prompt).ids if tokenizer else parse_tokens(args.tokens)
+        if not prompt:
+            raise UsageError("the prompt encodes to no tokens")
+        if max(prompt) >= ckpt.shape.vocab:
+            raise UsageError(f"token {max(prompt)} is outside the vocabulary of {ckpt.shape.vocab}")
+        t0 = time.perf_counter()
+        model = load_checkpoint(args.checkpoint, args.format, head_format,
+                                max_ctx=len(prompt) + args.n, checkpoint=ckpt)
+        return ckpt, tokenizer, prompt, model, time.perf_counter() - t0
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+
+
+def parse_tokens(text: str) -> list[int]:
+    ids = []
+    for part in parse_list(text, what="token"):
+        try:
+            ids.append(int(part))
+        except ValueError:
+            raise UsageError(f"--tokens: {part!r} is not a token id (a list like 1,2,3)") from None
+        if ids[-1] < 0:
+            raise UsageError(f"--tokens: {part} is negative")
+    return ids
+
+
+def load_tokenizer(directory: Path):
+    file = directory / "tokenizer.json"
+    if not file.is_file():
+        raise UsageError(f"{file} not found: --prompt needs the checkpoint's tokenizer; "
+                         "give token ids with --tokens instead")
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(file))
+    except Exception as e:  # the tokenizers package raises plain Exception subclasses
+        raise UsageError(f"{file}: not a readable tokenizer: {e}") from None
+
+
+def generate(model, ctx, prompt: list[int], n: int) -> dict:
+    """Greedy: the prompt as one batch, then n - 1 single-token steps, each timed."""
+    t0 = time.perf_counter()
+    tokens = [model.forward(ctx, prompt)]
+    t1 = time.perf_counter()
+    for _ in range(n - 1):
+        tokens.append(model.forward(ctx, [tokens[-1]]))
+    t2 = time.perf_counter()
+    return {"prompt_tokens": list(prompt), "tokens": tokens,
+            "prefill": _rate(len(prompt), t1 - t0), "generation": _rate(n - 1, t2 - t1)}
+
+
+def _rate(count: int, seconds: float) -> dict:
+    return {"tokens": count, "seconds": round(seconds, 6),
+            "tokens_per_s": round(count / seconds, 2) if count and seconds > 0 else None}
+
+
+def report(r: dict, ckpt, as_json: bool) -> None:
+    if as_json:
+        print_json(r)
+        return
+    s = ckpt.shape
+    print(f"{r['checkpoint']}: {ckpt.info.model_type}, {s.layers} layers, hidden {s.hidden}, vocab {s.vocab}; "
+          f"weights {r['format']}, head {r['head_format']}; variant {r['variant']}, {r['threads']} thread{'s' * (r['threads'] != 1)} "
+          f"(loaded in {r['load_seconds']:.2f} s)")
+    print(f"prompt ({len(r['prompt_tokens'])} tokens): {' '.join(map(str, r['prompt_tokens']))}")
+    print(f"generated ({len(r['tokens'])} tokens): {' '.join(map(str, r['tokens']))}")
+    if "text" in r:
+        print(f"text: {r['text']!r}")
+    for phase in ("prefill", "generation"):
+        x = r[phase]
+        rate = f"{x['tokens_per_s']:.1f} tokens/s" if x["tokens_per_s"] else "n/a"
+        print(f"{phase}: {x['tokens']} tokens in {x['seconds']:.4f} s ({rate})")

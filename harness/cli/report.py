@@ -1,0 +1,115 @@
+"""`ternbench report RESULTS_DIR`: one self-contained HTML page of a sweep, its claim verdicts first."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import harness
+from harness.cli.common import EXIT_OK, UsageError, print_json
+
+DEFAULT_CLAIMS = Path(harness.ROOT) / "configs" / "claims" / "bitnet-cpp.yaml"
+
+HELP = """\
+Write DIR/index.html (default reports/<results directory name>/): a single self-contained page
+(CSS inline, plots as embedded PNG images, no script, nothing fetched from the network) with,
+in order:
+  1. the published claims and whether this sweep reproduces them (--claims FILE for others;
+     --lossless FILE, the output of `ternbench lossless --json`, for the lossless claim);
+  2. the machine fingerprint and how energy was obtained (measured or ESTIMATED, and why);
+  3. tokens/s against model size, for prompt processing and for generation;
+  4. speed-up over the baseline against model size and threads, and thread scaling;
+  5. J/token and energy reduction, each provenance plotted on its own;
+  6. achieved bandwidth as a fraction of the measured read bandwidth (generation);
+  7. every point: mean, 95% CI, n, median, speed-up, J/token, bandwidth; skipped and failed points.
+Partial results (failed or skipped points, no baseline, no energy) give "no data" where a
+section has nothing to show. A claims file that cannot be evaluated is reported in the page.
+
+exit status: 0 written; 2 not a results directory, or a bad option."""
+
+
+def add_parser(sub):
+    p = sub.add_parser("report", help="self-contained HTML report of a results directory, claims first",
+                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", type=Path, metavar="RESULTS_DIR", help="a results directory written by `ternbench run`")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where to write index.html (default: reports/<name>/)")
+    p.add_argument("--claims", type=Path, metavar="FILE",
+                   help=f"claims to check (default: {DEFAULT_CLAIMS.relative_to(harness.ROOT)})")
+    p.add_argument("--lossless", type=Path, metavar="FILE",
+                   help="the output of `ternbench lossless --json`, for the lossless claim")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (path, counts, claim verdicts)")
+    p.set_defaults(run=run)
+
+
+def load_results(path: Path):
+    """A results directory read back, with its table built, or UsageError in one line."""
+    from harness.sweep.results import Results, ResultsError
+
+    try:
+        results = Results(path)
+        results.frame()   # a malformed record fails here, not halfway through the page
+    except ResultsError as e:
+        raise UsageError(str(e)) from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{path}: points.jsonl holds a malformed record ({type(e).__name__}: {e})") from None
+    return results
+
+
+def read_lossless(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--lossless {path}: not readable as JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--lossless {path}: not the output of `ternbench lossless --json` (not an object)")
+    return data
+
+
+def evaluate_claims(path: Path | None, results, lossless: dict | None = None) -> tuple[list[dict] | None, str | None]:
+    """(verdict dicts, None), or (None, an error line for the page). Claims are checked by
+    harness.claims; whatever goes wrong there is shown in the report instead of losing the report."""
+    try:
+        from harness import claims
+    except ImportError as e:
+        return None, f"Claims not evaluated: harness.claims cannot be imported ({e})."
+    path = path or DEFAULT_CLAIMS
+    try:
+        loaded = claims.load_claims(path)
+    except claims.ClaimsError as e:   # the user's own file: a usage error, not a page note
+        raise UsageError(str(e)) from None
+    try:
+        verdicts = claims.evaluate(loaded, [results], lossless)
+        return [v.to_dict() for v in verdicts], None
+    except Exception as e:   # noqa: BLE001 -- any failure in the claims must leave the rest of the report
+        return None, f"Claims could not be evaluated ({path}): {type(e).__name__}: {e}"
+
+
+def default_out(*paths: Path, prefix: str = "") -> Path:
+    # resolve: `results/latest` names the directory it points at
+    return Path("reports") / (prefix + "-".join(p.resolve().name or "results" for p in paths))
+
+
+def run(args) -> int:
+    from harness.report import write_single
+
+    if args.claims is not None and not args.claims.is_file():
+        raise UsageError(f"--claims {args.claims}: no such file")
+    lossless = read_lossless(args.lossless)
+    results = load_results(args.results)
+    verdicts, error = evaluate_claims(args.claims, results, lossless)
+    out = args.out or default_out(args.results)
+    try:
+        path, summary = write_single(results, out, verdicts, error)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write: {e}") from None
+    if args.json:
+        print_json(summary)
+        return EXIT_OK
+    print(f"report: {path}")
+    for v in verdicts or []:
+        print(f"  {v['verdict']:<18} {v['id']}: published {v['range']}; measured {v['measured'] or '-'}")
+    if error:
+        print(f"  {error}")
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""The regression gate: two results directories compared point by point (`ternbench check`)."""

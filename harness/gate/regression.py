@@ -1,0 +1,237 @@
+"""Compares two results directories point by point: the logic of `ternbench check`, no printing.
+
+The rule is asv's: a point regressed only when it is both slower by more than the threshold
+(median tokens/s) and significantly slower by a two-sided Mann-Whitney U test on the raw
+per-run values. The ratio alone flags noise; the test alone flags changes too small to matter."""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import PermutationMethod, mannwhitneyu  # a method object since scipy 1.13
+
+from harness.sweep.results import POINTS, Results, ResultsError
+
+# With ties the exact distribution needs every rearrangement enumerated: 8 vs 8 values is
+# 12,870 (~0.1 s); beyond this the normal approximation is good and each point stays fast.
+EXACT_PERMUTATIONS_MAX = 20_000
+# scipy's exact null distribution costs ~0.1 s at 100 vs 100 and fails (NaN) near 1000 vs 1000;
+# at these sizes the normal approximation agrees with it to two digits.
+EXACT_VALUES_MAX = 200
+
+# What a difference in which only notes, not refuses: they change how a point was measured,
+# not what it measures (unlike the seed or the model's weights).
+NOTED_CONFIG = ("repetitions", "warmups", "processes", "pin_threads", "energy")
+
+
+class CheckError(Exception):
+    """Input that cannot be compared: exit status 2."""
+
+
+@dataclass
+class Side:
+    path: Path
+    manifest: dict
+    points: dict[str, dict]   # key -> newest record
+
+
+@dataclass
+class Comparison:
+    key: str
+    baseline_median: float
+    candidate_median: float
+    baseline_n: int
+    candidate_n: int
+    change: float             # candidate median / baseline median - 1; negative is slower
+    p: float
+    min_p: float              # the smallest p the test could give with these sample sizes
+    method: str
+    verdict: str              # regression | improvement | unchanged | inconclusive
+    why: str
+
+
+@dataclass
+class Report:
+    baseline: Side
+    candidate: Side
+    max_regression: float
+    alpha: float
+    compared: list[Comparison] = field(default_factory=list)
+    only_baseline: list[dict] = field(default_factory=list)    # {key, status, reason}
+    only_candidate: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)           # {key, baseline, candidate}: a reason or None
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.compared)
+
+    @property
+    def underpowered(self) -> list[Comparison]:
+        """Points whose sample sizes cannot reach p < alpha whatever the data."""
+        return [c for c in self.compared if c.min_p >= self.alpha]
+
+    @property
+    def passed(self) -> bool:
+        # inconclusive points do not fail the gate: failing needs evidence, and a gate that
+        # fails on what it cannot tell from noise is a flaky gate; they are listed first instead
+        return self.count("regression") == 0
+
+    def to_dict(self) -> dict:
+        def side(s: Side) -> dict:
+            return {"path": str(s.path), "manifest": s.manifest, "points": len(s.points)}
+
+        return {"verdict": "pass" if self.passed else "fail",
+                "rule": {"max_regression": self.max_regression, "alpha": self.alpha,
+                         "test": "two-sided Mann-Whitney U on per-run tokens/s",
+                         "change": "candidate median / baseline median - 1"},
+                "summary": {v: self.count(v) for v in ("regression", "improvement", "unchanged", "inconclusive")}
+                | {"compared": len(self.compared), "underpowered": len(self.underpowered)},
+                "baseline": side(self.baseline), "candidate": side(self.candidate),
+                "points": [asdict(c) for c in self.compared],
+                "only_in_baseline": self.only_baseline, "only_in_candidate": self.only_candidate,
+                "failed": self.failed, "notes": self.notes}
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def load(path) -> Side:
+    """A results directory, read as every command reads one (sweep.results.Results), and checked
+    for what a comparison needs: a manifest, and usable samples in every ok point."""
+    try:
+        results = Results(path)
+    except ResultsError as e:
+        raise CheckError(str(e)) from None
+    except (KeyError, TypeError, AttributeError):
+        raise CheckError(f"{Path(path) / POINTS}: a record without a point key") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckError(f"{Path(path) / POINTS}: not readable: {e}") from None
+    manifest = results.manifest
+    if not results.has_manifest:
+        raise CheckError(f"{path}: no manifest.json, so its configuration cannot be checked against the other's")
+    if (not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict)
+            or not isinstance(manifest["config"].get("models", {}), dict)
+            or not isinstance(manifest.get("machine", {}), dict)):
+        raise CheckError(f"{results.dir.file('manifest.json')}: not a ternbench manifest "
+                         "(\"config\", \"config.models\" and \"machine\" must be objects)")
+    points = {r["key"]: r for r in results.records}
+    for key, r in points.items():
+        _validate(results.dir.file(POINTS), key, r)
+    return Side(results.path, manifest, points)
+
+
+def _validate(file: Path, key: str, r: dict) -> None:
+    if r.get("status") == "failed":
+        return
+    if r.get("status") != "ok":
+        raise CheckError(f"{file}: point {key!r} has status {r.get('status')!r}, neither ok nor failed")
+    s = r.get("samples_tokens_per_s")
+    if (not isinstance(s, list) or not s
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in s)):
+        raise CheckError(f"{file}: point {key!r} has no usable samples_tokens_per_s")
+
+
+# --- comparing --------------------------------------------------------------------------------
+
+def compatibility(base: Side, cand: Side) -> tuple[list[str], list[str]]:
+    """(refusals, notes). Refused: a model label naming other weights, or another seed; either
+    would compare different computations under one name."""
+    bc, cc = base.manifest["config"], cand.manifest["config"]
+    errors, notes = [], []
+    bm, cm = bc.get("models") or {}, cc.get("models") or {}
+    for label in sorted(set(bm) & set(cm), key=str):
+        if bm[label] != cm[label]:
+            errors.append(f"config.models.{label}: model identity differs: baseline {bm[label]!r}, "
+                          f"candidate {cm[label]!r}")
+    if bc.get("seed") != cc.get("seed"):
+        errors.append(f"config.seed differs: baseline {bc.get('seed')!r}, candidate {cc.get('seed')!r}")
+    for k in NOTED_CONFIG:
+        if bc.get(k) != cc.get(k):
+            notes.append(f"config.{k} differs: baseline {bc.get(k)!r}, candidate {cc.get(k)!r}")
+    bcpu = (base.manifest.get("machine") or {}).get("cpu")
+    ccpu = (cand.manifest.get("machine") or {}).get("cpu")
+    if bcpu != ccpu:
+        notes.append(f"measured on different CPUs: baseline {bcpu!r}, candidate {ccpu!r}; "
+                     "the change mixes the machine with the code")
+    return errors, notes
+
+
+def min_p(n1: int, n2: int) -> float:
+    """The smallest two-sided exact p: every value of one side above every value of the other."""
+    return min(1.0, 2 / math.comb(n1 + n2, n1))
+
+
+def mann_whitney(a: list[float], b: list[float]) -> tuple[float, str]:
+    """(two-sided p, method). Exact when there are no ties (scipy's 'auto' goes asymptotic past 8
+    values, needlessly); with ties an exact permutation test while that stays cheap. Otherwise
+    the normal approximation with tie correction, which is sound at those sizes."""
+    if len(a) + len(b) > EXACT_VALUES_MAX:
+        method, name = "asymptotic", "asymptotic"
+    elif len(set(a) | set(b)) == len(a) + len(b):
+        method, name = "exact", "exact"
+    elif math.comb(len(a) + len(b), len(a)) <= EXACT_PERMUTATIONS_MAX:
+        method, name = PermutationMethod(n_resamples=np.inf), "exact permutation (ties)"
+    else:
+        method, name = "asymptotic", "asymptotic (ties)"
+    p = float(mannwhitneyu(a, b, alternative="two-sided", method=method).pvalue)
+    return (1.0 if math.isnan(p) else p), name
+
+
+def judge(key: str, base: list[float], cand: list[float], max_regression: float, alpha: float) -> Comparison:
+    bmed, cmed = statistics.median(base), statistics.median(cand)
+    change = cmed / bmed - 1
+    p, method = mann_whitney(base, cand)
+    floor = min_p(len(base), len(cand))
+    beyond = abs(change) > max_regression
+    if floor >= alpha and beyond:
+        verdict = "inconclusive"
+        why = (f"{'slower' if change < 0 else 'faster'} by {abs(change):.1%}, but {len(base)} vs {len(cand)} "
+               f"values cannot reach p < {alpha:g} (smallest possible p {floor:.3g})")
+    elif p < alpha and beyond:
+        verdict = "regression" if change < 0 else "improvement"
+        why = f"{'slower' if change < 0 else 'faster'} by {abs(change):.1%} > {max_regression:.1%}, p {p:.2g} < {alpha:g}"
+    else:
+        verdict = "unchanged"
+        reasons = ([] if beyond else ["within threshold"]) + ([] if p < alpha else ["not significant"])
+        if floor >= alpha:
+            reasons.append(f"too few values for the test (smallest possible p {floor:.3g})")
+        why = ", ".join(reasons)
+    return Comparison(key, bmed, cmed, len(base), len(cand), change, p, floor, method, verdict, why)
+
+
+def _brief(keys, limit=5) -> str:
+    keys = list(keys)
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return (", ".join(keys[:limit]) + more) if keys else "nothing"
+
+
+def compare(base: Side, cand: Side, max_regression: float, alpha: float) -> Report:
+    errors, notes = compatibility(base, cand)
+    if errors:
+        raise CheckError("incompatible results: " + "; ".join(errors))
+    common = [k for k in base.points if k in cand.points]
+    if not common:
+        raise CheckError(f"no point in common: baseline has {len(base.points)} ({_brief(base.points)}); "
+                         f"candidate has {len(cand.points)} ({_brief(cand.points)})")
+    report = Report(base, cand, max_regression, alpha, notes=notes)
+    for key in common:
+        b, c = base.points[key], cand.points[key]
+        if b["status"] == "ok" and c["status"] == "ok":
+            report.compared.append(judge(key, b["samples_tokens_per_s"], c["samples_tokens_per_s"],
+                                         max_regression, alpha))
+        else:
+            report.failed.append({"key": key, "baseline": _reason(b), "candidate": _reason(c)})
+    for side, own, other in ((report.only_baseline, base, cand), (report.only_candidate, cand, base)):
+        side.extend({"key": k, "status": r["status"], "reason": _reason(r)}
+                    for k, r in own.points.items() if k not in other.points)
+    if not report.compared:
+        # a gate that compared nothing must not pass
+        raise CheckError(f"no point is ok in both: {len(common)} in common, each failed on one side or both "
+                         f"({_brief(f['key'] for f in report.failed)})")
+    return report
+
+
+def _reason(r: dict) -> str | None:
+    return None if r["status"] == "ok" else str(r.get("reason") or "failed, no reason recorded")

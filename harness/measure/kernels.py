@@ -1,0 +1,99 @@
+"""`ternbench kernels`: times GEMV and GEMM per format x variant x threads, like a model runs.
+
+Each measurement cycles through enough copies of the weight matrix to exceed the
+last-level cache several times over, so every call reads its weights from DRAM,
+and reports the achieved weight bandwidth against a read-bandwidth probe taken
+with the same thread count in the same run: the plain sequential read is the
+denominator, the fastest read pattern is reported beside it.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime import Context, Matrix
+
+from .probe import bracketed, working_set_bytes
+
+# BitNet b1.58 2B4T linear shapes (rows = out features, cols = in features):
+# q/o projections, k/v projections (5 kv heads x 128), gate/up, down.
+DEFAULT_SHAPES = ((2560, 2560), (640, 2560), (6912, 2560), (2560, 6912))
+DEFAULT_FORMATS = ("i2s", "tq1", "f16")
+MAX_CALLS = 20000
+MAX_COPIES = 2048  # tiny matrices stay cache-resident; rows say so (from_cache)
+
+
+@dataclass
+class Row:
+    op: str
+    format: str
+    variant: str
+    threads: int
+    rows: int
+    cols: int
+    n: int
+    median_s: float
+    min_s: float
+    calls: int
+    copies: int
+    weight_bytes: int
+    weight_gbps: float
+    bandwidth_gbps: float          # the plain sequential read probed around this row
+    bandwidth_fraction: float      # weight_gbps / bandwidth_gbps
+    best_read_pattern: str         # the fastest read pattern of the same probe, and its GB/s
+    best_read_gbps: float
+    gops: float  # 2 * rows * cols * n / median_s / 1e9 (multiply-adds count as two)
+    from_cache: bool  # the cycled copies did not exceed the working-set target: not a DRAM figure
+    prefetch: int  # the GEMV tuning the context ran with (bytes; see runtime.tuning)
+    claim: int
+
+
+def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0) -> list[Matrix]:
+    """Distinct copies of one random ternary matrix totalling at least target_bytes."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)  # about one third zeros
+    first = Matrix.pack(fmt, w, scale=0.05)
+    count = min(MAX_COPIES, max(2, math.ceil(target_bytes / first.nbytes)))
+    return [first] + [first.clone() for _ in range(count - 1)]
+
+
+def time_op(ctx: Context, mats: list[Matrix], n: int, budget_s: float) -> list[float]:
+    """Per-call seconds for as many calls as fit the time budget: at least 5, or 3
+    when one call alone exceeds the budget (the scalar reference's GEMM)."""
+    warm = ctx.bench_matmul(mats[:1], n, 1)[0]  # also sizes the context's scratch
+    min_calls = 3 if warm > budget_s else 5
+    calls = max(min_calls, min(MAX_CALLS, int(budget_s / max(warm, 1e-6))))
+    # start after the warm-up's matrix, which may still be cached
+    return ctx.bench_matmul(mats[1:] + mats[:1], n, calls)
+
+
+def run(formats, variants, threads_list, shapes, ops, n_gemm, budget_s, progress=None):
+    """Yields a Row per (thread count, variant, format, shape, op), as measured.
+
+    On a shared machine the available bandwidth drifts from minute to minute, so
+    each row's bandwidth is probed just before and just after it, with the same
+    thread pool, and the row's fraction uses the median of those passes."""
+    ws = working_set_bytes()
+    for threads in threads_list:
+        for variant in variants:
+            with Context(threads, variant) as ctx:
+                for fmt in formats:
+                    for rows, cols in shapes:
+                        mats = make_copies(fmt, rows, cols, ws)
+                        for op in ops:
+                            n = 1 if op == "gemv" else n_gemm
+                            if progress:
+                                progress(f"{op} {fmt} {variant} t={threads} {rows}x{cols}")
+                            secs, probe = bracketed(ctx, functools.partial(time_op, ctx, mats, n, budget_s))
+                            med = statistics.median(secs)
+                            gbps = mats[0].nbytes / med / 1e9
+                            best, best_gbps = probe.best
+                            yield Row(op, fmt, ctx.variant, threads, rows, cols, n, med, min(secs), len(secs),
+                                      len(mats), mats[0].nbytes, gbps, probe.plain, gbps / probe.plain, best,
+                                      best_gbps, 2.0 * rows * cols * n / med / 1e9, len(mats) * mats[0].nbytes < ws,
+                                      *ctx.gemv_tuning(fmt))
+                        del mats

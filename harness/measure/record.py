@@ -1,0 +1,101 @@
+"""A finished point's record (one line of points.jsonl), built from its pyperf JSON and its
+workers' sidecar lines. Every figure here is derived from those two files, which stay beside it."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pyperf
+
+import runtime
+
+from . import probe, stats
+from .energy_window import point_energy
+from .point import Point
+
+
+def _point_fields(point: Point) -> dict:
+    return {"key": point.key, **point.to_dict(), "test": point.test}
+
+
+def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int, dict[str, list[float]]]:
+    """(process lines, timed run lines in order, every yardstick probe pass in GB/s, warm-up
+    runs, every pass of every read pattern where the sidecar has them)."""
+    procs, runs, probes, patterns = [], [], [], {}
+    warmups = 0
+
+    def add_patterns(d):
+        for name, passes in (d or {}).items():
+            patterns.setdefault(name, []).extend(passes)
+
+    for line in Path(path).read_text().splitlines():
+        d = json.loads(line)
+        if d["type"] == "process":
+            procs.append(d)
+            probes += d["probe_before_gbps"]
+            add_patterns(d.get("probe_before_patterns"))
+        elif d["type"] == "run":
+            if d["warmup"]:
+                warmups += 1
+            else:
+                runs.append(d)
+        elif d["type"] == "probe_after":
+            probes += d["gbps"]
+            add_patterns(d.get("patterns"))
+    return procs, runs, probes, warmups, patterns
+
+
+def worker_failure(sidecar: Path) -> int | None:
+    """The exit code of the worker process that failed, as its manager recorded it."""
+    try:
+        lines = Path(sidecar).read_text().splitlines()
+    except OSError:
+        return None
+    codes = [json.loads(x)["exit_code"] for x in lines if '"worker_failed"' in x]
+    return codes[-1] if codes else None
+
+
+def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: float, finished: float,
+       idle_watts: float | None = None) -> dict:
+    bench = pyperf.Benchmark.load(str(pyperf_file))
+    per_token = bench.get_values()            # seconds per token, one per timed run
+    procs, runs, probes, warmups, patterns = read_sidecar(sidecar)
+    if len(runs) != len(per_token):
+        raise ValueError(f"{sidecar}: {len(runs)} timed runs recorded, pyperf has {len(per_token)} values")
+    tps = [1.0 / v for v in per_token]
+    runtime_tps = [r["tokens"] / r["runtime_seconds"] for r in runs]
+    first = procs[0]
+    rec = {
+        **_point_fields(point), "status": "ok",
+        "tokens_per_s": stats.summary(tps),
+        "seconds_per_token": {"mean": statistics.fmean(per_token), "median": statistics.median(per_token)},
+        "samples_tokens_per_s": tps,
+        # the same runs timed by the runtime in C: the harness's timing must agree with it
+        "runtime_tokens_per_s": statistics.median(runtime_tps),
+        "timing_vs_runtime": statistics.median(tps) / statistics.median(runtime_tps),
+        "weight_bytes": first["weight_bytes"], "bytes_per_token": first["bytes_per_token"],
+        "probe_gbps": statistics.median(probes),
+        "bandwidth_reference": probe.REFERENCE,
+        "read_patterns_gbps": {k: statistics.median(v) for k, v in patterns.items()},
+        "tuning": first["tuning"], "kv_cache": first["kv_cache"],
+        # caches lie: a model smaller than the last-level cache is not read from DRAM
+        "fits_in_llc": first["weight_bytes"] <= runtime.cpu.last_level_cache_bytes()[0],
+        "achieved_gbps": None, "bandwidth_fraction": None,
+        "setup_s": statistics.median(p["setup_s"] for p in procs),
+        "variant": first["variant"], "affinity": first["affinity"], "pinned": first["pinned"],
+        "processes": len(procs), "values": len(tps), "warmups": warmups // len(procs),
+        "pyperf": str(pyperf_file.relative_to(root)), "raw": str(sidecar.relative_to(root)),
+        "energy": point_energy(runs, idle_watts),
+        "started": started, "finished": finished, "duration_s": finished - started,
+    }
+    if point.workload == "tg":
+        # generation reads every weight byte once per token: a bandwidth-bound figure
+        gbps = first["bytes_per_token"] * rec["tokens_per_s"]["median"] / 1e9
+        rec.update(achieved_gbps=gbps, bandwidth_fraction=gbps / rec["probe_gbps"])
+    return rec
+
+
+def failed(point: Point, reason: str, log_tail: str, log: str, started: float, finished: float) -> dict:
+    return {**_point_fields(point), "status": "failed", "reason": reason, "log_tail": log_tail, "log": log,
+            "started": started, "finished": finished, "duration_s": finished - started}

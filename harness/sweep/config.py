@@ -1,0 +1,387 @@
+"""A sweep configuration (YAML) validated into a typed SweepConfig before anything runs.
+
+Every problem is reported as 'FILE: line N: key K: what is wrong', once, and nothing runs."""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import runtime
+from harness import yaml_source
+from harness.measure.point import Source
+from harness.models.presets import ModelSpec, ModelSpecError, display_path, find_model
+
+WEIGHT_FORMATS = runtime.LINEAR_FORMATS
+HEAD_FORMATS = ("auto", *runtime.HEAD_FORMATS)
+ENERGY_BACKENDS = ("auto", "powercap", "perf", "pyrapl", "model")
+EXCLUDE_KEYS = ("model", "format", "head_format", "variant", "threads", "workload", "test")
+
+# key -> one-line description; also the order `--help` and messages list them in
+KEYS = {
+    "name": "a name for the sweep (default: the file name)",
+    "description": "free text",
+    "models": "preset names, model YAML files or checkpoint directories",
+    "formats": f"weight formats: {', '.join(WEIGHT_FORMATS)}",
+    "head_formats": f"embedding / output head formats: auto (int8 for ternary, f16 for float), "
+                    f"{', '.join(runtime.HEAD_FORMATS)}",
+    "variants": "kernel variants (auto: the best this CPU runs)",
+    "threads": "thread counts: a list, or a range such as 1..max",
+    "workloads": "a mapping with prompt: [lengths] and/or generation: [lengths]",
+    "repetitions": "timed values per worker process",
+    "warmups": "untimed runs per worker process before the values",
+    "processes": "worker processes per point",
+    "baseline": "the format speed-ups and energy reductions are relative to (null: none)",
+    "energy": "energy backend (auto, powercap, perf, pyrapl, model) or a mapping with backend, idle_seconds, "
+              "watts_per_core, idle_watts",
+    "time_budget": "stop starting points after this long, e.g. 10m, 90s, 1h (default: none)",
+    "seed": "seed of synthetic weights and prompts",
+    "pin_threads": "pin the worker to the first N usable CPUs (N = the point's threads)",
+    "exclude": "a list of mappings of point fields (model, format, head_format, variant, threads, workload: pp "
+               "or tg, test: such as tg128) whose matching points are left out",
+}
+REQUIRED = ("models", "formats", "threads", "workloads")
+ENERGY_KEYS = ("backend", "idle_seconds", "watts_per_core", "idle_watts")
+
+
+class ConfigError(Exception):
+    """A sweep configuration that cannot run; the message names file, line and key."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    text: str           # as written in the config
+    kind: str           # "preset" (name or YAML file) or "checkpoint" (a directory)
+    spec: ModelSpec     # the shape; for a checkpoint, built from its config.json
+    path: str | None    # absolute path of a YAML file or checkpoint directory
+    identity: str       # a digest of what defines the model, so a changed file is noticed on --resume
+
+    @property
+    def label(self) -> str:
+        return self.spec.name
+
+    @property
+    def source(self) -> Source:
+        """Where a worker finds the model."""
+        return Source(self.kind, self.path or self.spec.name, self.spec)
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    backend: str = "auto"
+    idle_seconds: float | None = None     # None: harness.energy's documented defaults
+    watts_per_core: float | None = None
+    idle_watts: float | None = None
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    match: dict          # key -> tuple of allowed values (as text)
+    line: int
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    path: Path
+    text: str
+    name: str
+    description: str
+    models: tuple[ModelRef, ...]
+    formats: tuple[str, ...]
+    head_formats: tuple[str, ...]
+    variants: tuple[str, ...]
+    threads: tuple[int, ...]
+    prompt: tuple[int, ...]
+    generation: tuple[int, ...]
+    repetitions: int = 5
+    warmups: int = 1
+    processes: int = 2
+    baseline: str | None = "f16"
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    time_budget_s: float | None = None
+    seed: int = 0
+    pin_threads: bool = False
+    exclude: tuple[Exclusion, ...] = ()
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def comparability(self) -> dict:
+        """What must not change between a run and its --resume: anything that changes what a
+        finished point measured. Adding or removing models, formats, threads or workloads only
+        adds or leaves out points."""
+        return {"repetitions": self.repetitions, "warmups": self.warmups, "processes": self.processes,
+                "seed": self.seed, "pin_threads": self.pin_threads, "energy": self.energy.__dict__,
+                "models": {m.label: m.identity for m in self.models}}
+
+
+class _Where:
+    def __init__(self, path: Path):
+        self.file = display_path(path)
+
+    def error(self, message: str, line: int | None = None, key: str | None = None) -> ConfigError:
+        at = f" line {line}:" if line else ""
+        what = f" key {key!r}:" if key else ""
+        return ConfigError(f"{self.file}:{at}{what} {message}")
+
+
+def load_config(path, max_threads: int | None = None) -> SweepConfig:
+    path = Path(path)
+    where = _Where(path)
+    try:
+        text, doc = yaml_source.load_file(path, "sweep configuration")
+    except yaml_source.YamlProblem as e:
+        raise where.error(e.message, e.line) from None
+    if doc is None:
+        raise where.error("the file is empty; expected a mapping such as models: [...], formats: [...]", 1)
+    if not isinstance(doc, yaml_source.LDict):
+        raise where.error("expected a mapping of keys to values", 1)
+    return _Validator(path, text, doc, where, max_threads or runtime.api.usable_cpus()).config()
+
+
+class _Validator:
+    def __init__(self, path, text, doc, where, max_threads):
+        self.path, self.text, self.doc, self.where, self.max_threads = path, text, doc, where, max_threads
+
+    def fail(self, key, message, line=None):
+        return self.where.error(message, line or self.doc.lines.get(key), key)
+
+    def config(self) -> SweepConfig:
+        doc = self.doc
+        for key in doc:
+            if key not in KEYS:
+                close = difflib.get_close_matches(key, KEYS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.where.error(f"unknown key{hint}; allowed keys: {', '.join(KEYS)}", doc.lines[key], key)
+        missing = [k for k in REQUIRED if k not in doc]
+        if missing:
+            raise self.where.error(f"missing key {missing[0]!r}; required keys: {', '.join(REQUIRED)}", doc.line)
+        formats = self.choices("formats", WEIGHT_FORMATS)
+        prompt, generation = self.workloads()
+        baseline = doc.get("baseline", "f16")
+        if baseline is not None and baseline not in formats:
+            given = "baseline" in doc
+            raise self.fail("baseline", f"{baseline!r}{'' if given else ' (the default)'} is not among the "
+                                        f"formats ({', '.join(formats)}); add it, or set baseline: null for no "
+                                        "speed-ups", doc.lines["baseline" if given else "formats"])
+        return SweepConfig(
+            path=self.path.resolve(), text=self.text,
+            name=self.name(), description=self.string("description", ""),
+            models=self.models(), formats=formats,
+            head_formats=self.choices("head_formats", HEAD_FORMATS, default=["auto"]),
+            variants=self.choices("variants", ("auto", *runtime.KNOWN_VARIANTS), default=["auto"]),
+            threads=self.threads(), prompt=prompt, generation=generation,
+            repetitions=self.integer("repetitions", 5, 1), warmups=self.integer("warmups", 1, 0),
+            processes=self.integer("processes", 2, 1), baseline=baseline, energy=self.energy(),
+            time_budget_s=self.duration("time_budget"), seed=self.integer("seed", 0, 0),
+            pin_threads=self.boolean("pin_threads", False), exclude=self.exclusions(),
+        )
+
+    # --- scalars -----------------------------------------------------------------------------
+
+    def string(self, key, default):
+        value = self.doc.get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be text, got {value!r}")
+        return value.strip()
+
+    def name(self):
+        name = self.string("name", self.path.stem)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", name):
+            raise self.fail("name", f"{name!r} must be usable as a directory name (letters, digits, . _ + -)")
+        return name
+
+    def integer(self, key, default, minimum, value=None, line=None):
+        value = self.doc.get(key, default) if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}", line)
+        return value
+
+    def number(self, key, value, line=None):
+        number = yaml_source.number(value)
+        if number is None or number <= 0:
+            raise self.fail(key, f"must be a positive number, got {value!r}", line)
+        return number
+
+    def boolean(self, key, default):
+        value = self.doc.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def duration(self, key):
+        value = self.doc.get(key)
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            m = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*",
+                             str(value))
+            if not m or not any(m.groups()):
+                raise self.fail(key, f"must be a duration such as 90s, 10m or 1h30m, got {value!r}")
+            h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+            seconds = 3600 * h + 60 * mi + s
+        if seconds <= 0:
+            raise self.fail(key, f"must be positive, got {value!r}")
+        return seconds
+
+    # --- lists -------------------------------------------------------------------------------
+
+    def items(self, key, default=None):
+        """A list (or a single scalar, read as a list of one) and the line of each item."""
+        if key not in self.doc:
+            return list(default), [None] * len(default)
+        value = self.doc[key]
+        if isinstance(value, yaml_source.LList):
+            if not value:
+                raise self.fail(key, "is empty; give at least one value")
+            return list(value), list(value.lines)
+        if isinstance(value, yaml_source.LDict):
+            raise self.fail(key, "must be a list, got a mapping")
+        return [value], [self.doc.lines[key]]
+
+    def choices(self, key, allowed, default=None):
+        values, lines = self.items(key, default)
+        for v, line in zip(values, lines):
+            if v not in allowed:
+                close = difflib.get_close_matches(str(v), allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.fail(key, f"unknown value {v!r}{hint}; choose from {', '.join(allowed)}", line)
+        if len(set(values)) != len(values):
+            raise self.fail(key, "lists a value twice")
+        return tuple(values)
+
+    def threads(self):
+        from harness.inputs import InputError, parse_threads
+
+        values, lines = self.items("threads")
+        out = set()
+        for v, line in zip(values, lines):
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise self.fail("threads", f"{v!r} is not a thread count or a range such as 1..max", line)
+            try:
+                out.update(parse_threads(str(v), self.max_threads))
+            except InputError as e:
+                raise self.fail("threads", str(e).removeprefix("threads: "), line) from None
+        return tuple(sorted(out))
+
+    def workloads(self):
+        doc = self.doc
+        w = doc["workloads"]
+        if not isinstance(w, yaml_source.LDict):
+            raise self.fail("workloads", "must be a mapping such as {prompt: [512], generation: [128]}")
+        for key in w:
+            if key not in ("prompt", "generation"):
+                raise self.where.error(f"unknown workload {key!r}; use prompt (prompt processing, tokens in one "
+                                       "batch) and generation (tokens one at a time)", w.lines[key], f"workloads.{key}")
+        out = []
+        for kind in ("prompt", "generation"):
+            value = w.get(kind, [])
+            value = value if isinstance(value, list) else [value]
+            lines = getattr(value, "lines", [w.lines.get(kind)] * len(value))
+            for n, line in zip(value, lines):
+                if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+                    raise self.where.error(f"token counts must be positive integers, got {n!r}", line,
+                                           f"workloads.{kind}")
+            out.append(tuple(dict.fromkeys(value)))
+        if not out[0] and not out[1]:
+            raise self.fail("workloads", "has no prompt or generation lengths")
+        return out
+
+    def models(self):
+        values, lines = self.items("models")
+        refs = []
+        for v, line in zip(values, lines):
+            if not isinstance(v, str) or not v.strip():
+                raise self.fail("models", f"{v!r} is not a model name or path", line)
+            try:
+                refs.append(resolve_model(v, self.path.parent))
+            except (ModelSpecError, ValueError) as e:
+                raise self.fail("models", str(e), line) from None
+        labels = [r.label for r in refs]
+        for i, label in enumerate(labels):
+            if label in labels[:i]:
+                raise self.fail("models", f"model {label!r} is listed twice", lines[i])
+        return tuple(refs)
+
+    def energy(self):
+        value = self.doc.get("energy", "auto")
+        line = self.doc.lines.get("energy")
+        if isinstance(value, str):
+            value = {"backend": value}
+        elif not isinstance(value, yaml_source.LDict):
+            raise self.fail("energy", f"must be a backend name or a mapping, got {value!r}")
+        for key in value:
+            if key not in ENERGY_KEYS:
+                raise self.where.error(f"unknown key; allowed: {', '.join(ENERGY_KEYS)}",
+                                       value.lines[key], f"energy.{key}")
+        backend = value.get("backend", "auto")
+        if backend not in ENERGY_BACKENDS:
+            raise self.fail("energy", f"unknown backend {backend!r}; choose from {', '.join(ENERGY_BACKENDS)}",
+                            getattr(value, "lines", {}).get("backend", line))
+        nums = {}
+        for key in ("idle_seconds", "watts_per_core", "idle_watts"):
+            if key in value:
+                nums[key] = self.number(f"energy.{key}", value[key], value.lines[key])
+        return EnergyConfig(backend=backend, **nums)
+
+    def exclusions(self):
+        if "exclude" not in self.doc:
+            return ()
+        value = self.doc["exclude"]
+        if not isinstance(value, yaml_source.LList):
+            raise self.fail("exclude", "must be a list of mappings such as - {model: 7B, format: tq1}")
+        out = []
+        for item, line in zip(value, value.lines):
+            if not isinstance(item, yaml_source.LDict) or not item:
+                raise self.fail("exclude", f"each entry must be a mapping of point fields, got {item!r}", line)
+            match = {}
+            for key, v in item.items():
+                if key not in EXCLUDE_KEYS:
+                    raise self.where.error(f"unknown point field; use {', '.join(EXCLUDE_KEYS)}",
+                                           item.lines[key], f"exclude.{key}")
+                vs = v if isinstance(v, list) else [v]
+                match[key] = tuple(str(x) for x in vs)
+            out.append(Exclusion(match, line))
+        return tuple(out)
+
+
+def resolve_model(text: str, base: Path) -> ModelRef:
+    """A preset name, a model YAML file or a checkpoint directory; paths are relative to the
+    configuration file's directory first, then to the working directory."""
+    for candidate in (base / text, Path(text)):
+        candidate = candidate.expanduser()
+        if candidate.is_dir() and (candidate / "config.json").is_file():
+            return _checkpoint_ref(text, candidate.resolve())
+        if candidate.is_file():
+            spec = find_model(candidate)
+            return ModelRef(text, "preset", spec, str(candidate.resolve()), _digest(candidate.read_bytes()))
+    spec = find_model(text)
+    content = {k: v for k, v in spec.to_dict().items() if k != "path"}
+    return ModelRef(text, "preset", spec, None, _digest(repr(sorted(content.items())).encode()))
+
+
+def _checkpoint_ref(text: str, path: Path) -> ModelRef:
+    from harness.models.checkpoint import CheckpointError, read_config
+
+    try:
+        shape, info = read_config(path)
+    except CheckpointError as e:
+        raise ValueError(str(e)) from None
+    spec = ModelSpec(name=path.name, aliases=(), description=f"checkpoint {path}", source=str(path),
+                     hidden=shape.hidden, ffn=shape.ffn, layers=shape.layers, heads=shape.heads,
+                     kv_heads=shape.kv_heads, head_dim=shape.head_dim, vocab=shape.vocab,
+                     activation=shape.activation, sub_norms=shape.sub_norms,
+                     tied_embeddings=shape.tied_embeddings, rope_theta=shape.rope_theta,
+                     norm_eps=shape.norm_eps, max_context=info.max_position_embeddings or 4096, path=path)
+    stamp = "".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};"
+                    for p in sorted(path.glob("*.safetensors")))
+    return ModelRef(text, "checkpoint", spec, str(path), _digest((path / "config.json").read_bytes() + stamp.encode()))
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]

@@ -1,0 +1,141 @@
+"""Runs a sweep: each point in its own worker subprocess (measure/execute.py), so
+that a crash, SIGILL or out-of-memory in one point is recorded as a failed point and the sweep
+goes on; every finished point is on disk before the next starts."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from harness.measure import execute
+from harness.measure.energy_window import worker_settings
+from harness.measure.point import Files, Point, Settings
+from harness.sweep.config import SweepConfig
+from harness.sweep.plan import Plan, Skipped
+from harness.sweep.progress import Progress
+from harness.sweep.results import ResultsDir, write_atomic
+
+from . import energy as sweep_energy
+
+
+class ResumeRefused(Exception):
+    """The results directory holds points that the new configuration would not be comparable with."""
+
+
+@dataclass
+class Outcome:
+    ok: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)    # finished by an earlier invocation (--resume)
+    over_budget: list[Point] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def manifest(config: SweepConfig, fingerprint: dict, energy: dict) -> dict:
+    """What must match for a --resume: the measurement settings and models, the machine and
+    build that measured, and the energy backend that `auto` chose."""
+    return {"config": config.comparability(),
+            "machine": {"cpu": fingerprint["cpu"]["model_name"], "runtime_build": fingerprint["runtime"]["build"],
+                        "ternbench_commit": fingerprint["ternbench"]["git_commit"],
+                        "energy_backend": energy["backend"]}}
+
+
+def _differences(old, new, prefix=""):
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            if k in old and k in new:
+                yield from _differences(old[k], new[k], f"{prefix}{k}.")
+            elif prefix == "config.models.":
+                continue   # a model added or left out only adds or leaves out points
+            else:
+                yield prefix + k, old.get(k), new.get(k)
+    elif old != new:
+        yield prefix.rstrip("."), old, new
+
+
+def check_resumable(results: ResultsDir, config: SweepConfig, fingerprint: dict, energy: dict) -> None:
+    old = results.read_json("manifest.json")
+    if old is None:
+        raise ResumeRefused(f"{results.path} has points but no manifest.json: it was not written by "
+                            "`ternbench run`; use another --out")
+    for key, was, now in _differences(old, manifest(config, fingerprint, energy)):
+        raise ResumeRefused(f"cannot resume {results.path}: {key!r} changed from {was!r} to {now!r}, so the "
+                            "points measured before would not be comparable with new ones; run into a new --out")
+
+
+def prepare(results: ResultsDir, config: SweepConfig, plan: Plan, fingerprint: dict, energy: dict,
+            resume: bool) -> None:
+    results.create()
+    if resume:
+        results.repair()
+        old = results.file("config.yaml")
+        if old.is_file() and old.read_text() != config.text:
+            import hashlib
+
+            sha = hashlib.sha256(old.read_bytes()).hexdigest()[:12]
+            os.replace(old, results.file(f"config-{sha}.yaml"))
+    write_atomic(results.file("config.yaml"), config.text)
+    results.write_json("sysinfo.json", fingerprint)
+    results.write_json("manifest.json", manifest(config, fingerprint, energy))
+    results.write_json("energy.json", energy)
+    write_plan(results, config, plan, [])
+
+
+def write_plan(results: ResultsDir, config: SweepConfig, plan: Plan, over_budget: list[Point]) -> None:
+    def skip(s: Skipped):
+        return {"key": s.point.key, **s.point.to_dict(), "test": s.point.test, "reason": s.reason}
+
+    budget = [Skipped(p, f"not run: the time budget ({config.time_budget_s:.0f} s) would be exceeded; "
+                         "--resume runs it") for p in over_budget]
+    results.write_json("plan.json", {
+        "config": config.name, "baseline": config.baseline,
+        "points": [{"key": p.key, **p.to_dict(), "test": p.test} for p in plan.points],
+        "skipped": [skip(s) for s in plan.skipped + budget]})
+
+
+def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict, resume: bool,
+        quiet: bool = False) -> Outcome:
+    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    energy = sweep_energy.prepare(config.energy, log)
+    settings = Settings(config.repetitions, config.warmups, config.processes, config.seed, config.pin_threads,
+                        worker_settings(energy), energy["idle"]["watts"])
+    if resume and results.has_points():
+        check_resumable(results, config, fingerprint, energy)
+    prepare(results, config, plan, fingerprint, energy, resume)
+    outcome = Outcome()
+    finished = {k for k, r in results.latest().items() if r["status"] == "ok"}
+    todo = [p for p in plan.points if p.key not in finished]
+    outcome.already = [p.key for p in plan.points if p.key in finished]
+    progress = Progress([plan.estimate(p, config) for p in todo], quiet)
+    if outcome.already:
+        progress.note(f"{len(outcome.already)} point(s) already finished in {results.path}; running the "
+                      f"other {len(todo)}")
+    t0 = time.monotonic()
+    try:
+        for i, point in enumerate(todo):
+            est = plan.estimate(point, config)
+            if config.time_budget_s and time.monotonic() - t0 + est * progress.scale() > config.time_budget_s:
+                outcome.over_budget = todo[i:]
+                progress.note(f"time budget of {config.time_budget_s:.0f} s reached: {len(todo) - i} point(s) "
+                              "not run (--resume runs them)")
+                break
+            progress.start(point.key, est)
+            record = execute.run(point, plan.model_refs[point.model].source, settings, Files.under(results.path, point),
+                                 progress.tick)
+            results.append(record)
+            results.rebuild_tables(config.baseline)
+            if record["status"] == "ok":
+                outcome.ok.append(point.key)
+                t = record["tokens_per_s"]
+                progress.finish(f"{t['median']:.2f} tokens/s")
+            else:
+                outcome.failed.append(point.key)
+                progress.finish(f"FAILED, {record['reason']}")
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        progress.close()
+        write_plan(results, config, plan, outcome.over_budget)
+        results.rebuild_tables(config.baseline)
+    return outcome

@@ -1,0 +1,68 @@
+"""The tidy table of a sweep: one row per point, flat columns, speed-ups against the baseline
+format. Rebuilt from points.jsonl whenever it changes; never edited by hand."""
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.models.sizes import default_head_format
+from runtime.tuning import describe
+
+# How records written before these fields were measured: an f32 KV cache, and a probe pass
+# that kept the fastest of three read patterns.
+OLD_KV_CACHE = "f32"
+OLD_REFERENCE = "fastest of three read patterns (results before the plain-read yardstick)"
+
+COLUMNS = ["key", "status", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
+           "test",
+           "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "s_per_token_median",
+           "runtime_tps", "timing_vs_runtime", "weight_bytes", "bytes_per_token", "achieved_gbps", "probe_gbps",
+           "bandwidth_fraction", "bandwidth_reference", "tuning", "fits_in_llc", "setup_s", "pinned", "baseline",
+           "speedup",
+           "j_per_token", "j_per_token_above_idle", "tokens_per_j", "watts", "energy_measured", "energy_provenance",
+           "energy_reduction", "energy_reduction_above_idle", "reason"]
+
+MATCH = ("model", "variant", "threads", "test")   # what a point and its baseline point share
+
+
+def _row(r: dict) -> dict:
+    row = {k: r.get(k) for k in COLUMNS}
+    row["tuning"] = describe(r["tuning"]) if r.get("tuning") else None
+    if r["status"] == "ok":
+        row["kv_cache"] = r.get("kv_cache", OLD_KV_CACHE)
+        row["bandwidth_reference"] = r.get("bandwidth_reference", OLD_REFERENCE)
+        t = r["tokens_per_s"]
+        row.update(n=t["n"], tps_mean=t["mean"], tps_median=t["median"], tps_stdev=t["stdev"],
+                   tps_ci95_low=t["ci95_low"], tps_ci95_high=t["ci95_high"],
+                   s_per_token_median=r["seconds_per_token"]["median"], runtime_tps=r["runtime_tokens_per_s"])
+        e = r.get("energy")
+        if e and "error" not in e:
+            row.update(j_per_token=e["j_per_token"], j_per_token_above_idle=e["j_per_token_above_idle"],
+                       tokens_per_j=e["tokens_per_j"], watts=e["watts"], energy_measured=e["measured"],
+                       energy_provenance=e["provenance"])
+    return row
+
+
+def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
+    frame = pd.DataFrame([_row(r) for r in records], columns=COLUMNS)
+    frame["baseline"] = baseline
+    if baseline and not frame.empty:
+        base = frame[(frame.status == "ok") & (frame.format == baseline)
+                     & (frame.head_format == default_head_format(baseline))]
+        ref = {tuple(row[k] for k in MATCH): row for _, row in base.iterrows()}
+        pairs = [(row, ref.get(tuple(row[c] for c in MATCH))) for _, row in frame.iterrows()]
+        frame["speedup"] = [row["tps_median"] / b["tps_median"] if b is not None and row["status"] == "ok" else None
+                            for row, b in pairs]
+        frame["energy_reduction"] = [_reduction(row, b, "j_per_token") for row, b in pairs]
+        frame["energy_reduction_above_idle"] = [_reduction(row, b, "j_per_token_above_idle") for row, b in pairs]
+    return frame
+
+
+def _reduction(row, base, column):
+    """1 - J/token / the baseline's J/token; only between two measurements or two estimates
+    made the same way: a measured and an estimated figure never share a ratio."""
+    if base is None or row["status"] != "ok" or pd.isna(row[column]) or pd.isna(base[column]) \
+            or base[column] <= 0:
+        return None
+    if row["energy_provenance"] != base["energy_provenance"]:
+        return None
+    return 1.0 - row[column] / base[column]
