@@ -40,6 +40,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from harness.measure.point import TIMED_AS
+
 from .differences import (
     arch_of,
     cpu_name,
@@ -130,7 +132,7 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
         (lambda r, row: row["format"] in c.formats,
          lambda: f"No {'/'.join(c.formats)} point ran."),
         (lambda r, row: row["workload"] == c.workload,
-         lambda: f"No {c.workload} point ran ({c.workload} = {_WORKLOAD_WORDS[c.workload]})."),
+         lambda: f"No {c.workload} point ran ({c.workload} = {TIMED_AS[c.workload]})."),
         (lambda r, row: threads_match(c, r, row["threads"]),
          lambda: f"No point ran at {threads_words(c, machines)} (threads run: "
                  f"{', '.join(str(t) for t in sorted({row['threads'] for _, row in rows}))})."),
@@ -167,7 +169,6 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
     return points, ""
 
 
-_WORKLOAD_WORDS = {"tg": "tokens generated one at a time", "pp": "the prompt as one batch"}
 
 
 def _value(c: Claim, row: dict) -> float | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import runtime
 from harness import yaml_source
+from harness.measure.point import WORKLOADS
 from harness.models.presets import ModelSpecError, display_path, find_model
 
 METRICS = ("speedup", "energy_reduction", "tokens_per_s", "lossless", "build_comparison")
@@ -20,7 +21,6 @@ POINT_METRICS = ("speedup", "energy_reduction", "tokens_per_s")
 ARCHES = ("x86_64", "aarch64", "any")
 
 
-WORKLOADS = ("tg", "pp")
 
 
 KEYS = ("id", "title", "source", "statement", "metric", "range", "min", "arch", "cpu", "cpu_threads", "threads",
@@ -138,7 +138,7 @@ class _Entry:
             id=cid, title=self.text("title"), source=self.text("source"), statement=self.text("statement"),
             metric=metric, lo=lo, hi=hi, arch=self.choice("arch", ARCHES) or "any", cpu=self.texts("cpu"),
             cpu_threads=self.count("cpu_threads"), threads=self.threads(), models=self.models(),
-            workload=self.choice("workload", WORKLOADS), tokens=self.count("tokens"), prompts=self.count("prompts"),
+            workload=self.choice("workload", tuple(WORKLOADS)), tokens=self.count("tokens"), prompts=self.count("prompts"),
             baseline=self.choice("baseline", runtime.LINEAR_FORMATS), formats=self.formats(),
             head_format=self.choice("head_format", runtime.HEAD_FORMATS), runtimes=self.text("runtimes"), energy=energy,
             energy_method=self.text("energy_method"), note=self.text("note"), line=item.line)

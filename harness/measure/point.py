@@ -16,9 +16,10 @@ from pathlib import Path
 import runtime
 from harness.models import sizes
 
-# The meaning of `workload` everywhere: what a point times.
-WORKLOADS = {"pp": "prompt processing: the prompt as one batch",
-             "tg": "generation: one token at a time from an empty cache"}
+# The meaning of `workload` everywhere (points, configs' exclude, claims, tables, reports):
+# its name, and how it is timed.
+WORKLOADS = {"pp": "prompt processing", "tg": "generation"}
+TIMED_AS = {"pp": "the prompt as one batch", "tg": "tokens generated one at a time from an empty cache"}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentFormatter
 
+from harness.measure.point import WORKLOADS
 from harness.models.sizes import default_head_format
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies; markers and line
@@ -26,7 +27,6 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
 LINESTYLES = ["-", "--", ":", "-."]
 FORMAT_ORDER = ["i2s", "tq1", "f16", "f32"]
 DPI = 110
-WORKLOADS = {"pp": "prompt processing", "tg": "generation"}
 
 # large type for the figure size: the page scales images down to the screen width, to about
 # half on a phone
