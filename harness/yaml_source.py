@@ -29,18 +29,30 @@ class LList(list):
     lines: list
 
 
+MAX_NODES = 100_000   # values one document may expand to (aliases of aliases can multiply them)
+
+
 def load(text: str):
     """Parses one YAML document into LDict / LList / plain scalars; None for an empty document."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)   # refuses control characters already
         root = loader.get_single_node()
-        return None if root is None else _build(loader, root)
+        return None if root is None else _build(loader, root, [0])
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1 if isinstance(e.position, int) else None
+        code = e.character if isinstance(e.character, int) else ord(e.character or "\0")
+        raise YamlProblem(f"invalid YAML: the control character U+{code:04X} is not allowed ({e.reason})",
+                          line) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         what = getattr(e, "problem", None) or str(e)
         raise YamlProblem(f"invalid YAML: {what}", mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise YamlProblem("invalid YAML: nested too deeply", None) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_file(path, what: str):
@@ -54,26 +66,33 @@ def load_file(path, what: str):
     return text, load(text)
 
 
-def _build(loader, node):
+def _build(loader, node, built: list):
+    built[0] += 1
+    if built[0] > MAX_NODES:
+        raise YamlProblem(f"the document expands to more than {MAX_NODES:,} values (aliases of aliases?)",
+                          node.start_mark.line + 1)
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out = LDict()
         out.line, out.lines = line, {}
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
-            key = loader.construct_object(key_node, deep=True)
+            key = _build(loader, key_node, built) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 raise YamlProblem(f"keys must be text, got {key!r}", key_line)
             if key in out:
                 raise YamlProblem(f"key {key!r} appears twice (first on line {out.lines[key]})", key_line)
-            out[key] = _build(loader, value_node)
+            out[key] = _build(loader, value_node, built)
             out.lines[key] = key_line
         return out
     if isinstance(node, yaml.SequenceNode):
-        out = LList(_build(loader, item) for item in node.value)
+        out = LList(_build(loader, item, built) for item in node.value)
         out.line, out.lines = line, [item.start_mark.line + 1 for item in node.value]
         return out
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as e:   # e.g. an integer of more digits than Python converts
+        raise YamlProblem(f"invalid value: {str(e).split(';')[0]}", line) from None
 
 
 def number(value) -> float | None:

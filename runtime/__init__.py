@@ -9,6 +9,7 @@ from .api import (
     FORMATS,
     INTEGER_FORMATS,
     KNOWN_VARIANTS,
+    MAX_THREADS,
     READ_PATTERNS,
     TERNARY_FORMATS,
     Context,
@@ -27,7 +28,7 @@ from . import cpu, tuning
 from .model import HEAD_FORMATS, KV_FORMATS, LINEAR_FORMATS, Model, ModelShape
 
 __all__ = [
-    "FORMATS", "INTEGER_FORMATS", "KNOWN_VARIANTS", "READ_PATTERNS", "HEAD_FORMATS", "KV_FORMATS", "LINEAR_FORMATS", "TERNARY_FORMATS", "Context", "Matrix", "RuntimeFailure",
+    "FORMATS", "INTEGER_FORMATS", "KNOWN_VARIANTS", "MAX_THREADS", "READ_PATTERNS", "HEAD_FORMATS", "KV_FORMATS", "LINEAR_FORMATS", "TERNARY_FORMATS", "Context", "Matrix", "RuntimeFailure",
     "UnsupportedVariant", "VariantInfo", "best_variant", "build_info", "matrix_bytes", "usable_cpus", "variants", "version",
     "Model", "ModelShape", "cpu", "tuning",
 ]

@@ -24,6 +24,7 @@ INTEGER_FORMATS = tuple(f for i, f in enumerate(FORMATS) if lib.tb_format_int_ac
 READ_PATTERNS = tuple(ffi.string(lib.tb_read_pattern_name(i)).decode() for i in range(lib.tb_read_pattern_count()))
 # Every variant name the runtime knows on any architecture, best first per family.
 KNOWN_VARIANTS = ("avx512vnni", "avx512", "avx2", "dotprod", "neon", "scalar")
+MAX_THREADS = lib.tb_max_threads()  # the most threads a Context may have
 
 
 class RuntimeFailure(RuntimeError):
@@ -202,8 +203,8 @@ class Context:
     def __init__(self, threads: int = 1, variant: str = "auto", tuning: str | None = None):
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
             raise TypeError(f"threads must be an integer, got {type(threads).__name__}")
-        if threads <= 0:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+        if not 1 <= threads <= MAX_THREADS:
+            raise ValueError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
         if variant != "auto" and variant not in KNOWN_VARIANTS:
             raise UnsupportedVariant(f"unknown kernel variant {variant!r}; known: auto, {', '.join(KNOWN_VARIANTS)}")
         cpus = usable_cpus()

@@ -51,8 +51,8 @@ def test_bench_human_output(tiny_yaml):
 
 @pytest.mark.parametrize("args,message", [
     (["--model", "no-such-model"], "no-such-model"),
-    (["--model", "125M", "--threads", "0"], "--threads must be at least 1"),
-    (["--model", "125M", "--pp", "0", "--tg", "0"], "not both 0"),
+    (["--model", "125M", "--threads", "0"], "--threads must be between 1 and 1024"),
+    (["--model", "125M", "--pp", "0", "--tg", "0"], "must not both be 0"),
     (["--model", "125M", "--variant", "sse9"], "unknown variant 'sse9'"),
     (["--model", "100B", "--format", "f16"], "GB is available"),  # does not fit: names both sizes
 ])

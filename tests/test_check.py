@@ -189,9 +189,11 @@ def test_no_point_ok_in_both(tmp_path):
 
 def test_different_model_identity(tmp_path):
     other = json.loads(json.dumps(MANIFEST))
-    other["config"]["models"]["700M"] = "sha256:bbbb"
-    a, b = pair(tmp_path, {KEY: samples()}, {KEY: samples()}, cand_manifest=other)
-    one_line_error(ternbench("check", a, b, check=False), "config.models.700M", "sha256:aaaa", "sha256:bbbb")
+    base = json.loads(json.dumps(MANIFEST))
+    base["config"]["models"]["700M"] = "c:aaaa"
+    other["config"]["models"]["700M"] = "c:bbbb"
+    a, b = pair(tmp_path, {KEY: samples()}, {KEY: samples()}, base_manifest=base, cand_manifest=other)
+    one_line_error(ternbench("check", a, b, check=False), "config.models.700M", "c:aaaa", "c:bbbb")
 
 
 def test_different_seed(tmp_path):

@@ -254,8 +254,8 @@ def test_bad_matmul_arguments():
 
 
 def test_bad_context_arguments():
-    for bad in (0, -2):
-        with pytest.raises(ValueError, match="threads must be at least 1"):
+    for bad in (0, -2, runtime.MAX_THREADS + 1, 10 ** 12):   # checked before C sees it (no OverflowError)
+        with pytest.raises(ValueError, match=f"threads must be between 1 and {runtime.MAX_THREADS}"):
             Context(bad)
     with pytest.raises(TypeError, match="threads must be an integer"):
         Context(1.5)

@@ -26,4 +26,4 @@ def test_lossless_human_output_and_bad_input(tmp_path):
     bad = ternbench("lossless", "--model", str(model), "--formats", "f16", check=False)
     assert bad.returncode == 2 and "unknown ternary format 'f16'" in bad.stderr
     bad = ternbench("lossless", "--model", str(model), "--prompts", "0", check=False)
-    assert bad.returncode == 2 and "--prompts must be at least 1" in bad.stderr
+    assert bad.returncode == 2 and "--prompts must be between 1 and" in bad.stderr

@@ -322,6 +322,15 @@ def test_nothing_finished_still_renders(tmp_path):
     assert images(text) == []
 
 
+def test_no_skipped_point_is_not_called_every_point_ran(tmp_path):
+    """With points planned but not run, "none skipped" must not read as "everything ran"."""
+    d = make_results(tmp_path / "half", [ok_record("125M", "i2s", 1, "tg32", 500.0)], energy=None,
+                     planned=["125M/f16+f16/avx512vnni/t1/tg32"])
+    tables = section(render(d, tmp_path / "out"), "tables")
+    assert "none: the plan skipped no point" in tables and "every planned point ran" not in tables
+    assert "125M/f16+f16/avx512vnni/t1/tg32" in tables and "Planned but not run" in tables
+
+
 def test_a_baseline_that_never_finished_and_a_checkpoint_label(tmp_path):
     records = [ok_record("125M", "i2s", t, "tg32", 500.0 * t) for t in (1, 2)]
     records += [ok_record("my-checkpoint", "i2s", t, "tg32", 90.0 * t) for t in (1, 2)]

@@ -267,8 +267,12 @@ def test_a_checkpoint_directory_is_a_model(tmp_path):
     assert code == 0 and [k.split("/")[0] for k in summary["ok"]] == ["ckpt", "ckpt"]
     manifest = json.loads((tmp_path / "res" / "manifest.json").read_text())
     assert set(manifest["config"]["models"]) == {"ckpt"}
-    # a checkpoint whose files change between a run and its --resume is a different model
+    # a copy or a touch of the same files is the same model (its identity is its content) ...
     (tmp_path / "ckpt" / "model.safetensors").write_bytes((tmp_path / "ckpt" / "model.safetensors").read_bytes())
     os.utime(tmp_path / "ckpt" / "model.safetensors", ns=(1, 1))
+    code, summary, _ = run_json(str(cfg), "--out", str(tmp_path / "res"), "--resume")
+    assert code == 0 and len(summary["already_finished"]) == 2
+    # ... and a checkpoint converted again, with other tensors, is another model
+    make_checkpoint(tmp_path / "ckpt", SHAPES["bitnet-gqa"], scale_dtype="f16")
     r = ternbench("run", str(cfg), "--out", str(tmp_path / "res"), "--resume", check=False)
     assert r.returncode == 2 and "'config.models.ckpt' changed" in r.stderr

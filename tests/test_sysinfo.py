@@ -291,7 +291,7 @@ def test_cli_text_without_bandwidth():
 
 def test_cli_bad_threads():
     proc = ternbench("sysinfo", "--threads", "0", check=False)
-    assert proc.returncode == 2 and "threads must be at least 1" in proc.stderr and proc.stdout == ""
+    assert proc.returncode == 2 and "must be between 1 and 1024, got 0" in proc.stderr and proc.stdout == ""
 
 
 def test_cli_bandwidth_one_thread():

@@ -175,6 +175,6 @@ def test_tune_command_refuses_what_it_cannot_tune(tmp_path):
     bad = run_cli("tune", "--variants", "scalar", env=env, expect=2)
     assert "scalar reference has nothing to tune" in bad.stderr
     bad = run_cli("tune", "--threads", "0", env=env, expect=2)
-    assert "threads must be at least 1" in bad.stderr
+    assert "must be between 1 and 1024, got 0" in bad.stderr
     bad = run_cli("kernels", "--list", env={**env, "TERNBENCH_TUNING": "maybe"}, expect=2)
     assert "TERNBENCH_TUNING='maybe'" in bad.stderr and "Traceback" not in bad.stderr

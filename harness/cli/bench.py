@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import runtime
+from harness import inputs
 from harness.cli.common import EXIT_OK, UsageError, print_json
 from harness.measure import execute, probe
 from harness.measure.point import Files, Point, Settings, cannot_run, resolve_variant, tune
@@ -56,12 +57,13 @@ def points(args) -> tuple[list[Point], object]:
         ref = resolve_model(args.model, Path.cwd())
     except (ModelSpecError, ValueError) as e:
         raise UsageError(str(e)) from None
-    if args.threads <= 0:
-        raise UsageError(f"--threads must be at least 1 (got {args.threads})")
-    if args.pp < 0 or args.tg < 0 or args.pp + args.tg == 0:
-        raise UsageError("--pp and --tg must be >= 0 and not both 0")
-    if args.reps <= 0:
-        raise UsageError(f"--reps must be at least 1 (got {args.reps})")
+    inputs.threads(args.threads)
+    inputs.count(args.pp, "--pp", 0, inputs.MAX_TOKENS)
+    inputs.count(args.tg, "--tg", 0, inputs.MAX_TOKENS)
+    if args.pp + args.tg == 0:
+        raise UsageError("--pp and --tg must not both be 0")
+    inputs.count(args.reps, "--reps", 1, inputs.MAX_REPETITIONS)
+    inputs.count(args.seed, "--seed", 0, inputs.MAX_SEED)
     if args.variant != "auto" and args.variant not in runtime.KNOWN_VARIANTS:
         raise UsageError(f"unknown variant {args.variant!r}; known: auto, {', '.join(runtime.KNOWN_VARIANTS)}")
     variant, why = resolve_variant(args.variant)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from harness import inputs
 from harness.cli.common import EXIT_OK, UsageError, print_json
 from harness.inputs import parse_list
 from harness.models.sizes import default_head_format
@@ -36,8 +37,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    if args.n < 1:
-        raise UsageError(f"-n must be at least 1, got {args.n}")
+    inputs.count(args.n, "-n", 1, inputs.MAX_TOKENS)
+    inputs.threads(args.threads)
     head_format = args.head_format or default_head_format(args.format)
     ctx = make_context(args.threads, args.variant)   # first: a bad variant should not wait for a load
     with ctx:
@@ -55,8 +56,6 @@ def run(args) -> int:
 def make_context(threads: int, variant: str):
     import runtime
 
-    if threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {threads}")
     try:
         return runtime.Context(threads, variant)   # more threads than CPUs: only a warning
     except ValueError as e:

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import runtime
+from harness import inputs
 from harness.cli.common import EXIT_OK, UsageError, print_json
 from harness.inputs import parse_list, parse_shapes, parse_threads
 from harness.measure import kernels, probe
@@ -90,10 +91,9 @@ def run(args) -> int:
     threads = parse_threads(args.threads, runtime.usable_cpus())
     shapes = parse_shapes(args.shapes)
     variants = resolve_variants(args.variants)
-    if args.n <= 0:
-        raise UsageError(f"--n must be at least 1 (got {args.n})")
-    if args.budget <= 0:
-        raise UsageError(f"--budget must be positive (got {args.budget})")
+    inputs.count(args.n, "--n", 1, inputs.MAX_TOKENS)
+    if not 0 < args.budget <= 3600:
+        raise UsageError(f"--budget must be between 0 and 3600 seconds (got {args.budget})")
     llc, llc_src = runtime.cpu.last_level_cache_bytes()
     meta = {
         "cpu": runtime.cpu.identity()["model_name"], "usable_cpus": runtime.usable_cpus(),

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 import runtime
+from harness import inputs
 from harness.cli.common import EXIT_OK, UsageError, print_json
 from harness.inputs import parse_list
 from harness.models import sizes
@@ -75,9 +76,11 @@ def run(args) -> int:
     except ModelSpecError as e:
         raise UsageError(str(e)) from None
     formats = parse_list(args.formats, allowed=runtime.TERNARY_FORMATS, what="ternary format")
-    for name in ("prompts", "tokens", "prompt_len", "threads"):
-        if getattr(args, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    inputs.count(args.prompts, "--prompts", 1, inputs.MAX_REPETITIONS)
+    inputs.count(args.tokens, "--tokens", 1, inputs.MAX_TOKENS)
+    inputs.count(args.prompt_len, "--prompt-len", 1, inputs.MAX_TOKENS)
+    inputs.count(args.seed, "--seed", 0, inputs.MAX_SEED)
+    inputs.threads(args.threads)
     ctx_len = args.prompt_len + args.tokens
     try:
         sizes.check_fits(spec, "f32", "int8", ctx_len, args.prompt_len, args.threads, name=spec.name)

@@ -29,9 +29,14 @@ def add_parser(sub):
                    help="continue the sweep in --out: run only the points it does not have yet")
     p.add_argument("--dry-run", action="store_true",
                    help="print the points, the skipped ones with reasons, and an estimated duration; run nothing")
+    p.add_argument("--yes", action="store_true",
+                   help=f"run even when the estimated duration exceeds {LONG_RUN_S // 3600} h and no time_budget is set")
     p.add_argument("--json", action="store_true", help="print the outcome (or the dry run) as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(run=run)
+
+
+LONG_RUN_S = 24 * 3600   # past this estimate, without a time budget, a run asks for --yes
 
 
 def _duration(seconds: float) -> str:
@@ -63,7 +68,25 @@ def dry_run(config, plan, as_json: bool) -> int:
     budget = f" (time budget {_duration(config.time_budget_s)})" if config.time_budget_s else ""
     print(f"estimated duration: about {_duration(total)}{budget}; a rough figure from typical rates, "
           "not a measurement")
+    if total > LONG_RUN_S and not config.time_budget_s:
+        print(f"note: more than {LONG_RUN_S // 3600} h without a time_budget: `ternbench run` will ask for --yes")
     return EXIT_OK
+
+
+def energy_refusal(config, path, error) -> str:
+    return f"{path}: energy backend {config.energy.backend!r} cannot be used here: {error}"
+
+
+def check_energy(config, path) -> None:
+    """A backend named in the configuration that cannot work here is refused before anything runs."""
+    from harness import energy
+    from harness.sweep.energy import settings
+
+    try:
+        meter, _ = energy.open_meter(settings(config.energy))
+    except energy.EnergyUnavailable as e:
+        raise UsageError(energy_refusal(config, path, e)) from None
+    meter.close()
 
 
 def _energy_plan(config) -> str:
@@ -71,10 +94,7 @@ def _energy_plan(config) -> str:
     from harness import energy
     from harness.sweep.energy import settings
 
-    try:
-        meter, _ = energy.open_meter(settings(config.energy))
-    except energy.EnergyUnavailable as e:
-        return f"{config.energy.backend} cannot be used here: {e}"
+    meter, _ = energy.open_meter(settings(config.energy))   # check_energy has found that it opens
     with meter:
         kind = "measured" if meter.measured else "ESTIMATED (no measuring backend works here; see ternbench sysinfo)"
         return f"{meter.name}, {kind}"
@@ -113,8 +133,14 @@ def run(args) -> int:
     plan = sweep_plan.expand(config)
     if not plan.points and not plan.skipped:
         raise UsageError(f"{args.config}: every point is excluded; nothing to run")
+    check_energy(config, args.config)   # what the run would refuse, the dry run refuses too
     if args.dry_run:
         return dry_run(config, plan, args.json)
+    estimate = sum(plan.estimate(p, config) for p in plan.points)
+    if estimate > LONG_RUN_S and not config.time_budget_s and not args.yes:
+        raise UsageError(f"{args.config}: the estimated duration is about {_duration(estimate)}, more than "
+                         f"{LONG_RUN_S // 3600} h; set time_budget in the configuration, or add --yes to run it all "
+                         "(--dry-run lists the points)")
     if not plan.points:
         for s in plan.skipped:
             print(f"  skip  {s.point.key}: {s.reason}", file=sys.stderr)
@@ -138,7 +164,7 @@ def run(args) -> int:
     except runner.ResumeRefused as e:
         raise UsageError(str(e)) from None
     except EnergyUnavailable as e:
-        raise UsageError(f"{args.config}: energy backend {config.energy.backend!r} cannot be used here: {e}") from None
+        raise UsageError(energy_refusal(config, args.config, e)) from None
     except ResultsError as e:
         raise UsageError(str(e)) from None
     if not args.out:

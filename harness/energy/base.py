@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The default power figures of the `model` backend. Both come from one CPU so that they fit
@@ -17,6 +18,8 @@ XEON_8380_CORES = 40
 XEON_8380_IDLE_WATTS = 27.0
 DEFAULT_IDLE_WATTS = XEON_8380_IDLE_WATTS
 DEFAULT_WATTS_PER_CORE = (XEON_8380_TDP_WATTS - XEON_8380_IDLE_WATTS) / XEON_8380_CORES
+LIVE_POWERCAP_ROOT = "/sys/class/powercap"
+POWERCAP_ROOT_ENV = "TERNBENCH_POWERCAP_ROOT"
 
 BACKENDS = ("powercap", "perf", "pyrapl", "model")
 
@@ -52,7 +55,8 @@ class EnergyReadError(RuntimeError):
 @dataclass(frozen=True)
 class EnergySettings:
     backend: str = "auto"  # auto | powercap | perf | pyrapl | model
-    powercap_root: Path = Path("/sys/class/powercap")
+    # where the powercap tree is read: a captured or simulated copy for tests ($TERNBENCH_POWERCAP_ROOT)
+    powercap_root: Path = field(default_factory=lambda: Path(os.environ.get(POWERCAP_ROOT_ENV) or LIVE_POWERCAP_ROOT))
     watts_per_core: float = DEFAULT_WATTS_PER_CORE  # source: see the top of this module
     idle_watts: float = DEFAULT_IDLE_WATTS  # source: see the top of this module
     idle_seconds: float = 5.0  # length of the idle-power measurement

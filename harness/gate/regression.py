@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import PermutationMethod, mannwhitneyu  # a method object since scipy 1.13
 
+from harness.sweep.config import identities_differ
 from harness.sweep.results import POINTS, Results, ResultsError
 
 # With ties the exact distribution needs every rearrangement enumerated: 8 vs 8 values is
@@ -142,9 +143,14 @@ def compatibility(base: Side, cand: Side) -> tuple[list[str], list[str]]:
     errors, notes = [], []
     bm, cm = bc.get("models") or {}, cc.get("models") or {}
     for label in sorted(set(bm) & set(cm), key=str):
-        if bm[label] != cm[label]:
+        differ = identities_differ(bm[label], cm[label])
+        if differ:
             errors.append(f"config.models.{label}: model identity differs: baseline {bm[label]!r}, "
                           f"candidate {cm[label]!r}")
+        elif differ is None:
+            notes.append(f"config.models.{label}: one side's model identity was recorded by an earlier ternbench "
+                         "(with the preset's location), so that the weights are the same cannot be checked; "
+                         "compared by the model's name")
     if bc.get("seed") != cc.get("seed"):
         errors.append(f"config.seed differs: baseline {bc.get('seed')!r}, candidate {cc.get('seed')!r}")
     for k in NOTED_CONFIG:

@@ -129,7 +129,7 @@ class Checkpoint:
     def ternary(self, spec: LinearSpec) -> tuple[np.ndarray, float]:
         """The ternary values (int8) and the runtime scale of one linear."""
         raw = self.store.read(spec.name)
-        file = self.store.where[spec.name].name
+        file = self.store.where[spec.name].path
         if spec.scale_name is None:         # float master weights
             if not np.isfinite(raw).all():
                 r, c = np.argwhere(~np.isfinite(raw))[0]
@@ -147,7 +147,7 @@ class Checkpoint:
     def scale(self, spec: LinearSpec) -> float:
         ws = float(np.float32(self.store.read(spec.scale_name).reshape(-1)[0]))
         if not math.isfinite(ws) or ws == 0.0:
-            raise CheckpointError(f"{self.store.where[spec.scale_name].name}: {spec.scale_name}: "
+            raise CheckpointError(f"{self.store.where[spec.scale_name].path}: {spec.scale_name}: "
                                   f"must be finite and non-zero, found {ws}")
         return scale_for(ws, self.info.linear_class)
 

@@ -224,16 +224,25 @@ def all_presets(directory: Path = PRESETS_DIR) -> list[ModelSpec]:
     return sorted(specs, key=lambda s: (param_count(s), s.name))
 
 
+def path_kind(path: Path) -> str | None:
+    """"dir", "file" or None; a name the OS refuses (too long, a NUL byte) is no file either."""
+    try:
+        return "dir" if path.is_dir() else "file" if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def find_model(name_or_path, directory: Path = PRESETS_DIR) -> ModelSpec:
     """A preset by name or alias (any case), or a preset YAML file by path."""
     text = str(name_or_path)
     path = Path(text).expanduser()
-    if path.is_dir():
-        if (path / "config.json").is_file():
+    kind = path_kind(path)
+    if kind == "dir":
+        if path_kind(path / "config.json") == "file":
             raise ModelSpecError(f"{text} is a checkpoint directory (it holds config.json); checkpoint "
                                  "directories are handled by the model loader, not by presets")
         raise ModelSpecError(f"{text} is a directory, not a model preset (.yaml file)")
-    if path.is_file():
+    if kind == "file":
         if path.suffix.lower() not in (".yaml", ".yml"):
             raise ModelSpecError(f"{text} is not a model preset (.yaml file); checkpoints and GGUF files "
                                  "are handled by the model loader")

@@ -58,7 +58,7 @@ class TensorFile:
             else:
                 a = self._handle.get_tensor(name)
         except (SafetensorError, OSError, ValueError, TypeError) as e:
-            raise CheckpointError(f"{self.name}: {name}: cannot read: {e}") from None
+            raise CheckpointError(f"{self.path}: {name}: cannot read: {e}") from None
         return a.astype(np.float32) if dtype in FLOAT_DTYPES and a.dtype != np.float32 else a
 
     def _read_bf16(self, name: str) -> np.ndarray:
@@ -105,7 +105,7 @@ class TensorStore:
         return f"{DTYPE_NAMES.get(f.dtype(name), f.dtype(name))} {list(f.shape(name))}"
 
     def bad(self, name: str, expected: str) -> CheckpointError:
-        return CheckpointError(f"{self.where[name].name}: {name}: expected {expected}, found {self.describe(name)}")
+        return CheckpointError(f"{self.where[name].path}: {name}: expected {expected}, found {self.describe(name)}")
 
     def read(self, name: str) -> np.ndarray:
         return self.where[name].read(name)

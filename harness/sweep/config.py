@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import runtime
-from harness import yaml_source
+from harness import inputs, yaml_source
 from harness.measure.point import Source
-from harness.models.presets import ModelSpec, ModelSpecError, display_path, find_model
+from harness.models.presets import ModelSpec, ModelSpecError, display_path, find_model, path_kind
 
 WEIGHT_FORMATS = runtime.LINEAR_FORMATS
 HEAD_FORMATS = ("auto", *runtime.HEAD_FORMATS)
@@ -35,7 +35,7 @@ KEYS = {
     "processes": "worker processes per point",
     "baseline": "the format speed-ups and energy reductions are relative to (null: none)",
     "energy": "energy backend (auto, powercap, perf, pyrapl, model) or a mapping with backend, idle_seconds, "
-              "watts_per_core, idle_watts",
+              "watts_per_core, idle_watts, powercap_root",
     "time_budget": "stop starting points after this long, e.g. 10m, 90s, 1h (default: none)",
     "seed": "seed of synthetic weights and prompts",
     "pin_threads": "pin the worker to the first N usable CPUs (N = the point's threads)",
@@ -43,7 +43,7 @@ KEYS = {
                "or tg, test: such as tg128) whose matching points are left out",
 }
 REQUIRED = ("models", "formats", "threads", "workloads")
-ENERGY_KEYS = ("backend", "idle_seconds", "watts_per_core", "idle_watts")
+ENERGY_KEYS = ("backend", "idle_seconds", "watts_per_core", "idle_watts", "powercap_root")
 
 
 class ConfigError(Exception):
@@ -74,6 +74,7 @@ class EnergyConfig:
     idle_seconds: float | None = None     # None: harness.energy's documented defaults
     watts_per_core: float | None = None
     idle_watts: float | None = None
+    powercap_root: str | None = None      # None: $TERNBENCH_POWERCAP_ROOT, else /sys/class/powercap
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,16 @@ class SweepConfig:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
+    def _energy_identity(self) -> dict:
+        # results from before powercap_root existed stay resumable: the key only when it is set
+        return {k: v for k, v in self.energy.__dict__.items() if not (k == "powercap_root" and v is None)}
+
     def comparability(self) -> dict:
         """What must not change between a run and its --resume: anything that changes what a
         finished point measured. Adding or removing models, formats, threads or workloads only
         adds or leaves out points."""
         return {"repetitions": self.repetitions, "warmups": self.warmups, "processes": self.processes,
-                "seed": self.seed, "pin_threads": self.pin_threads, "energy": self.energy.__dict__,
+                "seed": self.seed, "pin_threads": self.pin_threads, "energy": self._energy_identity(),
                 "models": {m.label: m.identity for m in self.models}}
 
 
@@ -174,9 +179,11 @@ class _Validator:
             head_formats=self.choices("head_formats", HEAD_FORMATS, default=["auto"]),
             variants=self.choices("variants", ("auto", *runtime.KNOWN_VARIANTS), default=["auto"]),
             threads=self.threads(), prompt=prompt, generation=generation,
-            repetitions=self.integer("repetitions", 5, 1), warmups=self.integer("warmups", 1, 0),
-            processes=self.integer("processes", 2, 1), baseline=baseline, energy=self.energy(),
-            time_budget_s=self.duration("time_budget"), seed=self.integer("seed", 0, 0),
+            repetitions=self.integer("repetitions", 5, 1, inputs.MAX_REPETITIONS),
+            warmups=self.integer("warmups", 1, 0, inputs.MAX_WARMUPS),
+            processes=self.integer("processes", 2, 1, inputs.MAX_PROCESSES), baseline=baseline,
+            energy=self.energy(), time_budget_s=self.duration("time_budget"),
+            seed=self.integer("seed", 0, 0, inputs.MAX_SEED),
             pin_threads=self.boolean("pin_threads", False), exclude=self.exclusions(),
         )
 
@@ -194,11 +201,12 @@ class _Validator:
             raise self.fail("name", f"{name!r} must be usable as a directory name (letters, digits, . _ + -)")
         return name
 
-    def integer(self, key, default, minimum, value=None, line=None):
-        value = self.doc.get(key, default) if value is None else value
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"must be an integer >= {minimum}, got {value!r}", line)
-        return value
+    def integer(self, key, default, minimum, maximum):
+        value = self.doc.get(key, default)
+        try:
+            return inputs.count(value, "it", minimum, maximum)
+        except inputs.InputError as e:
+            raise self.fail(key, str(e).removeprefix("it ")) from None
 
     def number(self, key, value, line=None):
         number = yaml_source.number(value)
@@ -256,7 +264,6 @@ class _Validator:
         return tuple(values)
 
     def threads(self):
-        from harness.inputs import InputError, parse_threads
 
         values, lines = self.items("threads")
         out = set()
@@ -264,8 +271,8 @@ class _Validator:
             if isinstance(v, bool) or not isinstance(v, (int, str)):
                 raise self.fail("threads", f"{v!r} is not a thread count or a range such as 1..max", line)
             try:
-                out.update(parse_threads(str(v), self.max_threads))
-            except InputError as e:
+                out.update(inputs.parse_threads(str(v), self.max_threads))
+            except inputs.InputError as e:
                 raise self.fail("threads", str(e).removeprefix("threads: "), line) from None
         return tuple(sorted(out))
 
@@ -284,9 +291,9 @@ class _Validator:
             value = value if isinstance(value, list) else [value]
             lines = getattr(value, "lines", [w.lines.get(kind)] * len(value))
             for n, line in zip(value, lines):
-                if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-                    raise self.where.error(f"token counts must be positive integers, got {n!r}", line,
-                                           f"workloads.{kind}")
+                if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= inputs.MAX_TOKENS:
+                    raise self.where.error(f"token counts must be integers from 1 to {inputs.MAX_TOKENS}, "
+                                           f"got {n!r}", line, f"workloads.{kind}")
             out.append(tuple(dict.fromkeys(value)))
         if not out[0] and not out[1]:
             raise self.fail("workloads", "has no prompt or generation lengths")
@@ -327,6 +334,16 @@ class _Validator:
         for key in ("idle_seconds", "watts_per_core", "idle_watts"):
             if key in value:
                 nums[key] = self.number(f"energy.{key}", value[key], value.lines[key])
+        if "powercap_root" in value:
+            root = value["powercap_root"]
+            if not isinstance(root, str) or not root.strip():
+                raise self.where.error(f"must be a directory path, got {root!r}", value.lines["powercap_root"],
+                                       "energy.powercap_root")
+            path = (self.path.parent / root).expanduser()
+            if not path.is_dir():
+                raise self.where.error(f"{root}: no such directory", value.lines["powercap_root"],
+                                       "energy.powercap_root")
+            nums["powercap_root"] = str(path.resolve())
         return EnergyConfig(backend=backend, **nums)
 
     def exclusions(self):
@@ -355,14 +372,47 @@ def resolve_model(text: str, base: Path) -> ModelRef:
     configuration file's directory first, then to the working directory."""
     for candidate in (base / text, Path(text)):
         candidate = candidate.expanduser()
-        if candidate.is_dir() and (candidate / "config.json").is_file():
+        kind = path_kind(candidate)
+        if kind == "dir" and path_kind(candidate / "config.json") == "file":
             return _checkpoint_ref(text, candidate.resolve())
-        if candidate.is_file():
+        if kind == "file":
             spec = find_model(candidate)
-            return ModelRef(text, "preset", spec, str(candidate.resolve()), _digest(candidate.read_bytes()))
+            return ModelRef(text, "preset", spec, str(candidate.resolve()), preset_identity(spec))
     spec = find_model(text)
+    return ModelRef(text, "preset", spec, None, preset_identity(spec))
+
+
+# Identities are "c:" + a digest of the content: where a file lies (another checkout, a moved
+# directory) never changes it. Earlier versions digested a preset with its path: such an
+# identity cannot be compared with a content identity (identities_differ says None).
+CONTENT = "c:"
+
+
+def preset_identity(spec: ModelSpec) -> str:
+    """What defines a preset's model: its shape and description, not where its file is."""
     content = {k: v for k, v in spec.to_dict().items() if k != "path"}
-    return ModelRef(text, "preset", spec, None, _digest(repr(sorted(content.items())).encode()))
+    return CONTENT + _digest(repr(sorted(content.items())).encode())
+
+
+def checkpoint_identity(path: Path) -> str:
+    """config.json and every safetensors file's name, size and header (tensor names, dtypes, shapes,
+    offsets): cheap to read, and what a different or re-converted checkpoint changes."""
+    parts = [(path / "config.json").read_bytes()]
+    for f in sorted(path.glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            header = fh.read(min(n, 100 << 20))
+        parts.append(f"{f.name}:{f.stat().st_size}:".encode() + header)
+    return CONTENT + _digest(b"\0".join(parts))
+
+
+def identities_differ(a, b) -> bool | None:
+    """True or False for two content identities; None when either was recorded by an earlier
+    version (its digest included the file's location), so the two cannot be compared."""
+    if not (isinstance(a, str) and isinstance(b, str) and a.startswith(CONTENT) and b.startswith(CONTENT)):
+        return None if a != b else False
+    return a != b
 
 
 def _checkpoint_ref(text: str, path: Path) -> ModelRef:
@@ -378,9 +428,11 @@ def _checkpoint_ref(text: str, path: Path) -> ModelRef:
                      activation=shape.activation, sub_norms=shape.sub_norms,
                      tied_embeddings=shape.tied_embeddings, rope_theta=shape.rope_theta,
                      norm_eps=shape.norm_eps, max_context=info.max_position_embeddings or 4096, path=path)
-    stamp = "".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};"
-                    for p in sorted(path.glob("*.safetensors")))
-    return ModelRef(text, "checkpoint", spec, str(path), _digest((path / "config.json").read_bytes() + stamp.encode()))
+    try:
+        identity = checkpoint_identity(path)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read: {e}") from None
+    return ModelRef(text, "checkpoint", spec, str(path), identity)
 
 
 def _digest(data: bytes) -> str:

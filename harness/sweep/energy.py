@@ -12,7 +12,8 @@ from .config import EnergyConfig
 
 def settings(cfg: EnergyConfig, backend: str | None = None) -> energy.EnergySettings:
     numbers = {k: v for k, v in (("idle_seconds", cfg.idle_seconds), ("watts_per_core", cfg.watts_per_core),
-                                  ("idle_watts", cfg.idle_watts)) if v is not None}
+                                  ("idle_watts", cfg.idle_watts), ("powercap_root", cfg.powercap_root))
+               if v is not None}
     return energy.EnergySettings(backend=backend or cfg.backend, **numbers)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from harness.measure import execute
 from harness.measure.energy_window import worker_settings
 from harness.measure.point import Files, Point, Settings
-from harness.sweep.config import SweepConfig
+from harness.sweep.config import SweepConfig, identities_differ
 from harness.sweep.plan import Plan, Skipped
 from harness.sweep.progress import Progress
 from harness.sweep.results import ResultsDir, write_atomic
@@ -44,6 +44,8 @@ def manifest(config: SweepConfig, fingerprint: dict, energy: dict) -> dict:
 def _differences(old, new, prefix=""):
     if isinstance(old, dict) and isinstance(new, dict):
         for k in sorted(set(old) | set(new)):
+            if k in old and k in new and prefix == "config.models." and identities_differ(old[k], new[k]) is None:
+                continue   # recorded by an earlier version, with the preset's location: not comparable
             if k in old and k in new:
                 yield from _differences(old[k], new[k], f"{prefix}{k}.")
             elif prefix == "config.models.":

@@ -16,10 +16,12 @@
 #define MAX_PREFETCH (1 << 16)
 #define MAX_MANY 16
 
+int tb_max_threads(void) { return TB_MAX_THREADS; }
+
 tb_ctx *tb_ctx_new(int threads, const char *variant) {
     tb_clear_error();
     if (threads <= 0) { tb_fail("threads must be at least 1 (got %d)", threads); return NULL; }
-    if (threads > 1024) { tb_fail("threads must be at most 1024 (got %d)", threads); return NULL; }
+    if (threads > TB_MAX_THREADS) { tb_fail("threads must be at most %d (got %d)", TB_MAX_THREADS, threads); return NULL; }
     if (!variant || strcmp(variant, "auto") == 0) variant = tb_variant_best();
     const tb_variant *v = tb_find_variant(variant);
     if (!v) { tb_fail("kernel variant '%s' is not compiled into this build", variant); return NULL; }

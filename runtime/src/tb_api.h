@@ -11,6 +11,8 @@ typedef struct tb_matrix tb_matrix;
 const char *tb_last_error(void);
 const char *tb_version(void);
 const char *tb_build_info(void);
+/* The most threads a context may have. */
+int tb_max_threads(void);
 
 /* Kernel variants ("scalar", "avx2", ...) compiled into this build. */
 int tb_variant_count(void);

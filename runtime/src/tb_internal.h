@@ -37,6 +37,7 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_NFORMATS = 
 #define TB_NTILE 32
 /* Largest padded column count: keeps every int32 dot product of int8 values
  * (|sum| <= 128 * 2 * cols for the biased i2s/tq1 sums) exact. */
+#define TB_MAX_THREADS 1024
 #define TB_MAX_COLS (1 << 22)
 /* int8 weights reach 127 and the AVX-512 kernels bias them to 255: 65536 columns
  * keep even the biased sums inside int32. */
