@@ -122,7 +122,7 @@ def test_too_few_values_is_inconclusive_and_does_not_fail(tmp_path):
     assert status == 0 and data["verdict"] == "pass"
     slow, same = data["points"]
     assert slow["verdict"] == "inconclusive" and slow["min_p"] == pytest.approx(0.1)
-    assert "cannot reach p < 0.05" in slow["why"]
+    assert "cannot reach p < 0.002" in slow["why"]
     assert same["verdict"] == "unchanged" and "too few values" in same["why"]
     assert data["summary"]["inconclusive"] == 1 and data["summary"]["underpowered"] == 2
     out = ternbench("check", a, b, check=False).stdout
@@ -156,13 +156,21 @@ def test_one_side_only_and_failed_points_are_listed(tmp_path):
     b = results(tmp_path / "cand", [ok(KEY, samples(seed=2)), ok(new, samples()),
                                     failed(broken, "worker killed by SIGSEGV")])
     status, data, _ = run_json(a, b)
-    assert status == 0
+    # a candidate point that crashed or went missing fails the gate, listed first
+    assert status == 1 and data["verdict"] == "fail" and data["summary"]["regression"] == 0
+    assert data["broken"] == [{"key": broken, "why": "the candidate failed: worker killed by SIGSEGV"},
+                              {"key": gone, "why": "missing from the candidate"}]
     assert [i["key"] for i in data["only_in_baseline"]] == [gone]
     assert [i["key"] for i in data["only_in_candidate"]] == [new]
     assert data["failed"] == [{"key": broken, "baseline": None, "candidate": "worker killed by SIGSEGV"}]
     out = ternbench("check", a, b, check=False).stdout
     assert "Only in the baseline" in out and "Only in the candidate" in out
-    assert "not counted as regressions" in out and "SIGSEGV" in out
+    assert out.index("Broken in the candidate") < out.index("| point |") and "SIGSEGV" in out
+    # a point only the baseline failed is listed, not a failure of the candidate
+    c = results(tmp_path / "base2", [ok(KEY, samples(seed=1)), failed(broken, "baseline crashed")])
+    d = results(tmp_path / "cand2", [ok(KEY, samples(seed=2)), ok(broken, samples())])
+    status, data, _ = run_json(c, d)
+    assert status == 0 and data["broken"] == []
 
 
 # --- unusable input: exit 2 ------------------------------------------------------------------------
@@ -182,9 +190,16 @@ def test_no_matching_points(tmp_path):
 
 
 def test_no_point_ok_in_both(tmp_path):
-    a = results(tmp_path / "base", [ok(KEY, samples())])
-    b = results(tmp_path / "cand", [failed(KEY, "out of memory")])
+    a = results(tmp_path / "base", [failed(KEY, "out of memory")])
+    b = results(tmp_path / "cand", [ok(KEY, samples())])
     one_line_error(ternbench("check", a, b, check=False), "no point is ok in both")
+
+
+def test_a_crashed_candidate_fails_the_gate(tmp_path):
+    a = results(tmp_path / "base", [ok(KEY, samples())])
+    b = results(tmp_path / "cand", [failed(KEY, "a worker process was killed by SIGILL")])
+    proc = ternbench("check", a, b, check=False)
+    assert proc.returncode == 1 and "FAIL" in proc.stdout and "SIGILL" in proc.stdout
 
 
 def test_different_model_identity(tmp_path):
@@ -281,14 +296,15 @@ def test_junit_has_a_failure_for_the_regression(tmp_path):
     proc = ternbench("check", a, b, "--format", "junit", check=False)
     assert proc.returncode == 1
     suite = ET.fromstring(proc.stdout)
-    assert suite.tag == "testsuite" and suite.get("failures") == "1" and suite.get("tests") == "3"
+    # the regression, and the point missing from the candidate
+    assert suite.tag == "testsuite" and suite.get("failures") == "2" and suite.get("tests") == "3"
     cases = {tc.get("name"): tc for tc in suite.iter("testcase")}
     assert set(cases) == {KEY, slow, "m/x/avx2/t1/tg8"}
     (failure,) = cases[slow].findall("failure")
     message = failure.get("message")
     assert "slower by 19.8%" in message and "99.66 -> 79.93 tokens/s" in message and "p 1.1e-05" in message
     assert cases[KEY].find("failure") is None
-    assert "only in the baseline" in cases["m/x/avx2/t1/tg8"].find("skipped").get("message")
+    assert "missing from the candidate" in cases["m/x/avx2/t1/tg8"].find("failure").get("message")
 
 
 HOSTILE = '<script>&"|x'
@@ -336,3 +352,14 @@ def test_out_writes_the_report_and_a_verdict_line(tmp_path):
 def test_help_explains_the_rule_and_exit_status():
     out = ternbench("check", "--help").stdout
     assert "Mann-Whitney" in out and "exit status" in out and "inconclusive" in out
+
+
+def test_a_zen4_and_a_zen5_of_one_name_are_told_apart(tmp_path):
+    """Both call themselves "AMD EPYC": the family and model in the manifest say which is which."""
+    base, cand = json.loads(json.dumps(MANIFEST)), json.loads(json.dumps(MANIFEST))
+    base["machine"] = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 17 stepping 1"}
+    cand["machine"] = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 26 model 2 stepping 0"}
+    a, b = pair(tmp_path, {KEY: samples()}, {KEY: samples()}, base_manifest=base, cand_manifest=cand)
+    status, data, _ = run_json(a, b)
+    note = next(n for n in data["notes"] if "different CPUs" in n)
+    assert "the same name, another CPU" in note and "family 25 model 17" in note and "family 26 model 2" in note

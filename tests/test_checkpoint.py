@@ -442,7 +442,8 @@ def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny")
     shape = SHAPES["bitnet-gqa"]
     ref = make_checkpoint(path, shape)
-    tokens, _ = run_reference(shape, ref, "i2s", head_format="int8")   # generate's default head
+    # generate's default head is the checkpoint's own precision: f32 for this f32 embedding
+    tokens, logits = run_reference(shape, ref, "i2s", head_format="f32")
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     tok = Tokenizer(models.WordLevel({f"w{i}": i for i in range(shape.vocab)}, unk_token="w0"))
@@ -451,23 +452,28 @@ def tiny(tmp_path_factory):
     for f in path.iterdir():
         (with_tok / f.name).write_bytes(f.read_bytes())
     tok.save(str(with_tok / "tokenizer.json"))
-    return path, with_tok, tokens
+    return path, with_tok, tokens, logits
 
 
 def test_generate_json(tiny):
-    path, _, want = tiny
+    path, _, want, logits = tiny
     out = json.loads(ternbench("generate", str(path), "--tokens", ",".join(map(str, PROMPT)), "-n", str(STEPS),
                                "--threads", "2", "--json").stdout)
     assert out["tokens"] == want
     assert out["prompt_tokens"] == PROMPT and out["threads"] == 2
-    assert out["format"] == "i2s" and out["head_format"] == "int8"
+    assert out["format"] == "i2s" and out["head_format"] == "f32"
+    # each step's largest logits, so the tokens can be checked against another implementation
+    assert len(out["top_logits"]) == STEPS and all(len(s) == 5 for s in out["top_logits"])
+    for step, token, ref in zip(out["top_logits"], want, logits):
+        assert step[0][0] == token and [s[1] for s in step] == sorted((s[1] for s in step), reverse=True)
+        assert step[0][1] == pytest.approx(float(ref[token]), abs=2e-2 * float(np.abs(ref).max()))
     assert out["prefill"]["tokens"] == len(PROMPT) and out["prefill"]["tokens_per_s"] > 0
     assert out["generation"]["tokens"] == STEPS - 1 and out["generation"]["tokens_per_s"] > 0
     assert out["variant"] in runtime.KNOWN_VARIANTS
 
 
 def test_generate_table_with_other_formats(tiny):
-    path, _, want = tiny
+    path, _, want, _ = tiny
     out = ternbench("generate", str(path), "--tokens", ",".join(map(str, PROMPT)), "-n", "3",
                     "--format", "tq1", "--variant", "scalar", "--threads", "1").stdout
     assert f"generated (3 tokens): {' '.join(map(str, want[:3]))}" in out
@@ -475,7 +481,7 @@ def test_generate_table_with_other_formats(tiny):
 
 
 def test_generate_from_a_prompt(tiny):
-    _, with_tok, want = tiny
+    _, with_tok, want, _ = tiny
     out = json.loads(ternbench("generate", str(with_tok), "--prompt", " ".join(f"w{i}" for i in PROMPT),
                                "-n", str(STEPS), "--json").stdout)
     assert out["prompt_tokens"] == PROMPT and out["tokens"] == want

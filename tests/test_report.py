@@ -1,5 +1,5 @@
 """`ternbench report` and `ternbench compare`: self-contained HTML from results directories built
-by hand (and from a real sweep when one is at /tmp/default-run1), partial results, hostile
+by hand and from a real sweep of a tiny model run here, partial results, hostile
 strings, no reference to anything outside the page, and the page loaded in headless Chromium
 on a narrow screen with no console error."""
 import base64
@@ -20,7 +20,6 @@ from harness.cli import report as report_cmd
 from harness.report import compare, single, write_compare, write_single
 from harness.sweep.results import Results, ResultsDir
 
-REAL_RUN = Path("/tmp/default-run1")
 HOSTILE = "<script>alert(1)</script>\"&'$x^"
 ESTIMATED = "estimated: cpu-time model, 6.075 W per busy core + 27 W idle"
 MEASURED = "measured: powercap package-0 + dram-0, sampled every 1 s"
@@ -221,7 +220,7 @@ def test_a_claims_error_is_a_line_in_the_report_not_a_crash(machine_a, tmp_path)
     assert len(images(text)) == 13
 
 
-def test_evaluate_claims_turns_any_failure_into_an_error_line(machine_a, monkeypatch):
+def test_evaluate_claims_turns_any_failure_into_an_error_line(machine_a, monkeypatch, capsys):
     import harness
 
     def boom(claims, results, lossless=None):
@@ -232,6 +231,12 @@ def test_evaluate_claims_turns_any_failure_into_an_error_line(machine_a, monkeyp
     monkeypatch.setattr(harness, "claims", fake, raising=False)
     verdicts, error = report_cmd.evaluate_claims(None, Results(machine_a))
     assert verdicts is None and "RuntimeError: evaluation exploded" in error
+    # the command writes the page with the error line, and exits 1 with the reason: never silently 0
+    from harness.cli.main import main
+
+    assert main(["report", str(machine_a), "--out", str(machine_a.parent / "exploded")]) == 1
+    assert "evaluation exploded" in capsys.readouterr().err
+    assert "evaluation exploded" in (machine_a.parent / "exploded" / "index.html").read_text()
 
     class V:
         def to_dict(self):
@@ -254,7 +259,10 @@ def test_cli_writes_the_report_and_a_json_summary(machine_a, tmp_path):
     plain = ternbench("report", str(machine_a), "--out", str(tmp_path / "out2"))
     lines = plain.stdout.splitlines()
     assert lines[0] == f"report: {tmp_path / 'out2' / 'index.html'}"
-    assert any(line.split()[0] == "reproduced" and "x86-speedup:" in line for line in lines[1:])
+    # one line per claim: the verdict (qualified by whose figures), the claim, the published range
+    assert any(line.strip().startswith("unreliable: weak baseline (by ternbench's runtime")
+               and "x86-speedup-2-threads: published 2.64x-6.46x" in line for line in lines[1:])
+    assert any(line.strip().startswith("judged under another claim: x86-speedup:") for line in lines[1:])
 
 
 def test_cli_broken_claims_file_exits_2_naming_file_and_line(machine_a, tmp_path):
@@ -455,11 +463,34 @@ def test_compare_same_directory_names_are_told_apart(tmp_path):
 
 # --- the real sweep on this machine -----------------------------------------------------------
 
+REAL_SWEEP = """\
+models: [125M]
+formats: [i2s, f16]
+threads: [1, 2]
+workloads:
+  prompt: [16]
+  generation: [8]
+repetitions: 3
+warmups: 1
+processes: 1
+energy: {idle_seconds: 0.3}
+"""
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory):
+    """A real sweep of a tiny model on this machine, run once for the tests that read one."""
+    from test_sweep_config import write
+
+    d = tmp_path_factory.mktemp("real")
+    cfg = write(d, REAL_SWEEP, "sweep.yaml")
+    ternbench("run", str(cfg), "--out", str(d / "run"), "-q")
+    return d / "run"
+
+
 @pytest.fixture
-def real_run(tmp_path):
-    if not (REAL_RUN / "points.jsonl").is_file():
-        pytest.skip(f"no real results at {REAL_RUN} (`ternbench run configs/default.yaml --out {REAL_RUN}`)")
-    return Path(shutil.copytree(REAL_RUN, tmp_path / REAL_RUN.name))
+def real_run(real_sweep, tmp_path):
+    return Path(shutil.copytree(real_sweep, tmp_path / "run"))
 
 
 def test_real_default_sweep(real_run, tmp_path):
@@ -495,14 +526,17 @@ document.addEventListener('securitypolicyviolation',function(e){rec('CSP: '+e.vi
 ['error','warn'].forEach(function(k){var o=console[k];console[k]=function(){rec('console.'+k+': '+[].join.call(arguments,' '));return o.apply(console,arguments)}});
 addEventListener('load',function(){var im=[].slice.call(document.images);parent.postMessage(JSON.stringify({errors:E,images:im.length,
 broken:im.filter(function(i){return !(i.complete&&i.naturalWidth>0)}).length,
-scrollWidth:document.documentElement.scrollWidth,innerWidth:innerWidth}),'*')})})();</script>"""
+scrollWidth:document.documentElement.scrollWidth,innerWidth:innerWidth,glance:(function(){
+var g=document.getElementById('glance');if(!g)return null;var t=g.querySelector('table');
+return {top:g.getBoundingClientRect().top,tableTop:t?t.getBoundingClientRect().top:null,
+clipped:[].slice.call(g.querySelectorAll('.scroll')).some(function(s){return s.scrollWidth>s.clientWidth+1})}})()}),'*')})})();</script>"""
 
 # Headless Chromium's window is at least 500 px wide whatever --window-size says (only
 # --screenshot emulates a narrower one), so the page is measured in a 412 px wide frame, and
 # the frame page writes what the probe posts into its DOM, which --dump-dom prints.
 FRAME = """<!DOCTYPE html><html><body style="margin:0"><script>addEventListener('message',function(e){
 var p=document.createElement('pre');p.id='tb-probe';p.textContent=e.data;document.body.appendChild(p)})</script>
-<iframe src="PAGE" style="border:0;width:412px;height:900px"></iframe></body></html>"""
+<iframe src="PAGE" style="border:0;width:WIDTHpx;height:HEIGHTpx"></iframe></body></html>"""
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -537,8 +571,9 @@ def console_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
 
 
-def browser_errors(tmp_path, page: Path) -> tuple[list[str], dict]:
-    """Loads a copy of PAGE with the probe injected, in a 412 px frame; (errors, the probe's record)."""
+def browser_errors(tmp_path, page: Path, width: int = 412, height: int = 900) -> tuple[list[str], dict]:
+    """Loads a copy of PAGE with the probe injected, in a frame of that size (a phone's, by
+    default); (errors, the probe's record)."""
     text = page.read_text()
     # the probe is an inline script: the copy's CSP lets it (and only it, as the page has none) run
     text = text.replace("default-src 'none'", "default-src 'none'; script-src 'unsafe-inline'")
@@ -546,7 +581,7 @@ def browser_errors(tmp_path, page: Path) -> tuple[list[str], dict]:
     probed = page.with_name(page.stem + "-probed.html")
     probed.write_text(text[:at] + PROBE + text[at:])
     frame = page.with_name(page.stem + "-frame.html")
-    frame.write_text(FRAME.replace("PAGE", probed.name))
+    frame.write_text(FRAME.replace("PAGE", probed.name).replace("WIDTH", str(width)).replace("HEIGHT", str(height)))
     proc = run_chromium(tmp_path, frame, "--virtual-time-budget=5000", "--dump-dom")
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = re.search(r'<pre id="tb-probe">(.*?)</pre>', proc.stdout, re.S)
@@ -630,6 +665,20 @@ def test_compare_in_a_browser_on_a_narrow_screen(two_machines, tmp_path):
 def test_real_report_in_a_browser(real_run, tmp_path):
     path, _ = write_single(Results(real_run), tmp_path / "real", copy.deepcopy(VERDICTS))
     check_in_browser(tmp_path, Path(path))
+
+
+def test_the_first_screen_of_a_laptop_answers_the_question(real_run, tmp_path):
+    """At 1366 x 768, the verdicts and the first compact table start on the first screen, and
+    the compact tables fit the width without scrolling sideways."""
+    path, _ = write_single(Results(real_run), tmp_path / "laptop", copy.deepcopy(VERDICTS))
+    errors, probe = browser_errors(tmp_path, Path(path), 1366, 768)
+    assert errors == [], errors
+    g = probe["glance"]
+    assert g and g["top"] < 768 and g["tableTop"] is not None and g["tableTop"] < 768, g
+    assert g["clipped"] is False, g
+    text = Path(path).read_text()
+    assert text.index('id="glance"') < text.index('id="claims"') < text.index("<img")
+    assert re.search(r"measured \d{4}-\d\d-\d\d \d\d:\d\d-\d\d:\d\d UTC \(\d+ min\)", text)
 
 
 def test_compare_a_sweep_over_several_variants_compares_the_best_one(tmp_path):

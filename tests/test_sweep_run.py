@@ -276,3 +276,21 @@ def test_a_checkpoint_directory_is_a_model(tmp_path):
     make_checkpoint(tmp_path / "ckpt", SHAPES["bitnet-gqa"], scale_dtype="f16")
     r = ternbench("run", str(cfg), "--out", str(tmp_path / "res"), "--resume", check=False)
     assert r.returncode == 2 and "'config.models.ckpt' changed" in r.stderr
+
+
+def test_resume_refuses_another_cpu_of_the_same_name(tmp_path):
+    """--resume compares the CPU by its ids, not its marketing name."""
+    cfg = config(tmp_path, SWEEP.replace("prompt: [16]\n", "").replace("processes: 2", "processes: 1"))
+    code, _, _ = run_json(str(cfg), "--out", str(tmp_path / "res"))
+    assert code == 0
+    manifest = json.loads((tmp_path / "res" / "manifest.json").read_text())
+    assert manifest["machine"]["cpu_id"]
+    manifest["machine"]["cpu_id"] = "AuthenticAMD family 25 model 17 stepping 1"
+    (tmp_path / "res" / "manifest.json").write_text(json.dumps(manifest))
+    r = ternbench("run", str(cfg), "--out", str(tmp_path / "res"), "--resume", check=False)
+    assert r.returncode == 2 and "'machine.cpu_id' changed from 'AuthenticAMD family 25 model 17" in r.stderr
+    # a manifest from before cpu_id was recorded still resumes
+    del manifest["machine"]["cpu_id"]
+    (tmp_path / "res" / "manifest.json").write_text(json.dumps(manifest))
+    code, summary, _ = run_json(str(cfg), "--out", str(tmp_path / "res"), "--resume")
+    assert code == 0 and summary["already_finished"]

@@ -19,17 +19,27 @@ difference is listed): the token count (tokens: 128 with only tg32 run) and the 
 
 How a range is judged. All the metrics are "more is better", and a published range is the
 spread of one figure over a set of sizes, not a per-size promise: no point has to hit its own
-size's figure. So each point is compared with the range's lower bound:
-- reproduced: no point is below the range. Points above the range are said so in `why`
-  ("above the range": better than published, which does not contradict the claim);
+size's figure. Both ends count:
+- reproduced: every point lies within the range;
+- exceeds the published range: none below it, some above (more than published is not a
+  reproduction; the checks below usually say why);
 - partly: some points are below the range and some are not;
 - not reproduced: every point is below the range.
+Then the checks (`checks`): for a generation speed-up, every point beside its bytes-per-token
+ceiling, and the baseline's fraction of the probed read bandwidth against BASELINE_FRACTION_MIN;
+where the claim publishes per-size figures, each measured size beside its figure and whether the
+figure grows with size as published. A weak baseline, or a point above the ceiling (its model
+not cache-resident), turns reproduced, exceeds and partly into "unreliable", with the reason.
+Unstable points (measure/conditions.py) are left out and listed; one set of points is judged
+once (on a 2-CPU machine "all threads" is "2 threads": the all-threads claim defers).
+The verdict says whose figures it judges: ternbench's runtime, not the claim's programs.
 Sizes the claim covers but the results do not are listed in `differences` (with the skip
 reason when the sweep skipped them), never counted as failures.
 
 Energy: only measured energy can test an energy claim. When the matching points' energy is
-estimated, the verdict is "not testable here" and `measured` still shows the estimate,
-labelled "(estimated)". Where both exist, estimated points are left out.
+estimated, the verdict is "not testable here" and `why` says that the estimate restates the
+speed-up; it is never set beside the published range. Where both exist, estimated points are
+left out.
 
 Not testable here also: no results point matches (`why` says which condition removed the last
 ones, or the skip reasons of the sweep's plan); a 100B claim without a 100B point; a
@@ -38,7 +48,8 @@ lossless claim without a `ternbench lossless --json` result (`why` gives the com
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import statistics
+from dataclasses import asdict, dataclass, field
 
 from harness.measure.point import TIMED_AS
 
@@ -55,6 +66,13 @@ from .schema import Claim, CountedPoint
 from .wording import all_lie, fmt_value, measured_text, noun, ordered, plural, point_list, range_text, sizes
 
 REPRODUCED, NOT_REPRODUCED, PARTLY, NOT_TESTABLE = "reproduced", "not reproduced", "partly", "not testable here"
+EXCEEDS = "exceeds the published range"
+UNRELIABLE = "unreliable"          # a weak baseline, or points above the physical ceiling: the reason follows
+SAME_POINTS = "judged under another claim"
+# A baseline reading its weights below this fraction of the probed bandwidth leaves speed-ups
+# inflated by what it leaves unread: a speed-up verdict then says so instead of judging.
+BASELINE_FRACTION_MIN = 0.80
+THIS_RUNTIME = "ternbench's runtime"
 
 
 @dataclass
@@ -63,29 +81,74 @@ class Verdict:
     title: str
     source: str
     statement: str
-    verdict: str
+    verdict: str              # the status, qualified by what produced the figures (see `line`)
     measured: str
     range: str
     differences: list[str]
     why: str
+    status: str = ""          # the bare status: reproduced, partly, ..., for machines and colours
+    programs: str = ""        # what produced the figures compared
+    claimed_programs: str = ""   # what the publication compared
+    checks: list = field(default_factory=list)     # [{check, ok, text}]: ceiling, baseline, trend, sizes
+    per_size: list = field(default_factory=list)   # [{model, published, measured, ratio}]
+    counted: list = field(default_factory=list)    # the points judged, machine:key
+
+    @property
+    def line(self) -> str:
+        """The verdict in one line: status, by what, the figures against the published range."""
+        figures = f"; measured {self.measured}" if self.measured else ""
+        return f"{self.verdict}: {self.id}: published {self.range}{figures}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "line": self.line}
 
 
-# --- loading -------------------------------------------------------------------------------------
-
-
-# --- evaluation ----------------------------------------------------------------------------------
+def qualified(status: str, programs: str, claimed: str) -> str:
+    """The status, saying whose figures it judges when they are not the claim's programs: a
+    verdict about ternbench's runtime never reads as one about bitnet.cpp."""
+    if not claimed or status in (NOT_TESTABLE, SAME_POINTS) or not programs.startswith(THIS_RUNTIME):
+        return status
+    return f"{status} (by {THIS_RUNTIME}, not {claimed.split(' (')[0]})"
 
 
 def evaluate(claims: list[Claim], results: list, lossless: dict | None = None) -> list[Verdict]:
-    return [_evaluate(c, list(results), lossless) for c in claims]
+    verdicts = [_evaluate(c, list(results), lossless) for c in claims]
+    return _judge_once(claims, verdicts)
+
+
+def _judge_once(claims: list[Claim], verdicts: list[Verdict]) -> list[Verdict]:
+    """One set of points is judged once: on a 2-CPU machine "all threads" and "2 threads" are the
+    same points, so the all-threads claim points to the explicit one instead of counting them twice."""
+    by_id = {c.id: c for c in claims}
+    for v in verdicts:
+        c = by_id[v.id]
+        if c.threads != "all" or not v.counted:
+            continue
+        twin = next((w for w in verdicts if w is not v and w.counted and set(w.counted) == set(v.counted)
+                     and by_id[w.id].threads != "all" and by_id[w.id].metric == c.metric), None)
+        if twin:
+            v.status = v.verdict = SAME_POINTS
+            v.why = (f"All threads here are {by_id[twin.id].threads}: the same {len(v.counted)} points as claim "
+                     f"{twin.id}, judged there once rather than counted twice.")
+    return verdicts
+
+
+def _programs(c: Claim, points: list[CountedPoint]) -> str:
+    formats = "/".join(sorted({p.format for p in points}, key=str))
+    if c.metric in ("speedup", "energy_reduction"):
+        return f"{THIS_RUNTIME}: {formats} against its own {c.baseline}"
+    if c.metric == "lossless":
+        return f"{THIS_RUNTIME}: {formats} against its float reference"
+    return f"{THIS_RUNTIME}: {formats}"
 
 
 def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
-    def verdict(v, why, measured="", differences=()):
-        return Verdict(c.id, c.title, c.source, c.statement, v, measured, range_text(c), list(differences), why)
+    def verdict(v, why, measured="", differences=(), points=(), checks=(), per_size=()):
+        programs = _programs(c, list(points)) if points else ""
+        return Verdict(c.id, c.title, c.source, c.statement, qualified(v, programs, c.runtimes or ""), measured,
+                       range_text(c), list(differences), why, status=v, programs=programs,
+                       claimed_programs=c.runtimes or "", checks=list(checks), per_size=list(per_size),
+                       counted=[p.key for p in points])
 
     if c.metric == "build_comparison":
         return verdict(NOT_TESTABLE, "This claim compares two builds of the published runtime (an earlier and a "
@@ -105,20 +168,123 @@ def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
     points, why_none = _points(c, machines)
     if not points:
         return verdict(NOT_TESTABLE, why_none, differences=list_differences(c, machines, []))
+    unstable = [p for p in points if p.unstable]
+    if unstable and len(unstable) == len(points):
+        return verdict(NOT_TESTABLE, f"Every matching point was unstable, so none is judged: "
+                                     f"{_unstable_list(unstable)}.", differences=list_differences(c, machines, []))
+    points = [p for p in points if not p.unstable]
+    left_out = 0
     if c.metric == "energy_reduction":
         measured = [p for p in points if p.measured]
         if not measured:
             prov = sorted({p.provenance or "unknown" for p in points})
-            return verdict(NOT_TESTABLE, f"Energy here is estimated ({'; '.join(prov)}), not measured: only measured "
-                                         "energy can test an energy claim, so the estimate is shown but not judged.",
-                           measured_text(c, points, " (estimated)"), list_differences(c, machines, points))
+            estimate = measured_text(c, points, " (an estimate)")
+            return verdict(NOT_TESTABLE, f"Energy here is estimated ({'; '.join(prov)}), not measured. An estimate "
+                                         "that charges both formats the same watts restates the speed-up (reduction "
+                                         f"= 1 - 1/speed-up: {estimate}), so it is not evidence about energy and is "
+                                         "not set beside the published range.",
+                           "", list_differences(c, machines, points), points)
         left_out = len(points) - len(measured)
         points = measured
-    v, why = _judge(c, points)
+    status, why = _judge(c, points)
+    per_size = _per_size(c, points)
+    checks = _trend(c, per_size) + _ceiling_check(c, points) + _baseline_check(c, points)
+    failed = [x for x in checks if x["ok"] is False and x["check"] in ("baseline", "ceiling")]
+    if failed and status in (REPRODUCED, EXCEEDS, PARTLY):
+        status = UNRELIABLE
+        why = " ".join(x["text"] for x in failed) + f" (Judged against the range alone: {why})"
     diffs = list_differences(c, machines, points)
-    if c.metric == "energy_reduction" and left_out:
+    if unstable:
+        diffs.append(f"{plural(len(unstable), 'unstable point')} left out: {_unstable_list(unstable)}")
+    if left_out:
         diffs.append(f"{left_out} points with estimated energy left out")
-    return verdict(v, why, measured_text(c, points), diffs)
+    v = verdict(status, why, measured_text(c, points), diffs, points, checks, per_size)
+    if status == UNRELIABLE:
+        v.verdict = v.verdict.replace(UNRELIABLE, f"{UNRELIABLE}: " + ("weak baseline" if any(
+            x["check"] == "baseline" for x in failed) else "above the bytes ceiling"), 1)
+    return v
+
+
+def _unstable_list(points: list[CountedPoint]) -> str:
+    return "; ".join(f"{p.model} {p.format} t{p.threads} {p.test} ({p.unstable})" for p in points)
+
+
+def _per_size(c: Claim, points: list[CountedPoint]) -> list[dict]:
+    """The published per-size figures beside the median measured at each size."""
+    out = []
+    for model, published in c.per_size:
+        values = [p.value for p in points if p.model == model]
+        if values:
+            med = statistics.median(values)
+            out.append({"model": model, "published": published, "measured": med,
+                        "ratio": med / published if published else None})
+    return out
+
+
+def _trend(c: Claim, per_size: list[dict]) -> list[dict]:
+    """Whether the figure grows with size as published: Kendall's tau over the measured sizes."""
+    if len(per_size) < 2:
+        return []
+    pub = [s["published"] for s in per_size]
+    got = [s["measured"] for s in per_size]
+    want, seen = _tau(pub), _tau(got)
+    words = {1: "grows", -1: "falls", 0: "does not change monotonically"}
+    ends = f"{per_size[0]['model']} {fmt_value(c, got[0])} to {per_size[-1]['model']} {fmt_value(c, got[-1])}"
+    text = (f"With size, the published figure {words[_sign(want)]}; measured, it {words[_sign(seen)]} "
+            f"({ends}; Kendall tau {seen:+.2f} over {len(per_size)} sizes).")
+    return [{"check": "trend", "ok": _sign(want) == _sign(seen), "text": text}]
+
+
+def _tau(values: list[float]) -> float:
+    pairs = [(i, j) for i in range(len(values)) for j in range(i + 1, len(values))]
+    return sum(_sign(values[j] - values[i]) for i, j in pairs) / len(pairs)
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+def _ceiling_check(c: Claim, points: list[CountedPoint]) -> list[dict]:
+    if c.metric != "speedup" or c.workload != "tg":
+        return []
+    above = [p for p in points if p.above_ceiling]
+    if not above:
+        known = [p.ceiling for p in points if p.ceiling]
+        span = f" ({min(known):.2f}x-{max(known):.2f}x)" if known else ""
+        return [{"check": "ceiling", "ok": True,
+                 "text": f"Every speed-up is within its bytes-per-token ceiling{span}."}]
+    causes = "; ".join(
+        f"{p.model} {p.format} t{p.threads}: {p.value:.2f}x over a ceiling of {p.ceiling:.2f}x, "
+        f"reading at {_pct(p.fraction)} of the probed bandwidth against the baseline's {_pct(p.baseline_fraction)}"
+        for p in above)
+    return [{"check": "ceiling", "ok": False,
+             "text": f"{plural(len(above), 'point')} exceed{'s' if len(above) == 1 else ''} the ratio of weight bytes "
+                     f"read per token, which a generation speed-up cannot honestly pass unless the smaller model "
+                     f"stays in the cache: {causes}."}]
+
+
+def _baseline_check(c: Claim, points: list[CountedPoint]) -> list[dict]:
+    if c.metric not in ("speedup", "energy_reduction") or c.workload != "tg":
+        return []
+    fractions = {(p.model, p.threads): p.baseline_fraction for p in points if p.baseline_fraction is not None}
+    if not fractions:
+        return []
+    weak = {k: f for k, f in fractions.items() if f < BASELINE_FRACTION_MIN}
+    lo, hi = min(fractions.values()), max(fractions.values())
+    span = _pct(lo) if hi - lo < 0.005 else f"{_pct(lo)}-{_pct(hi)}"
+    if not weak:
+        return [{"check": "baseline", "ok": True,
+                 "text": f"The {c.baseline} baseline read its weights at {span} of the probed bandwidth "
+                         f"(at least {_pct(BASELINE_FRACTION_MIN)} required)."}]
+    where = ", ".join(f"{m} t{t} {_pct(f)}" for (m, t), f in sorted(weak.items(), key=lambda kv: kv[1]))
+    return [{"check": "baseline", "ok": False,
+             "text": f"Weak baseline: the {c.baseline} baseline read its weights below "
+                     f"{_pct(BASELINE_FRACTION_MIN)} of the probed bandwidth ({where}), which inflates every "
+                     "speed-up by what it leaves unread."}]
+
+
+def _pct(x) -> str:
+    return "unknown" if x is None else f"{100 * x:.0f}%"
 
 
 def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
@@ -158,15 +324,35 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
             return [], why()
         rows = kept
     points = [CountedPoint(row["model"], row["format"], row["head_format"], int(row["threads"]), row["test"],
-                     int(row["tokens"]), _value(c, row), _bool(row.get("energy_measured")),
-                     row.get("energy_provenance") if isinstance(row.get("energy_provenance"), str) else None)
-              for _, row in rows]
+                           int(row["tokens"]), _value(c, row), _bool(row.get("energy_measured")),
+                           row.get("energy_provenance") if isinstance(row.get("energy_provenance"), str) else None,
+                           machine=str(r.path), ceiling=_number(row.get("speedup_ceiling")),
+                           above_ceiling=_bool(row.get("above_ceiling")) is True,
+                           fraction=_number(row.get("bandwidth_fraction")),
+                           baseline_fraction=_number(row.get("baseline_bandwidth_fraction")),
+                           bytes_per_token=_number(row.get("bytes_per_token")),
+                           unstable=row.get("unstable") if isinstance(row.get("unstable"), str) else "")
+              for r, row in rows]
     # soft conditions: prefer the claimed token count and head format, fall back to what ran
     for attr, want in (("tokens", c.tokens), ("head_format", c.head_format)):
         exact = [p for p in points if getattr(p, attr) == want]
         if want is not None and exact:
             points = exact
+    if c.metric == "tokens_per_s" and len(c.formats) > 1:
+        points = _most_compact(c, points)
     return points, ""
+
+
+def _most_compact(c: Claim, points: list[CountedPoint]) -> list[CountedPoint]:
+    """A size claim ("100B on one CPU") is judged with the most compact of its lossless formats
+    that ran at each size: fewest bytes per token, else the first in the claim's list."""
+    best: dict[tuple, CountedPoint] = {}
+    for p in points:
+        k = (p.machine, p.model, p.threads, p.test, p.head_format)
+        rank = (p.bytes_per_token or float("inf"), c.formats.index(p.format))
+        if k not in best or rank < (best[k].bytes_per_token or float("inf"), c.formats.index(best[k].format)):
+            best[k] = p
+    return list(best.values())
 
 
 
@@ -177,11 +363,16 @@ def _value(c: Claim, row: dict) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
+def _number(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
 def _bool(v) -> bool | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v)
 
 
 def _judge(c: Claim, points: list[CountedPoint]) -> tuple[str, str]:
+    """Both ends of the range: below it is a failure, above it is not a reproduction either."""
     n, lo = len(points), c.lo
     below = [p for p in points if p.value < lo]
     above = [p for p in points if c.hi is not None and p.value > c.hi]
@@ -189,9 +380,9 @@ def _judge(c: Claim, points: list[CountedPoint]) -> tuple[str, str]:
     if not below:
         if not above:
             return REPRODUCED, f"{all_lie(n)} within the published range {range_text(c)}."
-        return REPRODUCED, (f"{all_lie(n)} at or above the published lower bound {bound}. "
-                            f"{plural(len(above), 'point')} {'is' if len(above) == 1 else 'are'} above the range "
-                            f"({point_list(c, above)}): better than published, which does not contradict the claim.")
+        return EXCEEDS, (f"{plural(len(above), 'point')} of {n} {'is' if len(above) == 1 else 'are'} above the "
+                         f"published range {range_text(c)} ({point_list(c, above)}), none below it. More than "
+                         "published is not a reproduction: see the ceiling and baseline checks for why.")
     if len(below) == n:
         best = max(points, key=lambda p: p.value)
         return NOT_REPRODUCED, (f"{all_lie(n)} below the published lower bound {bound} "
@@ -223,7 +414,7 @@ def _lossless(c: Claim, data: dict | None, verdict) -> Verdict:
     measured = ", ".join(f"{r['format']} {fmt_value(c, r['exact_rate'])} of {r.get('prompts')} prompts" for r in found)
     measured += f" ({model}, {data.get('tokens')} tokens each)"
     v, why = _judge(c, points)
-    return verdict(v, why, measured, differences)
+    return verdict(v, why, measured, differences, points)
 
 
 # --- differences ---------------------------------------------------------------------------------

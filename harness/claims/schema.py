@@ -20,12 +20,9 @@ POINT_METRICS = ("speedup", "energy_reduction", "tokens_per_s")
 
 ARCHES = ("x86_64", "aarch64", "any")
 
-
-
-
 KEYS = ("id", "title", "source", "statement", "metric", "range", "min", "arch", "cpu", "cpu_threads", "threads",
         "models", "workload", "tokens", "prompts", "baseline", "formats", "head_format", "runtimes", "energy",
-        "energy_method", "note")
+        "energy_method", "per_size", "note")
 
 
 # keys a metric requires (besides id, title, source, statement, metric and range or min)
@@ -38,7 +35,7 @@ REQUIRED = {"speedup": ("arch", "threads", "models", "workload", "formats", "bas
 
 # keys that mean something for some metrics only
 ONLY_FOR = {"energy": ("energy_reduction",), "energy_method": ("energy_reduction",), "prompts": ("lossless",),
-            "baseline": ("speedup", "energy_reduction")}
+            "baseline": ("speedup", "energy_reduction"), "per_size": ("speedup", "energy_reduction", "tokens_per_s")}
 
 
 class ClaimsError(Exception):
@@ -69,6 +66,7 @@ class Claim:
     energy: str | None = None
     energy_method: str | None = None
     note: str | None = None
+    per_size: tuple[tuple[str, float], ...] = ()   # (canonical model name, published figure), by size
     line: int = 0
 
 
@@ -141,7 +139,8 @@ class _Entry:
             workload=self.choice("workload", tuple(WORKLOADS)), tokens=self.count("tokens"), prompts=self.count("prompts"),
             baseline=self.choice("baseline", runtime.LINEAR_FORMATS), formats=self.formats(),
             head_format=self.choice("head_format", runtime.HEAD_FORMATS), runtimes=self.text("runtimes"), energy=energy,
-            energy_method=self.text("energy_method"), note=self.text("note"), line=item.line)
+            energy_method=self.text("energy_method"), note=self.text("note"), per_size=self.per_size(),
+            line=item.line)
 
     def text(self, key, required=False):
         value = self.item.get(key)
@@ -229,6 +228,23 @@ class _Entry:
             out.append(label)
         return tuple(out)
 
+    def per_size(self):
+        """{size: published figure}: the per-model figures behind the range, in the metric's unit."""
+        if "per_size" not in self.item:
+            return ()
+        value = self.item["per_size"]
+        if not isinstance(value, yaml_source.LDict) or not value:
+            raise self.fail("per_size", f"must be a mapping of model sizes to figures, e.g. {{125M: 2.37}}, got {value!r}")
+        out = {}
+        for name, figure in value.items():
+            line = value.lines[name]
+            try:
+                label = find_model(str(name)).name
+            except ModelSpecError as e:
+                raise self.fail("per_size", str(e), line) from None
+            out[label] = self.number("per_size", figure, line)
+        return tuple(out.items())
+
     def formats(self):
         if "formats" not in self.item:
             return ()
@@ -252,3 +268,14 @@ class CountedPoint:
     value: float
     measured: bool | None     # energy measured (True) or estimated (False); None: no energy
     provenance: str | None
+    machine: str = ""                 # the results directory the point comes from
+    ceiling: float | None = None      # the bytes-per-token ceiling of a generation speed-up
+    above_ceiling: bool = False       # the speed-up exceeds it, the model not cache-resident
+    fraction: float | None = None     # this point's generation bandwidth / the probed read
+    baseline_fraction: float | None = None   # the same for its baseline point
+    bytes_per_token: float | None = None
+    unstable: str = ""                # why the point's conditions make it unreliable ("" when stable)
+
+    @property
+    def key(self) -> str:
+        return f"{self.machine}:{self.model}/{self.format}+{self.head_format}/t{self.threads}/{self.test}"

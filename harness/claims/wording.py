@@ -72,6 +72,9 @@ def measured_text(c: Claim, points: list[CountedPoint], label: str = "") -> str:
     figure = fmt_value(c, min(values)) if min(values) == max(values) else f"{fmt_value(c, min(values))}-{fmt_value(c, max(values))}"
     threads = sorted({p.threads for p in points})
     thread_text = f"{'/'.join(map(str, threads))} thread{'s' if threads != [1] else ''}"
-    where = f"{sizes(ordered(c, {p.model for p in points}))}; {'/'.join(sorted({p.test for p in points}))}, " \
+    used = sorted({p.format for p in points})
+    # which format, when the claim allows several (a size claim judges the most compact that ran)
+    fmt = f" in {'/'.join(used)}" if len(c.formats) > 1 else ""
+    where = f"{sizes(ordered(c, {p.model for p in points}))}{fmt}; {'/'.join(sorted({p.test for p in points}))}, " \
             f"{thread_text}"
     return f"{figure}{label} over {plural(len(points), 'point')} ({where})"

@@ -4,10 +4,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from harness import inputs
 from harness.cli.common import EXIT_OK, UsageError, print_json
 from harness.inputs import parse_list
-from harness.models.sizes import default_head_format
 
 HELP = """\
 Load a BitNet b1.58 checkpoint (config.json + *.safetensors: packed ternary weights as in
@@ -27,11 +28,13 @@ def add_parser(sub):
     p.add_argument("-n", type=int, default=32, help="tokens to generate (default 32)")
     p.add_argument("--format", default="i2s", choices=runtime.LINEAR_FORMATS, help="weight format (default i2s)")
     p.add_argument("--head-format", choices=runtime.HEAD_FORMATS,
-                   help="embedding / output head format (default: int8 for ternary formats, f16 for float ones, "
-                        "as in `ternbench bench`)")
+                   help="embedding / output head format (default: the checkpoint's own precision, f16 for an "
+                        "f16 embedding, else f32)")
     p.add_argument("--threads", type=int, default=runtime.usable_cpus(),
                    help="worker threads (default: the usable CPUs)")
     p.add_argument("--variant", default="auto", help="kernel variant (default auto: the best this CPU runs)")
+    p.add_argument("--top", type=int, default=5, metavar="K",
+                   help="keep each step's K largest logits (token, logit) in the JSON output (default 5; 0: none)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -39,12 +42,13 @@ def add_parser(sub):
 def run(args) -> int:
     inputs.count(args.n, "-n", 1, inputs.MAX_TOKENS)
     inputs.threads(args.threads)
-    head_format = args.head_format or default_head_format(args.format)
+    inputs.count(args.top, "--top", 0, 1000)
     ctx = make_context(args.threads, args.variant)   # first: a bad variant should not wait for a load
     with ctx:
-        ckpt, tokenizer, prompt, model, load_s = load(args, head_format)
+        ckpt, tokenizer, prompt, model, load_s = load(args)
+        head_format = model.head_format
         variant = ctx.variant
-        result = generate(model, ctx, prompt, args.n)
+        result = generate(model, ctx, prompt, args.n, args.top)
     result.update(checkpoint=str(args.checkpoint), format=args.format, head_format=head_format,
                   variant=variant, threads=args.threads, load_seconds=round(load_s, 4))
     if tokenizer:
@@ -62,9 +66,18 @@ def make_context(threads: int, variant: str):
         raise UsageError(str(e)) from None
 
 
-def load(args, head_format):
+def checkpoint_head_format(ckpt) -> str:
+    """The head the checkpoint itself holds: f16 for an f16 embedding, else f32 (bf16 and f32
+    values are exact in f32). An int8 head rounds the logits: on tiny checkpoints written by
+    transformers it leaves transformers' greedy tokens after a dozen steps, an f32 head does not."""
+    from harness.models.checkpoint import EMBEDDING
+
+    return "f16" if ckpt.store.where[EMBEDDING].dtype(EMBEDDING) == "F16" else "f32"
+
+
+def load(args):
     """The checkpoint (checked), its tokenizer if --prompt, the prompt ids, the loaded model
-    and the seconds loading took."""
+    (its head in --head-format, else the checkpoint's own precision) and the seconds loading took."""
     from harness.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 
     try:
@@ -75,6 +88,7 @@ def load(args, head_format):
             raise UsageError("the prompt encodes to no tokens")
         if max(prompt) >= ckpt.shape.vocab:
             raise UsageError(f"token {max(prompt)} is outside the vocabulary of {ckpt.shape.vocab}")
+        head_format = args.head_format or checkpoint_head_format(ckpt)
         t0 = time.perf_counter()
         model = load_checkpoint(args.checkpoint, args.format, head_format,
                                 max_ctx=len(prompt) + args.n, checkpoint=ckpt)
@@ -108,15 +122,27 @@ def load_tokenizer(directory: Path):
         raise UsageError(f"{file}: not a readable tokenizer: {e}") from None
 
 
-def generate(model, ctx, prompt: list[int], n: int) -> dict:
-    """Greedy: the prompt as one batch, then n - 1 single-token steps, each timed."""
+def generate(model, ctx, prompt: list[int], n: int, top: int = 5) -> dict:
+    """Greedy: the prompt as one batch, then n - 1 single-token steps, each timed. Each step's
+    `top` largest logits are kept, so anyone can check the tokens against another implementation
+    (and see a near-tie where two implementations may legitimately differ)."""
+    steps = []
+
+    def step(ids):
+        tok, logits = model.forward(ctx, ids, logits=True)
+        if top:
+            best = np.argpartition(logits, -top)[-top:]
+            best = best[np.argsort(logits[best])[::-1]]
+            steps.append([[int(i), float(logits[i])] for i in best])
+        return tok
+
     t0 = time.perf_counter()
-    tokens = [model.forward(ctx, prompt)]
+    tokens = [step(prompt)]
     t1 = time.perf_counter()
     for _ in range(n - 1):
-        tokens.append(model.forward(ctx, [tokens[-1]]))
+        tokens.append(step([tokens[-1]]))
     t2 = time.perf_counter()
-    return {"prompt_tokens": list(prompt), "tokens": tokens,
+    return {"prompt_tokens": list(prompt), "tokens": tokens, "top_logits": steps,
             "prefill": _rate(len(prompt), t1 - t0), "generation": _rate(n - 1, t2 - t1)}
 
 

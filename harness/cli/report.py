@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import harness
-from harness.cli.common import EXIT_OK, UsageError, print_json
+from harness.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, print_json
 
 DEFAULT_CLAIMS = Path(harness.ROOT) / "configs" / "claims" / "bitnet-cpp.yaml"
 
@@ -25,7 +26,8 @@ in order:
 Partial results (failed or skipped points, no baseline, no energy) give "no data" where a
 section has nothing to show. A claims file that cannot be evaluated is reported in the page.
 
-exit status: 0 written; 2 not a results directory, or a bad option."""
+exit status: 0 written; 1 written, but the claims could not be evaluated (the reason is on
+stderr and in the page); 2 not a results directory, or a bad option."""
 
 
 def add_parser(sub):
@@ -104,12 +106,15 @@ def run(args) -> int:
         path, summary = write_single(results, out, verdicts, error)
     except OSError as e:
         raise UsageError(f"--out {out}: cannot write: {e}") from None
+    status = EXIT_FAILURE if error else EXIT_OK   # the page is written, but a verdict is missing
     if args.json:
         print_json(summary)
-        return EXIT_OK
+        if error:
+            print(f"ternbench report: error: {error}", file=sys.stderr)
+        return status
     print(f"report: {path}")
     for v in verdicts or []:
-        print(f"  {v['verdict']:<18} {v['id']}: published {v['range']}; measured {v['measured'] or '-'}")
+        print(f"  {v['line']}")
     if error:
-        print(f"  {error}")
-    return EXIT_OK
+        print(f"ternbench report: error: {error}", file=sys.stderr)
+    return status

@@ -75,10 +75,18 @@ class Report:
         return [c for c in self.compared if c.min_p >= self.alpha]
 
     @property
+    def broken(self) -> list[dict]:
+        """Candidate points that crashed, failed or are missing: each fails the gate, since a
+        build that no longer runs a point has regressed it ({key, why})."""
+        out = [{"key": f["key"], "why": f"the candidate failed: {f['candidate']}"} for f in self.failed
+               if f["candidate"]]
+        return out + [{"key": i["key"], "why": "missing from the candidate"} for i in self.only_baseline]
+
+    @property
     def passed(self) -> bool:
         # inconclusive points do not fail the gate: failing needs evidence, and a gate that
         # fails on what it cannot tell from noise is a flaky gate; they are listed first instead
-        return self.count("regression") == 0
+        return self.count("regression") == 0 and not self.broken
 
     def to_dict(self) -> dict:
         def side(s: Side) -> dict:
@@ -89,7 +97,9 @@ class Report:
                          "test": "two-sided Mann-Whitney U on per-run tokens/s",
                          "change": "candidate median / baseline median - 1"},
                 "summary": {v: self.count(v) for v in ("regression", "improvement", "unchanged", "inconclusive")}
-                | {"compared": len(self.compared), "underpowered": len(self.underpowered)},
+                | {"compared": len(self.compared), "underpowered": len(self.underpowered),
+                   "broken": len(self.broken)},
+                "broken": self.broken,
                 "baseline": side(self.baseline), "candidate": side(self.candidate),
                 "points": [asdict(c) for c in self.compared],
                 "only_in_baseline": self.only_baseline, "only_in_candidate": self.only_candidate,
@@ -156,11 +166,13 @@ def compatibility(base: Side, cand: Side) -> tuple[list[str], list[str]]:
     for k in NOTED_CONFIG:
         if bc.get(k) != cc.get(k):
             notes.append(f"config.{k} differs: baseline {bc.get(k)!r}, candidate {cc.get(k)!r}")
-    bcpu = (base.manifest.get("machine") or {}).get("cpu")
-    ccpu = (cand.manifest.get("machine") or {}).get("cpu")
-    if bcpu != ccpu:
-        notes.append(f"measured on different CPUs: baseline {bcpu!r}, candidate {ccpu!r}; "
-                     "the change mixes the machine with the code")
+    bm_, cm_ = base.manifest.get("machine") or {}, cand.manifest.get("machine") or {}
+    bcpu, ccpu = bm_.get("cpu"), cm_.get("cpu")
+    bid, cid = bm_.get("cpu_id"), cm_.get("cpu_id")
+    if bcpu != ccpu or (bid and cid and bid != cid):
+        same_name = " (the same name, another CPU)" if bcpu == ccpu else ""
+        notes.append(f"measured on different CPUs{same_name}: baseline {bcpu!r}{f' ({bid})' if bid else ''}, "
+                     f"candidate {ccpu!r}{f' ({cid})' if cid else ''}; the change mixes the machine with the code")
     return errors, notes
 
 
@@ -232,7 +244,7 @@ def compare(base: Side, cand: Side, max_regression: float, alpha: float) -> Repo
     for side, own, other in ((report.only_baseline, base, cand), (report.only_candidate, cand, base)):
         side.extend({"key": k, "status": r["status"], "reason": _reason(r)}
                     for k, r in own.points.items() if k not in other.points)
-    if not report.compared:
+    if not report.compared and not report.broken:
         # a gate that compared nothing must not pass
         raise CheckError(f"no point is ok in both: {len(common)} in common, each failed on one side or both "
                          f"({_brief(f['key'] for f in report.failed)})")

@@ -1,2 +1,3 @@
-"""Measuring: one benchmark point (what it is, how it runs, its worker, its record), the
-kernel benchmark, the read-bandwidth probe, statistics, energy windows and the machine fingerprint."""
+"""Measuring: one benchmark point (what it is, how it runs, its worker, its record, what can spoil
+it), the kernel benchmark, the read-bandwidth probe, statistics, energy windows and the machine
+fingerprint."""

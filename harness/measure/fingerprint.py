@@ -194,6 +194,18 @@ def cpu_section(cpus: list[dict[str, str]], sys: Path, notes: list[str], live: b
     }
 
 
+def cpu_identity(fp: dict) -> str | None:
+    """What tells two CPUs apart that may share a marketing name ("AMD EPYC" is a Zen 4 and a Zen
+    5): vendor, family, model and stepping (x86), or implementer, part, variant and revision (ARM)."""
+    cpu = fp.get("cpu") if isinstance(fp, dict) else None
+    ids = (cpu or {}).get("ids") or {}
+    if not ids:
+        return None
+    keys = ("family", "model", "stepping") if cpu.get("arch") == "x86" else ("implementer", "part", "variant",
+                                                                           "revision")
+    return " ".join([str(cpu.get("vendor") or "unknown")] + [f"{k} {ids.get(k)}" for k in keys])
+
+
 # --- caches -------------------------------------------------------------------------------------
 
 def _cache_size(path: Path) -> int | None:

@@ -10,7 +10,7 @@ import pyperf
 
 import runtime
 
-from . import probe, stats
+from . import conditions, probe, stats
 from .energy_window import point_energy
 from .point import Point
 
@@ -29,10 +29,12 @@ def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int, 
         for name, passes in (d or {}).items():
             patterns.setdefault(name, []).extend(passes)
 
+    by_pid = {}
     for line in Path(path).read_text().splitlines():
         d = json.loads(line)
         if d["type"] == "process":
             procs.append(d)
+            by_pid[d.get("pid")] = d
             probes += d["probe_before_gbps"]
             add_patterns(d.get("probe_before_patterns"))
         elif d["type"] == "run":
@@ -43,7 +45,17 @@ def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int, 
         elif d["type"] == "probe_after":
             probes += d["gbps"]
             add_patterns(d.get("patterns"))
+            if d.get("pid") in by_pid:   # what the process saw after its timed runs
+                by_pid[d["pid"]].update(probe_after_gbps=d["gbps"], conditions_after=d.get("conditions_after"))
     return procs, runs, probes, warmups, patterns
+
+
+def process_means(runs: list[dict], tps: list[float]) -> list[float]:
+    """The mean tokens/s of each worker process's timed runs, in the order the processes ran."""
+    by: dict = {}
+    for r, v in zip(runs, tps):
+        by.setdefault(r.get("pid"), []).append(v)
+    return [statistics.fmean(v) for v in by.values()]
 
 
 def worker_failure(sidecar: Path) -> int | None:
@@ -87,6 +99,10 @@ def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: floa
         "processes": len(procs), "values": len(tps), "warmups": warmups // len(procs),
         "pyperf": str(pyperf_file.relative_to(root)), "raw": str(sidecar.relative_to(root)),
         "energy": point_energy(runs, idle_watts),
+        # values within one worker process are not independent: the interval over process means
+        # is the one that says how sure a figure is across processes
+        "tokens_per_s_processes": stats.summary(process_means(runs, tps)),
+        "conditions": conditions.summary(procs, tps),
         "started": started, "finished": finished, "duration_s": finished - started,
     }
     if point.workload == "tg":

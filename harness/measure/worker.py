@@ -88,7 +88,7 @@ class Sidecar:
 
 def worker_setup(args, runner):
     """Everything outside the timed region: pinning, the model, the prompt, the energy meter."""
-    from harness.measure import probe
+    from harness.measure import conditions, probe
     from runtime import Context
 
     point = json.loads(args.point)
@@ -108,7 +108,7 @@ def worker_setup(args, runner):
 
         meter = open_for_worker(json.loads(args.energy))
     before = probe.measure_bandwidth(ctx, 3)
-    side.write("process", variant=ctx.variant, threads=ctx.threads, affinity=sorted(os.sched_getaffinity(0)),
+    side.write("process", conditions_before=conditions.snapshot(), variant=ctx.variant, threads=ctx.threads, affinity=sorted(os.sched_getaffinity(0)),
                pinned=bool(args.pin), setup_s=setup, weight_bytes=model.weight_bytes,
                bytes_per_token=model.bytes_per_token, probe_before_gbps=before.passes[probe.PLAIN],
                probe_before_patterns=before.passes, tuning=ctx.tuning.to_json(), kv_cache=model.kv_format,
@@ -120,7 +120,7 @@ def worker_setup(args, runner):
 
 def make_run(args, runner, point, side, ctx, model, prompt, meter):
     from harness.energy import EnergyReadError
-    from harness.measure import probe
+    from harness.measure import conditions, probe
     from harness.measure.energy_window import reading_json
 
     calls = runner.args.warmups + runner.args.values
@@ -157,8 +157,9 @@ def make_run(args, runner, point, side, ctx, model, prompt, meter):
                        warmup=done < runner.args.warmups, energy=reading, energy_error=energy_error)
             done += 1
         if done >= calls:
+            state = conditions.snapshot()
             after = probe.measure_bandwidth(ctx, 3)
-            side.write("probe_after", gbps=after.passes[probe.PLAIN], patterns=after.passes)
+            side.write("probe_after", gbps=after.passes[probe.PLAIN], patterns=after.passes, conditions_after=state)
         return total
 
     return run

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 
+from harness.measure.fingerprint import cpu_identity
+
 from . import plots, points, provenance
 
 MATCH = ("model", "format", "head_format", "threads", "test")
@@ -106,7 +108,9 @@ def _max_threads_table(tops: list[dict]) -> list[dict]:
 
 def _machine(label: str, res, rows: list[dict]) -> dict:
     fp = res.fingerprint if isinstance(res.fingerprint, dict) else {}
-    return {"label": label, "path": str(res.path), "name": res.name, "cpu": provenance.cpu_name(fp),
+    ident = cpu_identity(fp)   # "AMD EPYC" names a Zen 4 and a Zen 5: the ids tell them apart
+    return {"label": label, "path": str(res.path), "name": res.name,
+            "cpu": provenance.cpu_name(fp) + (f" ({ident})" if ident else ""),
             "cores": provenance.cores(fp), "virtualisation": provenance.virtualisation(fp),
             "rows": provenance.fingerprint_rows(res.fingerprint, res.manifest), "energy": provenance.energy_summary(res),
             "points": len(rows), "ok": len(points.ok(rows)), "baseline": res.baseline,

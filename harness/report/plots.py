@@ -139,17 +139,19 @@ def _lines(ax, rows: list[dict], x: str, y: str, colour_of: Callable, style_of: 
 
 
 def _size_axis(ax, rows: list[dict]) -> None:
-    """Log x axis with a tick at each model's parameter count."""
+    """Log x axis by parameter count, each tick named as the tables name the model (125M, not
+    the 128M parameters it has)."""
     ax.set_xscale("log")
-    sizes = sorted({r["params"] for r in rows if r.get("params")})
+    names = {r["params"]: r["model"] for r in rows if r.get("params")}
+    sizes = sorted(names)
     ax.xaxis.set_major_locator(FixedLocator(sizes))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: names.get(v, human(v))))
     ax.xaxis.set_minor_locator(NullLocator())
     if len(sizes) == 1:
         ax.set_xlim(sizes[0] / 2, sizes[0] * 2)
     if len(sizes) > 6:   # a dozen sizes (the paper's sweep) would overlap side by side
         ax.tick_params(axis="x", labelrotation=60)
-    ax.set_xlabel("model size (parameters, log scale)")
+    ax.set_xlabel("model (placed by parameter count, log scale)")
 
 
 def _plain(v: float) -> str:

@@ -54,13 +54,13 @@ def rows(results) -> list[dict]:
     frame = results.frame()
     out = [{k: clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
     by_key = {r.get("key"): r for r in results.records}
-    sizes = model_sizes({r["model"] for r in out})
+    params = model_sizes({r["model"] for r in out})
     variants = {r["variant"] for r in out if r["status"] == "ok"}
     for r in out:
         for k in INTEGERS:   # a column with a gap (a failed point) comes back as float
             if isinstance(r.get(k), float) and r[k].is_integer():
                 r[k] = int(r[k])
-        r["params"] = sizes.get(r["model"])
+        r["params"] = params.get(r["model"])
         r["series"] = series_label(r, len(variants) > 1)
         r["log_tail"] = by_key.get(r["key"], {}).get("log_tail") if r["status"] != "ok" else None
         r["estimated"] = r.get("energy_measured") is False

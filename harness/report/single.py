@@ -6,11 +6,14 @@ import datetime
 
 from . import plots, points, provenance
 
-VERDICTS = {  # verdict -> (css class, sign): the text is always shown too, never colour alone
+VERDICTS = {  # status -> (css class, sign): the text is always shown too, never colour alone
     "reproduced": ("ok", "\u2713"), "not reproduced": ("bad", "\u2717"),
     "partly": ("part", "\u25d0"), "not testable here": ("na", "\u2013"),
+    "exceeds the published range": ("part", "\u2191"), "unreliable": ("bad", "!"),
+    "judged under another claim": ("na", "="),
 }
-CLAIM_FIELDS = ("id", "title", "source", "statement", "verdict", "measured", "range", "differences", "why")
+CLAIM_FIELDS = ("id", "title", "source", "statement", "verdict", "status", "measured", "range", "differences", "why",
+                "programs", "claimed_programs", "checks", "per_size", "line")
 
 
 def section(figures, no_data: str, notes=()) -> dict:
@@ -18,16 +21,19 @@ def section(figures, no_data: str, notes=()) -> dict:
     return {"figures": figures, "no_data": None if figures else no_data, "notes": list(notes)}
 
 
+def _list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else ([value] if value else [])
+
+
 def claims_section(claims: list[dict] | None, error: str | None) -> dict:
     items = []
     for c in claims or []:
         c = {k: (c.get(k) if isinstance(c, dict) else None) for k in CLAIM_FIELDS}
         verdict = str(c["verdict"] or "unknown")
-        css, sign = VERDICTS.get(verdict, ("na", "?"))
-        diffs = c["differences"]
-        c.update(verdict=verdict, css=css, sign=sign,
-                 differences=[str(d) for d in diffs] if isinstance(diffs, (list, tuple)) else
-                 ([str(diffs)] if diffs else []))
+        css, sign = VERDICTS.get(str(c["status"] or verdict), ("na", "?"))
+        c.update(verdict=verdict, css=css, sign=sign, differences=[str(d) for d in _list(c["differences"])],
+                 checks=[x for x in _list(c["checks"]) if isinstance(x, dict)],
+                 per_size=[x for x in _list(c["per_size"]) if isinstance(x, dict)])
         items.append(c)
     counts = {v: sum(1 for c in items if c["verdict"] == v) for v in dict.fromkeys(c["verdict"] for c in items)}
     return {"items": items, "error": error, "counts": counts}
@@ -114,6 +120,38 @@ def _entries(items) -> list[dict]:
     return [i if isinstance(i, dict) else {"key": str(i)} for i in items or []]
 
 
+def when(results) -> str:
+    """When the sweep ran, and for how long, from its records."""
+    started = [r["started"] for r in results.records if isinstance(r.get("started"), (int, float))]
+    finished = [r["finished"] for r in results.records if isinstance(r.get("finished"), (int, float))]
+    if not started or not finished:
+        return "when: unknown (the records carry no times)"
+    utc = datetime.timezone.utc
+    a, b = datetime.datetime.fromtimestamp(min(started), utc), datetime.datetime.fromtimestamp(max(finished), utc)
+    minutes = (max(finished) - min(started)) / 60
+    end = b.strftime("%H:%M") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M")
+    return f"measured {a.strftime('%Y-%m-%d %H:%M')}-{end} UTC ({minutes:.0f} min)"
+
+
+def glance(ok_rows: list[dict], tests: list[str], baseline: str | None) -> list[dict]:
+    """One compact table per test, model x format x threads: what the first screen must answer."""
+    out = []
+    for test in tests:
+        rows = [r for r in ok_rows if r["test"] == test]
+        out.append({"test": test, "rows": [{
+            "model": r["model"], "format": r["series"], "threads": r["threads"], "tps": r.get("tps_median"),
+            "tps_low": r.get("tps_process_ci95_low") or r.get("tps_ci95_low"),
+            "tps_high": r.get("tps_process_ci95_high") or r.get("tps_ci95_high"),
+            "speedup": r.get("speedup") if r["format"] != baseline else None,
+            "speedup_low": r.get("speedup_ci95_low"), "speedup_high": r.get("speedup_ci95_high"),
+            "ceiling": r.get("speedup_ceiling") if r["format"] != baseline else None,
+            "above_ceiling": r.get("above_ceiling"),
+            "baseline_fraction": r.get("baseline_bandwidth_fraction") if r["format"] != baseline else None,
+            "fraction": r.get("bandwidth_fraction"), "engine": "ternbench", "unstable": r.get("unstable")}
+            for r in rows]})
+    return out
+
+
 def context(results, claims: list[dict] | None = None, claims_error: str | None = None) -> dict:
     rows = points.rows(results)
     ok_rows = points.ok(rows)
@@ -133,6 +171,8 @@ def context(results, claims: list[dict] | None = None, claims_error: str | None 
         "counts": {"ok": len(ok_rows), "failed": len(failed), "skipped": len(results.skipped),
                    "not_finished": len(not_finished)},
         "claims": claims_section(claims, claims_error),
+        "when": when(results),
+        "glance": glance(ok_rows, tests, baseline),
         "system": {"rows": provenance.fingerprint_rows(results.fingerprint, results.manifest), "energy": energy, "probe": probe_lines(ok_rows),
                    "config": results.config_text},
         "speed": _speed(ok_rows, tests),

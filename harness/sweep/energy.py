@@ -24,7 +24,8 @@ def prepare(cfg: EnergyConfig, log=lambda msg: None) -> dict:
     meter, not_used = energy.open_meter(s)
     try:
         log(f"energy: {meter.name} ({'measured' if meter.measured else 'ESTIMATED'}); "
-            f"idle power over {s.idle_seconds:g} s ...")
+            + (f"idle power over {s.idle_seconds:g} s ..." if meter.measured else
+               f"idle power: the estimate's assumed {s.idle_watts:g} W, not a measurement"))
         idle = energy.measure_idle(meter, s.idle_seconds)
     finally:
         meter.close()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from harness.measure import execute
 from harness.measure.energy_window import worker_settings
+from harness.measure.fingerprint import cpu_identity
 from harness.measure.point import Files, Point, Settings
 from harness.sweep.config import SweepConfig, identities_differ
 from harness.sweep.plan import Plan, Skipped
@@ -36,7 +37,8 @@ def manifest(config: SweepConfig, fingerprint: dict, energy: dict) -> dict:
     """What must match for a --resume: the measurement settings and models, the machine and
     build that measured, and the energy backend that `auto` chose."""
     return {"config": config.comparability(),
-            "machine": {"cpu": fingerprint["cpu"]["model_name"], "runtime_build": fingerprint["runtime"]["build"],
+            "machine": {"cpu": fingerprint["cpu"]["model_name"], "cpu_id": cpu_identity(fingerprint),
+                        "runtime_build": fingerprint["runtime"]["build"],
                         "ternbench_commit": fingerprint["ternbench"]["git_commit"],
                         "energy_backend": energy["backend"]}}
 
@@ -50,6 +52,8 @@ def _differences(old, new, prefix=""):
                 yield from _differences(old[k], new[k], f"{prefix}{k}.")
             elif prefix == "config.models.":
                 continue   # a model added or left out only adds or leaves out points
+            elif prefix == "machine." and k not in old:
+                continue   # recorded since the results were written (cpu_id): nothing to compare
             else:
                 yield prefix + k, old.get(k), new.get(k)
     elif old != new:

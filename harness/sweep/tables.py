@@ -14,12 +14,14 @@ OLD_REFERENCE = "fastest of three read patterns (results before the plain-read y
 
 COLUMNS = ["key", "status", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
            "test",
-           "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "s_per_token_median",
+           "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "processes",
+           "tps_process_ci95_low", "tps_process_ci95_high", "s_per_token_median",
            "runtime_tps", "timing_vs_runtime", "weight_bytes", "bytes_per_token", "achieved_gbps", "probe_gbps",
            "bandwidth_fraction", "bandwidth_reference", "tuning", "fits_in_llc", "setup_s", "pinned", "baseline",
-           "speedup",
+           "speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_ceiling", "above_ceiling",
+           "baseline_bandwidth_fraction", "unstable", "steal_fraction", "probe_drift",
            "j_per_token", "j_per_token_above_idle", "tokens_per_j", "watts", "energy_measured", "energy_provenance",
-           "energy_reduction", "energy_reduction_above_idle", "reason"]
+           "energy_reduction", "energy_reduction_above_idle", "energy_reduction_basis", "reason"]
 
 MATCH = ("model", "variant", "threads", "test")   # what a point and its baseline point share
 
@@ -34,6 +36,11 @@ def _row(r: dict) -> dict:
         row.update(n=t["n"], tps_mean=t["mean"], tps_median=t["median"], tps_stdev=t["stdev"],
                    tps_ci95_low=t["ci95_low"], tps_ci95_high=t["ci95_high"],
                    s_per_token_median=r["seconds_per_token"]["median"], runtime_tps=r["runtime_tokens_per_s"])
+        p = r.get("tokens_per_s_processes") or {}
+        row.update(tps_process_ci95_low=p.get("ci95_low"), tps_process_ci95_high=p.get("ci95_high"))
+        c = r.get("conditions") or {}
+        row.update(unstable="; ".join(c.get("unstable") or []) or None, steal_fraction=c.get("steal_fraction"),
+                   probe_drift=c.get("probe_drift"))
         e = r.get("energy")
         if e and "error" not in e:
             row.update(j_per_token=e["j_per_token"], j_per_token_above_idle=e["j_per_token_above_idle"],
@@ -52,9 +59,62 @@ def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
         pairs = [(row, ref.get(tuple(row[c] for c in MATCH))) for _, row in frame.iterrows()]
         frame["speedup"] = [row["tps_median"] / b["tps_median"] if b is not None and row["status"] == "ok" else None
                             for row, b in pairs]
+        bounds = [_speedup_interval(row, b) for row, b in pairs]
+        frame["speedup_ci95_low"] = [lo for lo, _ in bounds]
+        frame["speedup_ci95_high"] = [hi for _, hi in bounds]
+        ceilings = [_ceiling(row, b) for row, b in pairs]
+        frame["speedup_ceiling"] = ceilings
+        frame["above_ceiling"] = [None if c is None or pd.isna(s) else bool(s > c and not row["fits_in_llc"])
+                                  for (row, _), c, s in zip(pairs, ceilings, frame["speedup"])]
+        frame["baseline_bandwidth_fraction"] = [b["bandwidth_fraction"] if b is not None and row["workload"] == "tg"
+                                                else None for row, b in pairs]
         frame["energy_reduction"] = [_reduction(row, b, "j_per_token") for row, b in pairs]
         frame["energy_reduction_above_idle"] = [_reduction(row, b, "j_per_token_above_idle") for row, b in pairs]
+        frame["energy_reduction_basis"] = [_basis(row, r) for (row, _), r in zip(pairs, frame["energy_reduction"])]
     return frame
+
+
+# What an estimated reduction is: the `model` backend charges every busy core the same watts, so
+# when both formats keep all their threads busy, J/token follows seconds/token and the
+# "reduction" is 1 - 1/speed-up: the speed-up restated, not evidence about energy.
+RESTATES_SPEEDUP = "estimate: restates the speed-up (1 - 1/speed-up), not an energy measurement"
+
+
+def _basis(row, reduction) -> str | None:
+    if reduction is None or pd.isna(reduction):
+        return None
+    return "measured" if row["energy_measured"] is True else RESTATES_SPEEDUP
+
+
+def _interval(row) -> tuple[float, float] | None:
+    """The 95% interval of a point's tokens/s: over its process means when it ran several
+    processes (values within one process are not independent), else over its values."""
+    for lo, hi in (("tps_process_ci95_low", "tps_process_ci95_high"), ("tps_ci95_low", "tps_ci95_high")):
+        if not pd.isna(row[lo]) and not pd.isna(row[hi]) and row[lo] > 0:
+            return float(row[lo]), float(row[hi])
+    return None
+
+
+def _speedup_interval(row, base) -> tuple[float | None, float | None]:
+    """A conservative 95% interval of the speed-up: the ratio of the two intervals' far ends."""
+    if base is None or row["status"] != "ok":
+        return None, None
+    ours, theirs = _interval(row), _interval(base)
+    if ours is None or theirs is None:
+        return None, None
+    return ours[0] / theirs[1], ours[1] / theirs[0]
+
+
+def _ceiling(row, base) -> float | None:
+    """The most a generation speed-up can honestly be: the ratio of weight bytes read per token
+    (baseline / this point). Above it, this point read its weights faster than the baseline did:
+    the baseline leaves bandwidth unused, or the smaller model sits in the cache."""
+    if base is None or row["status"] != "ok" or row["workload"] != "tg":
+        return None
+    ours, theirs = row["bytes_per_token"], base["bytes_per_token"]
+    if pd.isna(ours) or pd.isna(theirs) or not ours:
+        return None
+    return float(theirs) / float(ours)
 
 
 def _reduction(row, base, column):
