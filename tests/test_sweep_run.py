@@ -294,3 +294,21 @@ def test_resume_refuses_another_cpu_of_the_same_name(tmp_path):
     (tmp_path / "res" / "manifest.json").write_text(json.dumps(manifest))
     code, summary, _ = run_json(str(cfg), "--out", str(tmp_path / "res"), "--resume")
     assert code == 0 and summary["already_finished"]
+
+
+def test_compared_points_run_interleaved_in_rounds(tmp_path):
+    """The formats of one model, threads and test run round by round (one process of each per
+    round, shuffled), so the machine's drift lands on all of them alike."""
+    cfg = config(tmp_path, SWEEP.replace("prompt: [16]\n", "").replace("processes: 2", "processes: 3"))
+    code, summary, _ = run_json(str(cfg), "--out", str(tmp_path / "res"))
+    assert code == 0 and len(summary["ok"]) == 2
+    starts = []
+    for f in (tmp_path / "res" / "raw").glob("*.jsonl"):
+        fmt = "i2s" if "i2s" in f.name else "f16"
+        starts += [(json.loads(x)["started"], fmt) for x in f.read_text().splitlines() if '"process"' in x]
+    order = [fmt for _, fmt in sorted(starts)]
+    assert len(order) == 6
+    for rnd in range(3):   # each round runs one process of each format before the next round starts
+        assert sorted(order[2 * rnd: 2 * rnd + 2]) == ["f16", "i2s"], order
+    records = [json.loads(x) for x in (tmp_path / "res" / "points.jsonl").read_text().splitlines()]
+    assert all(r["processes"] == 3 and r["values"] == 9 for r in records)

@@ -1,14 +1,22 @@
-"""Running one point: its worker subprocess (measure/worker.py, under pyperf) started, watched and
-turned into a record (measure/record.py). A crash, SIGILL or out-of-memory in the worker is a
-failed record with the reason, never a crash of the caller."""
+"""Running points: their worker subprocesses (measure/worker.py, under pyperf) started, watched
+and turned into records (measure/record.py). A crash, SIGILL or out-of-memory in a worker is a
+failed record with the reason, never a crash of the caller.
+
+Points that are compared with each other (the formats of one model, threads and test) run
+interleaved: `processes` rounds, each running one worker process of every point of the group in
+a shuffled order (asv's way), so that the drift of a shared machine lands on all of them alike
+and favours none for running first. Each round appends to the point's pyperf JSON and sidecar;
+a point's record is written when its last round is done."""
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import harness
@@ -19,9 +27,8 @@ from .point import Files, Point, Settings, Source
 LOG_TAIL_LINES = 20
 
 
-
-
 def worker_command(point: Point, source: Source, settings: Settings, pyperf_tmp: Path, sidecar: Path) -> list[str]:
+    """One pyperf manager of `settings.processes` worker processes, appending to pyperf_tmp."""
     pin = ""
     if settings.pin_threads:
         pin = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:point.threads])
@@ -30,7 +37,7 @@ def worker_command(point: Point, source: Source, settings: Settings, pyperf_tmp:
             "--model-kind", source.kind, "--seed", str(settings.seed), "--sidecar", str(sidecar), "--pin", pin,
             "--energy", json.dumps(settings.energy) if settings.energy else "",
             "--values", str(settings.repetitions), "--warmups", str(settings.warmups),
-            "--processes", str(settings.processes), "--loops", "1", "-o", str(pyperf_tmp), "--quiet"]
+            "--processes", str(settings.processes), "--loops", "1", "--append", str(pyperf_tmp), "--quiet"]
 
 
 def _signal_name(code: int) -> str:
@@ -47,39 +54,72 @@ def _tail(path: Path) -> str:
         return ""
 
 
-def run(point: Point, source: Source, settings: Settings, files: Files, tick=lambda: None) -> dict:
-    """Measures the point in a worker subprocess; returns its record, ok or failed. `tick` is
-    called about four times a second while it runs (progress displays)."""
-    for sub in (files.pyperf, files.sidecar, files.log):
-        sub.parent.mkdir(parents=True, exist_ok=True)
-    pyperf_tmp = files.pyperf.with_name(files.pyperf.name + ".tmp")
-    for stale in (pyperf_tmp, files.sidecar):
-        stale.unlink(missing_ok=True)
-    started = time.time()
-    with open(files.log, "w") as out:
-        proc = subprocess.Popen(worker_command(point, source, settings, pyperf_tmp, files.sidecar),
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=harness.ROOT, start_new_session=True)
+class _Run:
+    """One point's files and state across its rounds."""
+
+    def __init__(self, point: Point, files: Files):
+        self.point, self.files = point, files
+        self.pyperf_tmp = files.pyperf.with_name(files.pyperf.name + ".tmp")
+        self.started = time.time()
+        self.failure: dict | None = None
+        for sub in (files.pyperf, files.sidecar, files.log):
+            sub.parent.mkdir(parents=True, exist_ok=True)
+        for stale in (self.pyperf_tmp, files.sidecar, files.log):   # a previous, unfinished attempt
+            stale.unlink(missing_ok=True)
+
+    def process(self, source: Source, settings: Settings, tick) -> None:
+        """One pyperf manager invocation; a failure ends the point."""
+        with open(self.files.log, "a") as out:
+            proc = subprocess.Popen(worker_command(self.point, source, settings, self.pyperf_tmp, self.files.sidecar),
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=harness.ROOT, start_new_session=True)
+            try:
+                while proc.poll() is None:
+                    tick()
+                    time.sleep(0.25)
+            except BaseException:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+        if proc.returncode != 0:
+            code, who = proc.returncode, "the point's pyperf manager"
+            inner = record.worker_failure(self.files.sidecar)
+            if inner is not None:
+                code, who = inner, "a worker process"
+            why = f"{who} was killed by {_signal_name(code)}" if code < 0 else f"{who} exited with status {code}"
+            self.failure = self._failed(why)
+
+    def _failed(self, why: str) -> dict:
+        return record.failed(self.point, why, _tail(self.files.log), str(self.files.log.relative_to(self.files.root)),
+                             self.started, time.time())
+
+    def record(self, settings: Settings) -> dict:
+        if self.failure:
+            return self.failure
         try:
-            while proc.poll() is None:
-                tick()
-                time.sleep(0.25)
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
-    finished = time.time()
-    rel_log = str(files.log.relative_to(files.root))
-    if proc.returncode != 0:
-        code, who = proc.returncode, "the point's pyperf manager"
-        inner = record.worker_failure(files.sidecar)
-        if inner is not None:
-            code, who = inner, "a worker process"
-        why = f"{who} was killed by {_signal_name(code)}" if code < 0 else f"{who} exited with status {code}"
-        return record.failed(point, why, _tail(files.log), rel_log, started, finished)
-    try:
-        os.replace(pyperf_tmp, files.pyperf)
-        return record.ok(point, files.pyperf, files.sidecar, files.root, started, finished, settings.idle_watts)
-    except (OSError, ValueError, KeyError) as e:
-        return record.failed(point, f"the worker's output is unusable: {e}", _tail(files.log), rel_log,
-                             started, finished)
+            os.replace(self.pyperf_tmp, self.files.pyperf)
+            return record.ok(self.point, self.files.pyperf, self.files.sidecar, self.files.root, self.started,
+                             time.time(), settings.idle_watts)
+        except (OSError, ValueError, KeyError) as e:
+            return self._failed(f"the worker's output is unusable: {e}")
+
+
+def run_group(points: list[Point], source: Source, settings: Settings, files: list[Files], tick=lambda: None,
+              seed: int = 0) -> list[dict]:
+    """Measures points that will be compared with each other, interleaved in `settings.processes`
+    rounds of one worker process each, in an order shuffled per round (seeded, so a sweep can be
+    repeated); returns their records, ok or failed, in the order given."""
+    runs = [_Run(p, f) for p, f in zip(points, files)]
+    one = replace(settings, processes=1)
+    for rnd in range(settings.processes):
+        order = list(runs)
+        random.Random(f"{seed}:{rnd}:{points[0].key}").shuffle(order)
+        for r in order:
+            if not r.failure:
+                r.process(source, one, tick)
+    return [r.record(settings) for r in runs]
+
+
+def run(point: Point, source: Source, settings: Settings, files: Files, tick=lambda: None) -> dict:
+    """Measures one point (its processes one after another); returns its record."""
+    return run_group([point], source, settings, [files], tick)[0]

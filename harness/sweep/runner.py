@@ -1,6 +1,7 @@
-"""Runs a sweep: each point in its own worker subprocess (measure/execute.py), so
-that a crash, SIGILL or out-of-memory in one point is recorded as a failed point and the sweep
-goes on; every finished point is on disk before the next starts."""
+"""Runs a sweep: each point in its own worker subprocesses (measure/execute.py), so that a crash,
+SIGILL or out-of-memory in one point is recorded as a failed point and the sweep goes on. The
+points compared with each other run interleaved in rounds of one process each, in a shuffled
+order; their records are on disk before the next group starts."""
 from __future__ import annotations
 
 import os
@@ -100,6 +101,19 @@ def write_plan(results: ResultsDir, config: SweepConfig, plan: Plan, over_budget
         "skipped": [skip(s) for s in plan.skipped + budget]})
 
 
+def comparison_groups(points: list[Point]) -> list[list[Point]]:
+    """Consecutive points that are compared with each other (the formats and heads of one model,
+    variant, threads and test: the plan puts them next to each other), run interleaved."""
+    groups: list[list[Point]] = []
+    for p in points:
+        if groups and (groups[-1][0].model, groups[-1][0].variant, groups[-1][0].threads, groups[-1][0].test) == \
+                (p.model, p.variant, p.threads, p.test):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
 def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict, resume: bool,
         quiet: bool = False) -> Outcome:
     log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -113,31 +127,31 @@ def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict,
     finished = {k for k, r in results.latest().items() if r["status"] == "ok"}
     todo = [p for p in plan.points if p.key not in finished]
     outcome.already = [p.key for p in plan.points if p.key in finished]
-    progress = Progress([plan.estimate(p, config) for p in todo], quiet)
+    groups = comparison_groups(todo)
+    progress = Progress([sum(plan.estimate(p, config) for p in g) for g in groups], quiet)
     if outcome.already:
         progress.note(f"{len(outcome.already)} point(s) already finished in {results.path}; running the "
                       f"other {len(todo)}")
     t0 = time.monotonic()
     try:
-        for i, point in enumerate(todo):
-            est = plan.estimate(point, config)
+        for i, group in enumerate(groups):
+            est = sum(plan.estimate(p, config) for p in group)
             if config.time_budget_s and time.monotonic() - t0 + est * progress.scale() > config.time_budget_s:
-                outcome.over_budget = todo[i:]
-                progress.note(f"time budget of {config.time_budget_s:.0f} s reached: {len(todo) - i} point(s) "
-                              "not run (--resume runs them)")
+                outcome.over_budget = [p for g in groups[i:] for p in g]
+                progress.note(f"time budget of {config.time_budget_s:.0f} s reached: {len(outcome.over_budget)} "
+                              "point(s) not run (--resume runs them)")
                 break
-            progress.start(point.key, est)
-            record = execute.run(point, plan.model_refs[point.model].source, settings, Files.under(results.path, point),
-                                 progress.tick)
-            results.append(record)
+            first = group[0]
+            progress.start(f"{first.model}/{first.variant}/t{first.threads}/{first.test}: "
+                           + ", ".join(f"{p.format}+{p.head_format}" for p in group), est)
+            records = execute.run_group(group, plan.model_refs[first.model].source, settings,
+                                        [Files.under(results.path, p) for p in group], progress.tick, config.seed)
+            for record in records:
+                results.append(record)
+                (outcome.ok if record["status"] == "ok" else outcome.failed).append(record["key"])
             results.rebuild_tables(config.baseline)
-            if record["status"] == "ok":
-                outcome.ok.append(point.key)
-                t = record["tokens_per_s"]
-                progress.finish(f"{t['median']:.2f} tokens/s")
-            else:
-                outcome.failed.append(point.key)
-                progress.finish(f"FAILED, {record['reason']}")
+            progress.finish("; ".join(f"{r['format']} {r['tokens_per_s']['median']:.2f} tokens/s" if r["status"] == "ok"
+                                      else f"{r['format']} FAILED, {r['reason']}" for r in records))
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
