@@ -441,16 +441,39 @@ def test_perf_parser():
 FAKE_PERF = """\
 import os, signal, sys, time
 out = sys.argv[sys.argv.index("-o") + 1]
+log = os.environ.get("FAKE_PERF_LOG")
+def note(what):
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{{what}} {{time.perf_counter()}}\\n")
 if os.environ.get("FAKE_PERF_REFUSE"):
     sys.stderr.write("Error:\\nAccess to performance monitoring and observability operations is "
                      "limited.\\nperf_event_paranoid setting is 2\\n")
     sys.exit(255)
+control = [a.split("fifo:", 1)[1].split(",") for a in sys.argv if a.startswith("--control=")]
+if control and os.environ.get("FAKE_PERF_OLD"):
+    sys.stderr.write("Error: unknown option `control'\\n")
+    sys.exit(129)
 def done(*_):
+    note("sigint")
     with open(out, "w") as f:
         f.write({out!r})
     sys.exit(0)
 signal.signal(signal.SIGINT, done)
+if control:   # perf's protocol: counters start disabled; enable/disable on ctl, "ack" on ack
+    ctl = os.open(control[0][0], os.O_RDWR | os.O_NONBLOCK)
+    ack = os.open(control[0][1], os.O_WRONLY)
+    while True:
+        try:
+            words = os.read(ctl, 64).decode().split()
+        except BlockingIOError:
+            words = []
+        for w in words:
+            note(w)
+            os.write(ack, b"ack\\n")
+        time.sleep(0.001)
 open(os.environ["FAKE_PERF_READY"] + "." + str(os.getpid()), "w").close()
+note("open")
 while True:
     time.sleep(0.005)
 """
@@ -474,16 +497,35 @@ def fake_perf(tmp_path, monkeypatch):
     return script, pmu
 
 
-def test_perf_meter_runs_perf_and_reads_its_totals(fake_perf):
+def test_perf_meter_runs_perf_and_reads_its_totals(fake_perf, tmp_path, monkeypatch):
     script, pmu = fake_perf
     meter = perf.open_perf(perf=str(script), pmu_dir=pmu)  # includes one probe window
-    assert meter.events == ["energy-pkg", "energy-ram"]
-    assert meter.command(Path("x"))[1:] == ["stat", "-a", "-x,", "-o", "x", "-e",
-                                            "power/energy-pkg/,power/energy-ram/"]
+    assert meter.events == ["energy-pkg", "energy-ram"] and meter.controlled is True
+    assert meter.command(Path("x"), (Path("c"), Path("a")))[1:] == [
+        "stat", "-a", "-x,", "-o", "x", "-e", "power/energy-pkg/,power/energy-ram/", "--delay=-1",
+        "--control=fifo:c,a"]
+    log = tmp_path / "perf.log"
+    monkeypatch.setenv("FAKE_PERF_LOG", str(log))
     r = window(meter)
     assert r.joules == pytest.approx(59.2)
     assert r.domains == {"package-all": 52.17, "dram-all": 7.03}
     assert r.measured and r.provenance.startswith("measured: perf stat power/energy-pkg/")
+    assert "no --control" not in r.provenance
+    # the counters were enabled before the window began and disabled before it ended: the energy
+    # window is the timed window, not perf's start-up and shutdown
+    events = dict(line.split() for line in log.read_text().splitlines())
+    assert list(events) == ["enable", "disable", "sigint"]
+    counted = float(events["disable"]) - float(events["enable"])
+    assert counted == pytest.approx(r.seconds, abs=0.02)
+
+
+def test_a_perf_without_control_still_counts_and_says_so(fake_perf, monkeypatch):
+    script, pmu = fake_perf
+    monkeypatch.setenv("FAKE_PERF_OLD", "1")
+    meter = perf.open_perf(perf=str(script), pmu_dir=pmu)
+    assert meter.controlled is False
+    r = window(meter)
+    assert r.joules == pytest.approx(59.2) and "window from counter open to SIGINT" in r.provenance
 
 
 def test_perf_refusal_says_how_to_allow_it(fake_perf, monkeypatch):

@@ -2,14 +2,19 @@
 
 Useful where energy_uj is root-only but perf is allowed (CAP_PERFMON or perf_event_paranoid <= 0).
 start() launches `perf stat -a -x, -o FILE -e power/energy-pkg/,power/energy-ram/` (only the
-events the PMU lists) and returns once perf has opened its counters; stop() sends SIGINT, on
-which perf writes the totals (already in joules, summed over sockets) and exits. perf itself
-handles the counter's width and wraparound.
+events the PMU lists) with its counters disabled and a control FIFO (`--delay=-1 --control
+fifo:CTL,ACK`, perf 5.11 and later), then enables them and returns on perf's acknowledgement;
+stop() disables them the same way before it sends SIGINT, on which perf writes the totals
+(already in joules, summed over sockets) and exits. So the energy window is the timed window,
+to the FIFO's round trip, not perf's start-up and shutdown. A perf without --control counts
+from when its counters open until SIGINT, and the provenance says so. perf itself handles the
+counter's width and wraparound.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -24,6 +29,20 @@ PMU_DIR = Path("/sys/bus/event_source/devices/power")
 # perf event -> Reading.domains key. perf sums each event over the sockets.
 EVENTS = {"energy-pkg": "package-all", "energy-ram": "dram-all"}
 READY_TIMEOUT = 5.0
+WITHOUT_CONTROL = "; window from counter open to SIGINT (this perf has no --control)"
+
+
+def _open_fifo(path: Path, flags: int, proc: subprocess.Popen) -> int:
+    """Opens our end of a FIFO perf opens too, without blocking forever on a perf that exits
+    first (one that does not know --control)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            return os.open(path, flags | os.O_NONBLOCK)
+        except OSError:   # ENXIO: no reader yet on a write end
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise EnergyReadError("perf did not open its control FIFO") from None
+            time.sleep(0.002)
 
 
 def available_events(pmu_dir: Path) -> list[str]:
@@ -80,18 +99,43 @@ class PerfMeter(Meter):
         self._ready = ready or (lambda proc, n: _perf_event_fds(proc.pid) >= n)
         self._proc: subprocess.Popen | None = None
         self._out: Path | None = None
+        self._dir: Path | None = None
+        self._ctl = self._ack = None      # the control FIFO's ends
+        self.controlled: bool | None = None   # None: not tried yet; False: this perf has no --control
         self._t0 = 0.0
         keys = " + ".join(EVENTS[e] for e in events)
         self.provenance = f"measured: perf stat power/{'/,power/'.join(events)}/ ({keys})"
 
-    def command(self, out: Path) -> list[str]:
-        return [self.perf, "stat", "-a", "-x,", "-o", str(out),
-                "-e", ",".join(f"power/{e}/" for e in self.events)]
+    def command(self, out: Path, control: tuple[Path, Path] | None = None) -> list[str]:
+        cmd = [self.perf, "stat", "-a", "-x,", "-o", str(out), "-e", ",".join(f"power/{e}/" for e in self.events)]
+        if control:
+            cmd += ["--delay=-1", f"--control=fifo:{control[0]},{control[1]}"]
+        return cmd
 
     def _start(self) -> None:
-        fd, name = tempfile.mkstemp(prefix="ternbench-perf-", suffix=".csv")
-        os.close(fd)
-        self._out = Path(name)
+        self._dir = Path(tempfile.mkdtemp(prefix="ternbench-perf-"))
+        self._out = self._dir / "perf.csv"
+        if self.controlled is not False:
+            ctl, ack = self._dir / "ctl", self._dir / "ack"
+            os.mkfifo(ctl)
+            os.mkfifo(ack)
+            self._proc = subprocess.Popen(self.command(self._out, (ctl, ack)), stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          preexec_fn=_default_sigint)
+            try:
+                self._ctl = _open_fifo(ctl, os.O_WRONLY, self._proc)
+                self._ack = _open_fifo(ack, os.O_RDONLY, self._proc)
+            except EnergyReadError:
+                if self.controlled:
+                    raise EnergyReadError(f"perf stat stopped: {self._finish(kill=True)}") from None
+                self._finish(kill=True)          # this perf has no --control: count without it
+                self.controlled = False
+                self.provenance += WITHOUT_CONTROL
+            else:
+                self.controlled = True
+                self._command("enable")
+                self._t0 = time.perf_counter()
+                return
         self._proc = subprocess.Popen(self.command(self._out), stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                       preexec_fn=_default_sigint)
@@ -102,6 +146,23 @@ class PerfMeter(Meter):
                 raise EnergyReadError(f"perf stat did not start counting: {err or 'timed out'}")
             time.sleep(0.002)
         self._t0 = time.perf_counter()
+
+    def _command(self, word: str) -> None:
+        """Sends enable or disable on the control FIFO and waits for perf's ack."""
+        os.write(self._ctl, f"{word}\n".encode())
+        deadline = time.monotonic() + READY_TIMEOUT
+        got = b""
+        while b"ack" not in got:
+            if time.monotonic() > deadline or self._proc.poll() is not None:
+                raise EnergyReadError(f"perf stat did not acknowledge {word!r}: {self._finish(kill=True) or 'timed out'}")
+            ready, _, _ = select.select([self._ack], [], [], 0.05)
+            try:
+                data = os.read(self._ack, 64) if ready else b""
+            except BlockingIOError:
+                data = b""
+            if ready and not data:   # perf has not opened its end yet: the FIFO reads as closed
+                time.sleep(0.001)
+            got += data
 
     def _finish(self, kill: bool = False) -> str:
         """End perf (SIGINT: it prints its totals; SIGKILL when aborting) and return stderr."""
@@ -119,6 +180,8 @@ class PerfMeter(Meter):
 
     def _stop(self) -> Reading:
         t1 = time.perf_counter()
+        if self.controlled:
+            self._command("disable")
         err = self._finish()
         try:
             text = self._out.read_text() if self._out else ""
@@ -134,9 +197,13 @@ class PerfMeter(Meter):
                        measured=True, provenance=self.provenance)
 
     def _cleanup(self) -> None:
-        if self._out is not None:
-            self._out.unlink(missing_ok=True)
-            self._out = None
+        for fd in (self._ctl, self._ack):
+            if fd is not None:
+                os.close(fd)
+        self._ctl = self._ack = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = self._out = None
 
     def _abort(self) -> None:
         self._finish(kill=True)
