@@ -198,21 +198,31 @@ def _plot(fn):
 
 # --- one results directory --------------------------------------------------------------------
 
+def _mean_interval(r: dict) -> dict:
+    """The point with the interval of its mean: over process means when it has one (values within
+    a process are not independent), else over its values."""
+    lo, hi = r.get("tps_process_ci95_low"), r.get("tps_process_ci95_high")
+    if lo is None or hi is None:
+        lo, hi = r.get("tps_ci95_low"), r.get("tps_ci95_high")
+    return {**r, "_ci_low": lo if lo is not None else r["tps_mean"], "_ci_high": hi if hi is not None else r["tps_mean"]}
+
+
 @_plot
 def tps_vs_size(rows: list[dict], test: str) -> dict | None:
-    rows = [r for r in rows if r["test"] == test and r.get("params") and r.get("tps_median")]
+    rows = [_mean_interval(r) for r in rows if r["test"] == test and r.get("params") and r.get("tps_mean")]
     if not rows:
         return None
     fig, (ax,) = _new()
     series = _series_order(rows)
     style, threads = _threads_style(rows)
-    _lines(ax, rows, "params", "tps_median", lambda r: r["series"], style, series, threads,
-           lambda s, t: f"{s}, {t} thread{'s' if t != 1 else ''}", err=("tps_ci95_low", "tps_ci95_high"))
+    _lines(ax, rows, "params", "tps_mean", lambda r: r["series"], style, series, threads,
+           lambda s, t: f"{s}, {t} thread{'s' if t != 1 else ''}", err=("_ci_low", "_ci_high"))
     _size_axis(ax, rows)
     _log_y(ax)
-    ax.set_ylabel("tokens/s (median; log scale)")
+    ax.set_ylabel("tokens/s (mean; log scale)")
     title = f"Tokens/s by model size: {workload_title(test)}"
-    return _done(fig, [ax], title, f"{title}; lines per format and thread count, bars the 95% CI of the mean")
+    return _done(fig, [ax], title, f"{title}; lines per format and thread count, bars the 95% CI of the plotted "
+                                   "mean (over process means where a point ran several processes)")
 
 
 @_plot
@@ -253,18 +263,19 @@ def speedup_vs_threads(rows: list[dict], test: str, baseline: str) -> dict | Non
 
 @_plot
 def tps_vs_threads(rows: list[dict], test: str) -> dict | None:
-    rows = [r for r in rows if r["test"] == test and r.get("tps_median")]
+    rows = [_mean_interval(r) for r in rows if r["test"] == test and r.get("tps_mean")]
     if len({r["threads"] for r in rows}) < 2:
         return None
     fig, (ax,) = _new()
     models = _models(rows)
-    _lines(ax, rows, "threads", "tps_median", lambda r: r["series"], lambda r: r["model"], _series_order(rows),
-           models, lambda s, m: f"{s}, {m}", err=("tps_ci95_low", "tps_ci95_high"))
+    _lines(ax, rows, "threads", "tps_mean", lambda r: r["series"], lambda r: r["model"], _series_order(rows),
+           models, lambda s, m: f"{s}, {m}", err=("_ci_low", "_ci_high"))
     _threads_axis(ax, rows)
     _log_y(ax)
-    ax.set_ylabel("tokens/s (median; log scale)")
+    ax.set_ylabel("tokens/s (mean; log scale)")
     title = f"Thread scaling: {workload_title(test)}"
-    return _done(fig, [ax], title, f"{title}; tokens/s against threads per format and model")
+    return _done(fig, [ax], title, f"{title}; tokens/s against threads per format and model, bars the 95% CI "
+                                   "of the plotted mean")
 
 
 @_plot

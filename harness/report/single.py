@@ -139,7 +139,7 @@ def glance(ok_rows: list[dict], tests: list[str], baseline: str | None) -> list[
     for test in tests:
         rows = [r for r in ok_rows if r["test"] == test]
         out.append({"test": test, "rows": [{
-            "model": r["model"], "format": r["series"], "threads": r["threads"], "tps": r.get("tps_median"),
+            "model": r["model"], "format": r["series"], "threads": r["threads"], "tps": r.get("tps_mean"),
             "tps_low": r.get("tps_process_ci95_low") or r.get("tps_ci95_low"),
             "tps_high": r.get("tps_process_ci95_high") or r.get("tps_ci95_high"),
             "speedup": r.get("speedup") if r["format"] != baseline else None,
