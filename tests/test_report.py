@@ -691,3 +691,17 @@ def test_compare_a_sweep_over_several_variants_compares_the_best_one(tmp_path):
     assert len(ctx["not_compared"]) == 12
     assert all(n["key"].split("/")[2] == "avx2" for n in ctx["not_compared"])
     assert {row["series"] for row in ctx["shared"]} == {"i2s", "tq1", "f16"}
+
+
+def test_energy_ratios_between_machines_need_like_meters():
+    def row(prov, measured=True):
+        return {"j_per_token": 1.0, "energy_measured": measured, "energy_provenance": prov}
+
+    pkg_dram = row("measured: powercap package-0 + dram-0, sampled every 1 s")
+    two_sockets = row("measured: powercap package-0 + package-1 + dram-0 + dram-1, sampled every 1 s")
+    pkg_only = row("measured: powercap package-0, sampled every 1 s")
+    perf_both = row("measured: perf stat power/energy-pkg/,power/energy-ram/ (package-all + dram-all)")
+    assert compare.like_energy(pkg_dram, two_sockets) and compare.like_energy(pkg_dram, perf_both)
+    assert not compare.like_energy(pkg_dram, pkg_only)          # package + DRAM against package alone
+    est = row("estimated: cpu-time model, 6.075 W per busy core + 27 W idle", measured=False)
+    assert compare.like_energy(est, dict(est)) and not compare.like_energy(est, pkg_dram)

@@ -3,10 +3,12 @@
 Points match on model, format, head format, threads and test, not on the full key: the kernel
 variant is the machine's (avx512vnni on one CPU, neon on another), so each cell shows its own.
 Ratios are against the first machine. Energy ratios are taken only between like figures: two
-measurements, or two estimates made by the same model with the same parameters."""
+measurements of the same domains (package + DRAM is not package alone), or two estimates made by
+the same model with the same parameters."""
 from __future__ import annotations
 
 import datetime
+import re
 
 from harness.measure.fingerprint import cpu_identity
 
@@ -40,11 +42,23 @@ def _index(rows: list[dict], best_variant) -> tuple[dict, list[dict]]:
     return index, extra
 
 
+_DOMAINS = re.compile(r"package|dram|uncore|core|psys")
+
+
+def meter_domains(provenance) -> frozenset:
+    """What a measurement covers (package, dram, ...), whatever the backend or socket count."""
+    return frozenset(_DOMAINS.findall(provenance or ""))
+
+
 def like_energy(a: dict, b: dict) -> bool:
+    """Two J/token figures share a ratio only when they were obtained alike: two measurements of
+    the same domains (package + DRAM against package alone is not like), or two identical
+    estimates."""
     if a.get("j_per_token") is None or b.get("j_per_token") is None:
         return False
     if a.get("energy_measured") is True and b.get("energy_measured") is True:
-        return True
+        da, db = meter_domains(a.get("energy_provenance")), meter_domains(b.get("energy_provenance"))
+        return bool(da) and da == db
     return a.get("energy_provenance") is not None and a.get("energy_provenance") == b.get("energy_provenance")
 
 
