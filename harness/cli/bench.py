@@ -5,6 +5,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
+
 import runtime
 from harness import inputs
 from harness.cli.common import EXIT_OK, UsageError, print_json
@@ -72,8 +74,6 @@ def points(args) -> tuple[list[Point], object]:
     head = args.head_format or default_head_format(args.format)
     out = [Point(ref.label, args.format, head, variant, args.threads, workload, tokens, args.kv_cache)
            for workload, tokens in (("pp", args.pp), ("tg", args.tg)) if tokens]
-    import psutil
-
     for p in out:
         # more threads than CPUs is allowed here (the runtime warns); a sweep would skip the point
         reason = cannot_run(p, ref.source, max(p.threads, runtime.usable_cpus()), psutil.virtual_memory().available)
