@@ -363,3 +363,55 @@ def test_a_zen4_and_a_zen5_of_one_name_are_told_apart(tmp_path):
     status, data, _ = run_json(a, b)
     note = next(n for n in data["notes"] if "different CPUs" in n)
     assert "the same name, another CPU" in note and "family 25 model 17" in note and "family 26 model 2" in note
+
+
+# --- same-session A/B ----------------------------------------------------------------------------
+
+AB_SWEEP = """\
+models: [tiny.yaml]
+formats: [i2s, f16]
+threads: [1]
+workloads:
+  generation: [8]
+repetitions: 3
+warmups: 1
+processes: 2
+energy: {idle_seconds: 0.3}
+"""
+
+
+def test_ab_builds_the_revision_and_interleaves_both_builds(tmp_path):
+    """Functional only: which build is faster on a shared machine is not asserted."""
+    from harness.gate import ab
+    from test_sweep_config import write
+
+    cfg = write(tmp_path, AB_SWEEP)
+    env = {"TERNBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    proc = ternbench("check", "--ab", "HEAD", str(cfg), "--results", str(tmp_path / "ab"), "--format", "json",
+                     check=False, env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["summary"]["compared"] == 2 and data["broken"] == []
+    space = next((tmp_path / "cache" / "ab").iterdir())
+    base_build = ab.build_info(space)
+    for side, build in (("baseline", base_build), ("candidate", None)):
+        records = [json.loads(x) for x in (tmp_path / "ab" / side / "points.jsonl").read_text().splitlines()]
+        assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+        if build:
+            assert {r["runtime_build"] for r in records} == {build}
+    # every round runs one process of each of the 4 jobs (2 formats x 2 builds) before the next
+    starts = sorted((json.loads(x)["started"], f.parent.parent.name + f.name)
+                    for f in (tmp_path / "ab").glob("*/raw/*.jsonl") for x in f.read_text().splitlines()
+                    if '"process"' in x)
+    assert len(starts) == 8
+    assert len({job for _, job in starts[:4]}) == 4 and len({job for _, job in starts[4:]}) == 4
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--ab", "HEAD", "a", "b"], "--ab takes one sweep configuration"),
+    (["--ab", "no-such-revision-xyz", "configs/ci-smoke.yaml"], "not a commit of the checkout"),
+    (["a", "b", "--results", "x"], "--results goes with --ab"),
+    (["only-one"], "give BASELINE and CANDIDATE"),
+])
+def test_ab_bad_input(args, words):
+    one_line_error(ternbench("check", *args, check=False), words)

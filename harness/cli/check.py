@@ -28,6 +28,11 @@ runs a point has regressed it; these are listed first. Points only in the candid
 points that failed only in the baseline, are listed, not judged. Notes say when the CPU (told
 apart by vendor, family, model and stepping, not only by name) or the measurement settings differ.
 
+A/B mode (`--ab REV CONFIG.yaml`) measures both sides in one session, as `asv continuous` does:
+REV's runtime (built from its own sources and build script) and this checkout's, each point's
+processes interleaved in shuffled rounds, so both meet the same drift of a shared machine. The
+two results directories land in --results (baseline/, candidate/) and are judged as below.
+
 The defaults (10%, p < 0.002) are asv's, and hold on a shared runner, where run-to-run drift
 is several percent: they need at least 7 values per side (smallest exact p at 7 vs 7: 0.0006).
 
@@ -42,8 +47,15 @@ VERDICT_NAMES = {"regression": "regression(s)", "improvement": "improvement(s)",
 def add_parser(sub):
     p = sub.add_parser("check", help="CI regression gate: compare a candidate results directory with a baseline",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("baseline", type=Path, metavar="BASELINE", help="results directory of the reference run")
-    p.add_argument("candidate", type=Path, metavar="CANDIDATE", help="results directory of the run under test")
+    p.add_argument("baseline", type=Path, metavar="BASELINE",
+                   help="results directory of the reference run (with --ab: the sweep configuration)")
+    p.add_argument("candidate", type=Path, metavar="CANDIDATE", nargs="?",
+                   help="results directory of the run under test (not with --ab)")
+    p.add_argument("--ab", metavar="REV",
+                   help="same-session A/B: build git revision REV's runtime, sweep the configuration BASELINE with "
+                        "it and with this checkout's runtime interleaved, then judge the two")
+    p.add_argument("--results", type=Path, metavar="DIR",
+                   help="with --ab: where the two results directories go (default: results/ab-REV-DATE-TIME)")
     p.add_argument("--max-regression", default="10%", metavar="PCT",
                    help="largest tolerated slowdown in median tokens/s, in percent: 10%% or 10 (0.05 means "
                         "0.05%%); default 10%%, as asv")
@@ -82,6 +94,14 @@ def run(args) -> int:
     from harness.gate import regression as check
 
     threshold, alpha = parse_percent(args.max_regression), parse_alpha(args.alpha)
+    if args.ab:
+        if args.candidate is not None:
+            raise UsageError("--ab takes one sweep configuration, not two results directories")
+        args.baseline, args.candidate = run_ab(args)
+    elif args.candidate is None:
+        raise UsageError("give BASELINE and CANDIDATE results directories, or --ab REV CONFIG.yaml")
+    elif args.results:
+        raise UsageError("--results goes with --ab")
     try:
         report = check.compare(check.load(args.baseline), check.load(args.candidate), threshold, alpha)
     except check.CheckError as e:
@@ -97,6 +117,37 @@ def run(args) -> int:
     else:
         sys.stdout.write(text)
     return status
+
+
+def run_ab(args) -> tuple[Path, Path]:
+    """Sweeps the configuration with REV's runtime and this checkout's, interleaved."""
+    import time
+
+    from harness.gate import ab
+    from harness.sweep.config import ConfigError, load_config
+    from harness.sweep.plan import expand
+
+    try:
+        config = load_config(args.baseline)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    try:
+        commit = ab.resolve(args.ab)
+    except ab.ABError as e:
+        raise UsageError(str(e)) from None
+    plan = expand(config)
+    if not plan.points:
+        raise UsageError(f"{args.baseline}: no point of this sweep can run on this machine")
+    out = args.results or Path("results") / f"ab-{commit[:12]}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "baseline" / "points.jsonl").exists():
+        raise UsageError(f"{out} already holds an A/B run; choose another --results")
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"A/B: {args.ab} ({commit[:12]}, baseline) against this checkout (candidate), {len(plan.points)} point(s), "
+        f"interleaved; results in {out}")
+    try:
+        return ab.run(config, plan, commit, out, log=log)
+    except ab.ABError as e:
+        raise UsageError(str(e)) from None
 
 
 def verdict(report) -> str:

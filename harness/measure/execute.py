@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import harness
@@ -72,7 +72,7 @@ class _Run:
         with open(self.files.log, "a") as out:
             proc = subprocess.Popen(worker_command(self.point, source, settings, self.pyperf_tmp, self.files.sidecar),
                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=harness.ROOT, start_new_session=True)
+                                    cwd=settings.workspace or harness.ROOT, start_new_session=True)
             try:
                 while proc.poll() is None:
                     tick()
@@ -104,22 +104,30 @@ class _Run:
             return self._failed(f"the worker's output is unusable: {e}")
 
 
-def run_group(points: list[Point], source: Source, settings: Settings, files: list[Files], tick=lambda: None,
-              seed: int = 0) -> list[dict]:
-    """Measures points that will be compared with each other, interleaved in `settings.processes`
-    rounds of one worker process each, in an order shuffled per round (seeded, so a sweep can be
-    repeated); returns their records, ok or failed, in the order given."""
-    runs = [_Run(p, f) for p, f in zip(points, files)]
-    one = replace(settings, processes=1)
-    for rnd in range(settings.processes):
+@dataclass(frozen=True)
+class Job:
+    """One point measured by one build (its settings' workspace), into its files."""
+    point: Point
+    source: Source
+    settings: Settings
+    files: Files
+
+
+def run_group(jobs: list[Job], tick=lambda: None, seed: int = 0) -> list[dict]:
+    """Measures jobs that will be compared with each other (the formats of one model, threads and
+    test; or one point under two builds), interleaved in `processes` rounds of one worker process
+    each, in an order shuffled per round (seeded, so a sweep can be repeated); returns their
+    records, ok or failed, in the order given."""
+    runs = [(_Run(j.point, j.files), j) for j in jobs]
+    for rnd in range(jobs[0].settings.processes):
         order = list(runs)
-        random.Random(f"{seed}:{rnd}:{points[0].key}").shuffle(order)
-        for r in order:
+        random.Random(f"{seed}:{rnd}:{jobs[0].point.key}").shuffle(order)
+        for r, j in order:
             if not r.failure:
-                r.process(source, one, tick)
-    return [r.record(settings) for r in runs]
+                r.process(j.source, replace(j.settings, processes=1), tick)
+    return [r.record(j.settings) for r, j in runs]
 
 
 def run(point: Point, source: Source, settings: Settings, files: Files, tick=lambda: None) -> dict:
     """Measures one point (its processes one after another); returns its record."""
-    return run_group([point], source, settings, [files], tick)[0]
+    return run_group([Job(point, source, settings, files)], tick)[0]

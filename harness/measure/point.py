@@ -69,6 +69,7 @@ class Settings:
     pin_threads: bool = False  # pin the worker to the first N usable CPUs (N = the point's threads)
     energy: dict | None = None  # the chosen backend's worker settings (energy_window.worker_settings)
     idle_watts: float | None = None
+    workspace: str | None = None   # where workers start: its `runtime` is the build measured (None: this checkout)
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: floa
         "bandwidth_reference": probe.REFERENCE,
         "read_patterns_gbps": {k: statistics.median(v) for k, v in patterns.items()},
         "tuning": first["tuning"], "kv_cache": first["kv_cache"],
+        "runtime_build": first.get("runtime_build"),   # which build measured (an A/B check runs two)
         # caches lie: a model smaller than the last-level cache is not read from DRAM
         "fits_in_llc": first["weight_bytes"] <= runtime.cpu.last_level_cache_bytes()[0],
         "achieved_gbps": None, "bandwidth_fraction": None,

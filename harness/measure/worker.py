@@ -108,7 +108,10 @@ def worker_setup(args, runner):
 
         meter = open_for_worker(json.loads(args.energy))
     before = probe.measure_bandwidth(ctx, 3)
-    side.write("process", started=time.time(), conditions_before=conditions.snapshot(), variant=ctx.variant, threads=ctx.threads, affinity=sorted(os.sched_getaffinity(0)),
+    import runtime
+
+    side.write("process", started=time.time(), conditions_before=conditions.snapshot(),
+               runtime_build=runtime.build_info(), variant=ctx.variant, threads=ctx.threads, affinity=sorted(os.sched_getaffinity(0)),
                pinned=bool(args.pin), setup_s=setup, weight_bytes=model.weight_bytes,
                bytes_per_token=model.bytes_per_token, probe_before_gbps=before.passes[probe.PLAIN],
                probe_before_patterns=before.passes, tuning=ctx.tuning.to_json(), kv_cache=model.kv_format,

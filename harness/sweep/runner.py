@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness.measure import execute
 from harness.measure.energy_window import worker_settings
@@ -114,28 +114,44 @@ def comparison_groups(points: list[Point]) -> list[list[Point]]:
     return groups
 
 
+@dataclass(frozen=True)
+class Arm:
+    """One build measured by a sweep into its own results directory: the checkout's (workspace
+    None), or another revision's in an A/B check (gate/ab.py)."""
+    results: ResultsDir
+    fingerprint: dict
+    workspace: str | None = None
+
+
 def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict, resume: bool,
         quiet: bool = False) -> Outcome:
+    return run_arms(config, plan, [Arm(results, fingerprint)], resume, quiet)
+
+
+def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, quiet: bool = False) -> Outcome:
+    """The sweep, once per arm, each point of every arm interleaved with the points it is compared
+    with, and every record on disk when its group is done."""
     log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     energy = sweep_energy.prepare(config.energy, log)
     settings = Settings(config.repetitions, config.warmups, config.processes, config.seed, config.pin_threads,
                         worker_settings(energy), energy["idle"]["watts"])
-    if resume and results.has_points():
-        check_resumable(results, config, fingerprint, energy)
-    prepare(results, config, plan, fingerprint, energy, resume)
+    for arm in arms:
+        if resume and arm.results.has_points():
+            check_resumable(arm.results, config, arm.fingerprint, energy)
+        prepare(arm.results, config, plan, arm.fingerprint, energy, resume)
     outcome = Outcome()
-    finished = {k for k, r in results.latest().items() if r["status"] == "ok"}
-    todo = [p for p in plan.points if p.key not in finished]
-    outcome.already = [p.key for p in plan.points if p.key in finished]
+    finished = [{k for k, r in arm.results.latest().items() if r["status"] == "ok"} for arm in arms]
+    todo = [p for p in plan.points if not all(p.key in f for f in finished)]
+    outcome.already = [p.key for p in plan.points if all(p.key in f for f in finished)]
     groups = comparison_groups(todo)
-    progress = Progress([sum(plan.estimate(p, config) for p in g) for g in groups], quiet)
+    progress = Progress([len(arms) * sum(plan.estimate(p, config) for p in g) for g in groups], quiet)
     if outcome.already:
-        progress.note(f"{len(outcome.already)} point(s) already finished in {results.path}; running the "
+        progress.note(f"{len(outcome.already)} point(s) already finished in {arms[0].results.path}; running the "
                       f"other {len(todo)}")
     t0 = time.monotonic()
     try:
         for i, group in enumerate(groups):
-            est = sum(plan.estimate(p, config) for p in group)
+            est = len(arms) * sum(plan.estimate(p, config) for p in group)
             if config.time_budget_s and time.monotonic() - t0 + est * progress.scale() > config.time_budget_s:
                 outcome.over_budget = [p for g in groups[i:] for p in g]
                 progress.note(f"time budget of {config.time_budget_s:.0f} s reached: {len(outcome.over_budget)} "
@@ -144,18 +160,24 @@ def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict,
             first = group[0]
             progress.start(f"{first.model}/{first.variant}/t{first.threads}/{first.test}: "
                            + ", ".join(f"{p.format}+{p.head_format}" for p in group), est)
-            records = execute.run_group(group, plan.model_refs[first.model].source, settings,
-                                        [Files.under(results.path, p) for p in group], progress.tick, config.seed)
-            for record in records:
-                results.append(record)
-                (outcome.ok if record["status"] == "ok" else outcome.failed).append(record["key"])
-            results.rebuild_tables(config.baseline)
+            source = plan.model_refs[first.model].source
+            jobs = [execute.Job(p, source, replace(settings, workspace=arm.workspace), Files.under(arm.results.path, p))
+                    for arm, done in zip(arms, finished) for p in group if p.key not in done]
+            records = execute.run_group(jobs, progress.tick, config.seed)
+            for job, record in zip(jobs, records):
+                arm = next(a for a in arms if a.results.path == job.files.root)
+                arm.results.append(record)
+                if arm is arms[0]:
+                    (outcome.ok if record["status"] == "ok" else outcome.failed).append(record["key"])
+            for arm in arms:
+                arm.results.rebuild_tables(config.baseline)
             progress.finish("; ".join(f"{r['format']} {r['tokens_per_s']['median']:.2f} tokens/s" if r["status"] == "ok"
                                       else f"{r['format']} FAILED, {r['reason']}" for r in records))
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
         progress.close()
-        write_plan(results, config, plan, outcome.over_budget)
-        results.rebuild_tables(config.baseline)
+        for arm in arms:
+            write_plan(arm.results, config, plan, outcome.over_budget)
+            arm.results.rebuild_tables(config.baseline)
     return outcome

@@ -1,0 +1,160 @@
+"""llama.cpp as an engine: its `llama-bench` and `llama-quantize`, built by ternbench from the
+pinned llama-cpp-python sdist on PyPI (which vendors llama.cpp) into the user's cache, or a build
+the user names (`--llamacpp-bin DIR`, or TERNBENCH_LLAMACPP_BIN).
+
+The build is native (-DGGML_NATIVE=ON: the running CPU's instructions), static (the two
+programs need nothing beside them), with OpenMP, and is recorded in `install.json` beside
+them: the sdist's version, the cmake flags, the compiler, and when."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+NAME = "llamacpp"
+SDIST = "llama-cpp-python"
+PINNED = "0.3.36"               # llama-cpp-python's sdist: the llama.cpp it vendors is the one built
+PROGRAMS = ("llama-bench", "llama-quantize")
+BIN_ENV = "TERNBENCH_LLAMACPP_BIN"
+CMAKE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DGGML_OPENMP=ON", "-DBUILD_SHARED_LIBS=OFF",
+               "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF")
+# llama.cpp's own quantisation types for a ternary model, and the float baseline
+FORMATS = ("tq1_0", "tq2_0", "f16")
+
+
+class EngineError(Exception):
+    """An engine that cannot be found, installed or run: the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Installation:
+    bin: Path
+    origin: str            # "installed by ternbench" or "given by the user"
+    record: dict           # install.json when ternbench built it, else {}
+
+    def program(self, name: str) -> Path:
+        return self.bin / name
+
+    def describe(self) -> str:
+        r = self.record
+        if r:
+            return (f"llama.cpp from {SDIST} {r.get('version')} (built {r.get('built')}, {r.get('compiler')}; "
+                    f"{' '.join(r.get('cmake_flags', []))})")
+        return f"llama.cpp at {self.bin} ({self.origin})"
+
+
+def install_dir(cache: Path) -> Path:
+    return cache / "engines" / NAME / PINNED
+
+
+def find(cache: Path, given: str | None = None) -> tuple[Installation | None, str]:
+    """The installation to use and "", or None and why there is none (with the fix)."""
+    given = given or os.environ.get(BIN_ENV)
+    if given:
+        d = Path(given).expanduser()
+        missing = [p for p in PROGRAMS if not os.access(d / p, os.X_OK)]
+        if missing:
+            return None, f"{d}: no executable {', '.join(missing)} (a llama.cpp build's bin directory holds both)"
+        return Installation(d, "given by the user", {}), ""
+    d = install_dir(cache)
+    record = d / "install.json"
+    if not record.is_file():
+        return None, f"not installed: `ternbench engines install {NAME}` builds it (about 5 minutes on 2 cores)"
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError) as e:
+        return None, f"{record}: unreadable ({e}); `ternbench engines install {NAME} --force` rebuilds it"
+    missing = [p for p in PROGRAMS if not os.access(d / "bin" / p, os.X_OK)]
+    if missing:
+        return None, f"{d / 'bin'}: {', '.join(missing)} missing; `ternbench engines install {NAME} --force`"
+    return Installation(d / "bin", "installed by ternbench", data), ""
+
+
+def install(cache: Path, force: bool = False, progress=lambda msg: None) -> Installation:
+    """Downloads the pinned sdist, builds llama-bench and llama-quantize, installs them."""
+    target = install_dir(cache)
+    if (target / "install.json").is_file() and not force:
+        found, _ = find(cache)
+        if found:
+            progress(f"already installed in {target}")
+            return found
+    cmake = shutil.which("cmake") or _cmake_from_pypi(progress)
+    with tempfile.TemporaryDirectory(prefix="ternbench-llamacpp-") as tmp:
+        tmp = Path(tmp)
+        progress(f"downloading {SDIST}=={PINNED} (sdist) from PyPI ...")
+        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+              f"{SDIST}=={PINNED}", "-d", str(tmp)], "pip download")
+        archive = next(tmp.glob(f"{SDIST.replace('-', '_')}-{PINNED}.tar.gz"), None) or next(tmp.glob("*.tar.gz"))
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        src = next(tmp.glob("*/vendor/llama.cpp"), None)
+        if src is None:
+            raise EngineError(f"{archive.name}: no vendor/llama.cpp inside")
+        build = tmp / "build"
+        progress("configuring (cmake) ...")
+        _run([cmake, "-S", str(src), "-B", str(build), *CMAKE_FLAGS], "cmake")
+        progress("building llama-bench and llama-quantize ...")
+        _build(cmake, build, progress)
+        binaries = [next(build.rglob(p), None) for p in PROGRAMS]
+        if not all(binaries):
+            raise EngineError(f"the build produced no {', '.join(p for p, b in zip(PROGRAMS, binaries) if not b)}")
+        if target.exists():
+            shutil.rmtree(target)
+        (target / "bin").mkdir(parents=True)
+        for b in binaries:
+            shutil.copy2(b, target / "bin" / b.name)
+        record = {"engine": NAME, "source": f"{SDIST} {PINNED} sdist (PyPI), vendor/llama.cpp", "version": PINNED,
+                  "cmake_flags": list(CMAKE_FLAGS), "compiler": _compiler(build),
+                  "built": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        (target / "install.json").write_text(json.dumps(record, indent=2) + "\n")
+    progress(f"installed in {target / 'bin'}")
+    return Installation(target / "bin", "installed by ternbench", record)
+
+
+def _run(cmd: list[str], what: str) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        raise EngineError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+def _build(cmake: str, build: Path, progress) -> None:
+    """cmake --build with its percentage passed on as progress."""
+    cmd = [cmake, "--build", str(build), "-j", str(os.cpu_count() or 1), "--target", *PROGRAMS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail, last = [], None
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-20:]
+        m = re.match(r"\[\s*(\d+)%\]", line)
+        if m and m.group(1) != last:
+            last = m.group(1)
+            progress(f"building: {last}%")
+    if proc.wait() != 0:
+        raise EngineError("cmake --build failed:\n" + "\n".join(tail[-8:]))
+
+
+def _cmake_from_pypi(progress) -> str:
+    progress("no cmake on PATH: installing cmake from PyPI ...")
+    _run([sys.executable, "-m", "pip", "install", "-q", "cmake"], "pip install cmake")
+    found = shutil.which("cmake", path=str(Path(sys.executable).parent)) or shutil.which("cmake")
+    if not found:
+        raise EngineError("cmake was installed from PyPI but is not on PATH")
+    return found
+
+
+def _compiler(build: Path) -> str:
+    try:
+        cache = (build / "CMakeCache.txt").read_text()
+    except OSError:
+        return "unknown"
+    m = re.search(r"^CMAKE_CXX_COMPILER:\w+=(.*)$", cache, re.M)
+    return m.group(1).strip() if m else "unknown"
