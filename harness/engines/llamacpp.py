@@ -103,14 +103,18 @@ def install(cache: Path, force: bool = False, progress=lambda msg: None) -> Inst
         _run([cmake, "-S", str(src), "-B", str(build), *CMAKE_FLAGS], "cmake")
         progress("building llama-bench and llama-quantize ...")
         _build(cmake, build, progress)
-        binaries = [next(build.rglob(p), None) for p in PROGRAMS]
+        binaries = [next((f for f in [build / "bin" / p, *build.rglob(p)] if f.is_file() and os.access(f, os.X_OK)),
+                         None) for p in PROGRAMS]
         if not all(binaries):
             raise EngineError(f"the build produced no {', '.join(p for p, b in zip(PROGRAMS, binaries) if not b)}")
-        if target.exists():
-            shutil.rmtree(target)
-        (target / "bin").mkdir(parents=True)
-        for b in binaries:
-            shutil.copy2(b, target / "bin" / b.name)
+        try:
+            if target.exists():
+                shutil.rmtree(target)
+            (target / "bin").mkdir(parents=True)
+            for b in binaries:
+                shutil.copy2(b, target / "bin" / b.name)
+        except OSError as e:
+            raise EngineError(f"cannot install into {target}: {e}") from None
         record = {"engine": NAME, "source": f"{SDIST} {PINNED} sdist (PyPI), vendor/llama.cpp", "version": PINNED,
                   "cmake_flags": list(CMAKE_FLAGS), "compiler": _compiler(build),
                   "built": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
@@ -130,15 +134,15 @@ def _run(cmd: list[str], what: str) -> str:
 def _build(cmake: str, build: Path, progress) -> None:
     """cmake --build with its percentage passed on as progress."""
     cmd = [cmake, "--build", str(build), "-j", str(os.cpu_count() or 1), "--target", *PROGRAMS]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail, last = [], None
-    for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-20:]
-        m = re.match(r"\[\s*(\d+)%\]", line)
-        if m and m.group(1) != last:
-            last = m.group(1)
-            progress(f"building: {last}%")
-    if proc.wait() != 0:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            tail = (tail + [line.rstrip()])[-20:]
+            m = re.match(r"\[\s*(\d+)%\]", line)
+            if m and m.group(1) != last:
+                last = m.group(1)
+                progress(f"building: {last}%")
+    if proc.returncode != 0:
         raise EngineError("cmake --build failed:\n" + "\n".join(tail[-8:]))
 
 
