@@ -80,3 +80,75 @@ def test_the_installed_llamacpp_runs():
     for program in llamacpp.PROGRAMS:
         proc = subprocess.run([str(found.program(program)), "--help"], capture_output=True, text=True, timeout=60)
         assert "usage" in (proc.stdout + proc.stderr).lower(), program
+
+
+# --- the same model in every engine: a synthetic GGUF of a preset's shape -----------------------
+
+TINY = """\
+name: tiny-gguf
+description: a tiny model for GGUF tests
+source: tests
+hidden: 256
+ffn: 512
+layers: 2
+heads: 4
+kv_heads: 2
+vocab: 320
+activation: relu2
+sub_norms: true
+tied_embeddings: true
+rope_theta: 10000.0
+norm_eps: 1.0e-5
+max_context: 256
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    from harness.models.presets import load_spec
+
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    return load_spec(tmp_path / "tiny.yaml")
+
+
+def test_a_preset_is_written_as_a_bitnet_gguf_of_its_shape(tiny, tmp_path):
+    import gguf
+    import numpy as np
+
+    from harness.engines import gguf_model
+
+    path = gguf_model.model_file(tiny, 7, "f16", tmp_path)
+    r = gguf.GGUFReader(str(path))
+    assert r.fields["general.architecture"].contents() == "bitnet"
+    tensors = {t.name: t for t in r.tensors}
+    assert len(tensors) == 2 + 2 * (4 + 7)      # embedding, final norm; per layer 4 norms and 7 linears
+    q = tensors["blk.0.attn_q.weight"]
+    assert q.tensor_type == gguf.GGMLQuantizationType.F16 and tuple(q.shape) == (256, 256)
+    assert tuple(tensors["blk.1.attn_k.weight"].shape) == (256, 128)   # in x out, as GGUF orders them
+    values = np.unique(np.asarray(tensors["blk.1.ffn_down.weight"].data, dtype=np.float32))
+    assert set(np.round(values / np.float32(np.float16(0.02))).astype(int)) <= {-1, 0, 1}   # ternary x one scale
+    # cached: the same shape and seed is the same file; another seed another one
+    assert gguf_model.model_file(tiny, 7, "f16", tmp_path) == path
+    assert gguf_model.model_file(tiny, 8, "f16", tmp_path) != path
+    with pytest.raises(llamacpp.EngineError, match="needs llama.cpp's llama-quantize"):
+        gguf_model.model_file(tiny, 7, "tq2_0", tmp_path)
+
+
+def test_llamacpp_quantises_and_runs_the_written_model(tiny, tmp_path):
+    """The written GGUF loads in the installed llama.cpp, quantised to its ternary type by its own tool."""
+    from runtime.tuning import cache_dir
+
+    from harness.engines import gguf_model
+
+    found, why = llamacpp.find(cache_dir())
+    if found is None:
+        if REQUIRE:
+            pytest.fail(f"llama.cpp is required here: {why}")
+        pytest.skip(f"llama.cpp not installed ({why})")
+    path = gguf_model.model_file(tiny, 7, "tq2_0", tmp_path, found)
+    proc = subprocess.run([str(found.program("llama-bench")), "-m", str(path), "-p", "0", "-n", "4", "-r", "2",
+                           "-t", "1", "-o", "json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = json.loads(proc.stdout)
+    assert "TQ2_0" in run["model_type"] and run["n_gen"] == 4 and len(run["samples_ns"]) == 2
+    assert run["build_commit"]
