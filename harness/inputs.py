@@ -3,6 +3,8 @@ built from it: lists, thread counts, matrix shapes. Errors are InputError, one l
 value; the CLI reports them as usage errors, the config reader names the file and line."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import runtime
 
 # Stated limits of what a user may ask for; past them a request is a mistake, not a benchmark.
@@ -79,3 +81,13 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
             raise InputError(f"shape {part!r} has {rows * cols:,} weights; at most {MAX_SHAPE_WEIGHTS:,} (2^31)")
         shapes.append((rows, cols))
     return shapes
+
+
+def user_path(text) -> Path:
+    """A path as a user wrote it, with ~ expanded where it names a home directory: `~0` or
+    `~nobody-here` stays as written (a name, not a home) instead of raising."""
+    path = Path(text)
+    try:
+        return path.expanduser()
+    except RuntimeError:   # "Could not determine home directory"
+        return path

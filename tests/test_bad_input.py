@@ -210,3 +210,12 @@ def test_an_identity_recorded_by_an_earlier_version_is_noted_not_refused():
 
 def load_config_identity() -> str:
     return preset_identity(load_spec(ROOT / "configs/models/125M.yaml"))
+
+
+@pytest.mark.parametrize("name", ["~0", "~nobody-here-at-all/x.yaml"])
+def test_a_tilde_that_names_no_home_is_just_a_name(tmp_path, name):
+    """Found by the fuzzing suite's CI run: `~0` made pathlib raise "Could not determine home directory"."""
+    (tmp_path / "s.yaml").write_text(SWEEP.replace("[125M]", f"['{name}']"))
+    with pytest.raises(ConfigError, match="unknown model|no such model preset file"):
+        load_config(tmp_path / "s.yaml", max_threads=2)
+    one_clear_line(limited("bench", "--model", name), "model")

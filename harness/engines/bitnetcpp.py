@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.inputs import user_path
+
 from .llamacpp import PROGRAMS, Installation
 
 NAME = "bitnetcpp"
@@ -18,7 +20,7 @@ def find(cache: Path, given: str | None = None) -> tuple[Installation | None, st
     if not given:
         return None, (f"not given: point --bitnetcpp-bin (or {BIN_ENV}) at a bitnet.cpp checkout's build/bin "
                       "(microsoft/BitNet, built with its setup_env.py); it cannot be installed from PyPI")
-    d = Path(given).expanduser()
+    d = user_path(given)
     missing = [p for p in PROGRAMS if not os.access(d / p, os.X_OK)]
     if missing:
         return None, f"{d}: no executable {', '.join(missing)} (bitnet.cpp's build/bin holds both)"

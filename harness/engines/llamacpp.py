@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.inputs import user_path
+
 NAME = "llamacpp"
 SDIST = "llama-cpp-python"
 PINNED = "0.3.36"               # llama-cpp-python's sdist: the llama.cpp it vendors is the one built
@@ -59,7 +61,7 @@ def find(cache: Path, given: str | None = None) -> tuple[Installation | None, st
     """The installation to use and "", or None and why there is none (with the fix)."""
     given = given or os.environ.get(BIN_ENV)
     if given:
-        d = Path(given).expanduser()
+        d = user_path(given)
         missing = [p for p in PROGRAMS if not os.access(d / p, os.X_OK)]
         if missing:
             return None, f"{d}: no executable {', '.join(missing)} (a llama.cpp build's bin directory holds both)"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import harness
 from harness import yaml_source
+from harness.inputs import user_path
 from runtime import ModelShape
 
 from .sizes import param_count
@@ -235,7 +236,7 @@ def path_kind(path: Path) -> str | None:
 def find_model(name_or_path, directory: Path = PRESETS_DIR) -> ModelSpec:
     """A preset by name or alias (any case), or a preset YAML file by path."""
     text = str(name_or_path)
-    path = Path(text).expanduser()
+    path = user_path(text)
     kind = path_kind(path)
     if kind == "dir":
         if path_kind(path / "config.json") == "file":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import runtime
 from harness import inputs, yaml_source
+from harness.inputs import user_path
 from harness.measure.point import Source
 from harness.models.presets import ModelSpec, ModelSpecError, display_path, find_model, path_kind
 
@@ -339,7 +340,7 @@ class _Validator:
             if not isinstance(root, str) or not root.strip():
                 raise self.where.error(f"must be a directory path, got {root!r}", value.lines["powercap_root"],
                                        "energy.powercap_root")
-            path = (self.path.parent / root).expanduser()
+            path = user_path(self.path.parent / root)
             if not path.is_dir():
                 raise self.where.error(f"{root}: no such directory", value.lines["powercap_root"],
                                        "energy.powercap_root")
@@ -371,7 +372,7 @@ def resolve_model(text: str, base: Path) -> ModelRef:
     """A preset name, a model YAML file or a checkpoint directory; paths are relative to the
     configuration file's directory first, then to the working directory."""
     for candidate in (base / text, Path(text)):
-        candidate = candidate.expanduser()
+        candidate = user_path(candidate)
         kind = path_kind(candidate)
         if kind == "dir" and path_kind(candidate / "config.json") == "file":
             return _checkpoint_ref(text, candidate.resolve())
