@@ -152,3 +152,18 @@ def test_llamacpp_quantises_and_runs_the_written_model(tiny, tmp_path):
     (run,) = json.loads(proc.stdout)
     assert "TQ2_0" in run["model_type"] and run["n_gen"] == 4 and len(run["samples_ns"]) == 2
     assert run["build_commit"]
+
+
+def test_bytes_per_token_of_a_gguf(tiny, tmp_path):
+    """Every tensor once; a separate output head makes the embedding one row per token."""
+    from dataclasses import replace
+
+    from harness.engines import gguf_model
+
+    norms = 2 * (256 + 256 + 256 + 512) + 256                       # float32
+    linears = 2 * 2 * (256 * 256 * 2 + 128 * 256 * 2 + 512 * 256 * 3)   # 2 layers of f16: q, o; k, v; gate, up, down
+    embd = 320 * 256 * 2
+    tied = gguf_model.model_file(tiny, 7, "f16", tmp_path)
+    assert gguf_model.bytes_per_token(tied) == 4 * norms + linears + embd == 2_534_400
+    untied = gguf_model.model_file(replace(tiny, tied_embeddings=False), 7, "f16", tmp_path)
+    assert gguf_model.bytes_per_token(untied) == 4 * norms + linears + embd + 256 * 2   # output + one row

@@ -111,3 +111,19 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
             raise EngineError(f"llama-quantize {f16.name} {QUANT_TYPES[fmt]} failed: {tail}")
         os.replace(tmp, out)
     return out
+
+
+def bytes_per_token(path: Path) -> int:
+    """The weight bytes an engine reads to generate one token from this GGUF: every tensor once,
+    except that the embedding table is read one row per token when a separate output head exists
+    (tied, it is the output head and read whole). So bandwidth fractions compare across engines
+    even where embeddings differ (llama.cpp keeps a TQ model's embedding in Q6_K)."""
+    import gguf
+
+    tensors = {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+    total = sum(int(t.n_bytes) for t in tensors.values())
+    embd = tensors.get("token_embd.weight")
+    if embd is not None and "output.weight" in tensors:
+        rows = int(embd.shape[-1])               # GGUF orders dims innermost first: (hidden, vocab)
+        total -= int(embd.n_bytes) - int(embd.n_bytes) // rows
+    return total
