@@ -45,14 +45,14 @@ def _duration(seconds: float) -> str:
         f"{seconds // 60} min {seconds % 60:02d} s"
 
 
-def dry_run(config, plan, as_json: bool) -> int:
+def dry_run(config, plan, as_json: bool, energy_plan: str) -> int:
     estimates = {p.key: plan.estimate(p, config) for p in plan.points}
     if as_json:
         print_json({"config": str(config.path), "name": config.name,
                     "points": [{"key": p.key, **p.to_dict(), "estimate_s": round(estimates[p.key], 1)}
                                for p in plan.points],
                     "skipped": [{"key": s.point.key, **s.point.to_dict(), "reason": s.reason} for s in plan.skipped],
-                    "unused_exclusions": plan.unused_exclusions, "energy": _energy_plan(config),
+                    "unused_exclusions": plan.unused_exclusions, "energy": energy_plan,
                     "estimate_s": round(sum(estimates.values()), 1)})
         return EXIT_OK
     print(f"{config.name}: {len(plan.points)} point(s) to run, {len(plan.skipped)} skipped; "
@@ -63,7 +63,7 @@ def dry_run(config, plan, as_json: bool) -> int:
         print(f"  skip  {s.point.key:<52} {s.reason}")
     for line in plan.unused_exclusions:
         print(f"  note: the exclusion on line {line} of {config.path.name} matches no point")
-    print(f"energy: {_energy_plan(config)}")
+    print(f"energy: {energy_plan}")
     total = sum(estimates.values())
     budget = f" (time budget {_duration(config.time_budget_s)})" if config.time_budget_s else ""
     print(f"estimated duration: about {_duration(total)}{budget}; a rough figure from typical rates, "
@@ -77,8 +77,9 @@ def energy_refusal(config, path, error) -> str:
     return f"{path}: energy backend {config.energy.backend!r} cannot be used here: {error}"
 
 
-def check_energy(config, path) -> None:
-    """A backend named in the configuration that cannot work here is refused before anything runs."""
+def check_energy(config, path) -> str:
+    """Which energy backend the sweep would use, without measuring anything; a backend named in
+    the configuration that cannot work here is refused before anything runs."""
     from harness import energy
     from harness.sweep.energy import settings
 
@@ -86,15 +87,6 @@ def check_energy(config, path) -> None:
         meter, _ = energy.open_meter(settings(config.energy))
     except energy.EnergyUnavailable as e:
         raise UsageError(energy_refusal(config, path, e)) from None
-    meter.close()
-
-
-def _energy_plan(config) -> str:
-    """Which energy backend the sweep would use, without measuring anything."""
-    from harness import energy
-    from harness.sweep.energy import settings
-
-    meter, _ = energy.open_meter(settings(config.energy))   # check_energy has found that it opens
     with meter:
         kind = "measured" if meter.measured else "ESTIMATED (no measuring backend works here; see ternbench sysinfo)"
         return f"{meter.name}, {kind}"
@@ -133,9 +125,9 @@ def run(args) -> int:
     plan = sweep_plan.expand(config)
     if not plan.points and not plan.skipped:
         raise UsageError(f"{args.config}: every point is excluded; nothing to run")
-    check_energy(config, args.config)   # what the run would refuse, the dry run refuses too
+    energy_plan = check_energy(config, args.config)   # what the run would refuse, the dry run refuses too
     if args.dry_run:
-        return dry_run(config, plan, args.json)
+        return dry_run(config, plan, args.json, energy_plan)
     estimate = sum(plan.estimate(p, config) for p in plan.points)
     if estimate > LONG_RUN_S and not config.time_budget_s and not args.yes:
         raise UsageError(f"{args.config}: the estimated duration is about {_duration(estimate)}, more than "

@@ -71,8 +71,7 @@ def _cell(r: dict | None, first: dict | None, skipped: dict) -> dict:
                 "variant": r.get("variant")}
     base_ok = first is not None and first["status"] == "ok"
     return {"status": "ok", "variant": r.get("variant"), "tps": r["tps_median"],
-            "ci": (r.get("tps_process_ci95_low") or r.get("tps_ci95_low"),
-                   r.get("tps_process_ci95_high") or r.get("tps_ci95_high")), "n": r.get("n"),
+            "ci": (r.get("tps_mean_ci95_low"), r.get("tps_mean_ci95_high")), "n": r.get("n"),
             "unstable": r.get("unstable"),
             "per_thread": r["tps_median"] / r["threads"] if r.get("threads") else None,
             "ratio": r["tps_median"] / first["tps_median"] if base_ok and first.get("tps_median") else None,

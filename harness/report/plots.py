@@ -201,9 +201,7 @@ def _plot(fn):
 def _mean_interval(r: dict) -> dict:
     """The point with the interval of its mean: over process means when it has one (values within
     a process are not independent), else over its values."""
-    lo, hi = r.get("tps_process_ci95_low"), r.get("tps_process_ci95_high")
-    if lo is None or hi is None:
-        lo, hi = r.get("tps_ci95_low"), r.get("tps_ci95_high")
+    lo, hi = r.get("tps_mean_ci95_low"), r.get("tps_mean_ci95_high")
     return {**r, "_ci_low": lo if lo is not None else r["tps_mean"], "_ci_high": hi if hi is not None else r["tps_mean"]}
 
 

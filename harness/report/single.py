@@ -140,8 +140,7 @@ def glance(ok_rows: list[dict], tests: list[str], baseline: str | None) -> list[
         rows = [r for r in ok_rows if r["test"] == test]
         out.append({"test": test, "rows": [{
             "model": r["model"], "format": r["series"], "threads": r["threads"], "tps": r.get("tps_mean"),
-            "tps_low": r.get("tps_process_ci95_low") or r.get("tps_ci95_low"),
-            "tps_high": r.get("tps_process_ci95_high") or r.get("tps_ci95_high"),
+            "tps_low": r.get("tps_mean_ci95_low"), "tps_high": r.get("tps_mean_ci95_high"),
             "speedup": r.get("speedup") if r["format"] != baseline else None,
             "speedup_low": r.get("speedup_ci95_low"), "speedup_high": r.get("speedup_ci95_high"),
             "ceiling": r.get("speedup_ceiling") if r["format"] != baseline else None,

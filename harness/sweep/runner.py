@@ -161,11 +161,11 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
             progress.start(f"{first.model}/{first.variant}/t{first.threads}/{first.test}: "
                            + ", ".join(f"{p.format}+{p.head_format}" for p in group), est)
             source = plan.model_refs[first.model].source
+            owners = [(arm, p) for arm, done in zip(arms, finished) for p in group if p.key not in done]
             jobs = [execute.Job(p, source, replace(settings, workspace=arm.workspace), Files.under(arm.results.path, p))
-                    for arm, done in zip(arms, finished) for p in group if p.key not in done]
+                    for arm, p in owners]
             records = execute.run_group(jobs, progress.tick, config.seed)
-            for job, record in zip(jobs, records):
-                arm = next(a for a in arms if a.results.path == job.files.root)
+            for (arm, _), record in zip(owners, records):
                 arm.results.append(record)
                 if arm is arms[0]:
                     (outcome.ok if record["status"] == "ok" else outcome.failed).append(record["key"])

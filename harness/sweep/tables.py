@@ -15,7 +15,8 @@ OLD_REFERENCE = "fastest of three read patterns (results before the plain-read y
 COLUMNS = ["key", "status", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
            "test",
            "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "processes",
-           "tps_process_ci95_low", "tps_process_ci95_high", "s_per_token_median",
+           "tps_process_ci95_low", "tps_process_ci95_high", "tps_mean_ci95_low", "tps_mean_ci95_high",
+           "s_per_token_median",
            "runtime_tps", "timing_vs_runtime", "weight_bytes", "bytes_per_token", "achieved_gbps", "probe_gbps",
            "bandwidth_fraction", "bandwidth_reference", "tuning", "fits_in_llc", "setup_s", "pinned", "baseline",
            "speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_ceiling", "above_ceiling",
@@ -38,6 +39,12 @@ def _row(r: dict) -> dict:
                    s_per_token_median=r["seconds_per_token"]["median"], runtime_tps=r["runtime_tokens_per_s"])
         p = r.get("tokens_per_s_processes") or {}
         row.update(tps_process_ci95_low=p.get("ci95_low"), tps_process_ci95_high=p.get("ci95_high"))
+        # the interval of the mean every report and ratio uses: over process means when a point ran
+        # several processes (values within one process are not independent), else over its values
+        lo, hi = p.get("ci95_low"), p.get("ci95_high")
+        if lo is None or hi is None or lo <= 0:
+            lo, hi = t["ci95_low"], t["ci95_high"]
+        row.update(tps_mean_ci95_low=lo, tps_mean_ci95_high=hi)
         c = r.get("conditions") or {}
         row.update(unstable="; ".join(c.get("unstable") or []) or None, steal_fraction=c.get("steal_fraction"),
                    probe_drift=c.get("probe_drift"))
@@ -87,12 +94,8 @@ def _basis(row, reduction) -> str | None:
 
 
 def _interval(row) -> tuple[float, float] | None:
-    """The 95% interval of a point's tokens/s: over its process means when it ran several
-    processes (values within one process are not independent), else over its values."""
-    for lo, hi in (("tps_process_ci95_low", "tps_process_ci95_high"), ("tps_ci95_low", "tps_ci95_high")):
-        if not pd.isna(row[lo]) and not pd.isna(row[hi]) and row[lo] > 0:
-            return float(row[lo]), float(row[hi])
-    return None
+    lo, hi = row["tps_mean_ci95_low"], row["tps_mean_ci95_high"]
+    return None if pd.isna(lo) or pd.isna(hi) or lo <= 0 else (float(lo), float(hi))
 
 
 def _speedup_interval(row, base) -> tuple[float | None, float | None]:
