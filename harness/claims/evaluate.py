@@ -62,6 +62,8 @@ from .differences import (
     threads_match,
     threads_words,
 )
+from harness.sweep.tables import split_baseline
+
 from .schema import Claim, CountedPoint
 from .wording import all_lie, fmt_value, measured_text, noun, ordered, plural, point_list, range_text, sizes
 
@@ -73,6 +75,10 @@ SAME_POINTS = "judged under another claim"
 # inflated by what it leaves unread: a speed-up verdict then says so instead of judging.
 BASELINE_FRACTION_MIN = 0.80
 THIS_RUNTIME = "ternbench's runtime"
+ENGINE_LABELS = {"ternbench": THIS_RUNTIME, "llamacpp": "llama.cpp", "bitnetcpp": "bitnet.cpp"}
+# When llama.cpp's F16 ran beside the baseline, the baseline must reach this share of its
+# tokens/s on the same shape: a slower baseline inflates every speed-up against it.
+BASELINE_VS_LLAMACPP_MIN = 0.95
 
 
 @dataclass
@@ -103,12 +109,28 @@ class Verdict:
         return {**asdict(self), "line": self.line}
 
 
-def qualified(status: str, programs: str, claimed: str) -> str:
+def qualified(status: str, points: list[CountedPoint], c: Claim) -> str:
     """The status, saying whose figures it judges when they are not the claim's programs: a
     verdict about ternbench's runtime never reads as one about bitnet.cpp."""
-    if not claimed or status in (NOT_TESTABLE, SAME_POINTS) or not programs.startswith(THIS_RUNTIME):
+    if not c.runtimes or status in (NOT_TESTABLE, SAME_POINTS) or not points or _claims_own(c, points):
         return status
-    return f"{status} (by {THIS_RUNTIME}, not {claimed.split(' (')[0]})"
+    return f"{status} (by {_by(points)}, not {c.runtimes.split(' (')[0]})"
+
+
+def _claims_own(c: Claim, points: list[CountedPoint]) -> bool:
+    """Whether the points are the claim's own programs: its engine, against its baseline's."""
+    if not c.engine or {p.engine for p in points} != {c.engine}:
+        return False
+    return c.metric not in ("speedup", "energy_reduction") or not c.baseline_engine or \
+        {p.baseline_engine for p in points} == {c.baseline_engine}
+
+
+def _by(points: list[CountedPoint]) -> str:
+    """Who produced the figures: "ternbench's runtime", "ternbench's runtime against llama.cpp"."""
+    engines = sorted({p.engine for p in points})
+    bases = sorted({p.baseline_engine for p in points} - set(engines))
+    text = " and ".join(ENGINE_LABELS.get(e, e) for e in engines)
+    return text + (f" against {' and '.join(ENGINE_LABELS.get(e, e) for e in bases)}" if bases else "")
 
 
 def evaluate(claims: list[Claim], results: list, lossless: dict | None = None) -> list[Verdict]:
@@ -134,18 +156,25 @@ def _judge_once(claims: list[Claim], verdicts: list[Verdict]) -> list[Verdict]:
 
 
 def _programs(c: Claim, points: list[CountedPoint]) -> str:
-    formats = "/".join(sorted({p.format for p in points}, key=str))
-    if c.metric in ("speedup", "energy_reduction"):
-        return f"{THIS_RUNTIME}: {formats} against its own {c.baseline}"
-    if c.metric == "lossless":
-        return f"{THIS_RUNTIME}: {formats} against its float reference"
-    return f"{THIS_RUNTIME}: {formats}"
+    parts = []
+    for engine in sorted({p.engine for p in points}):
+        mine = [p for p in points if p.engine == engine]
+        formats = "/".join(sorted({p.format for p in mine}, key=str))
+        text = f"{ENGINE_LABELS.get(engine, engine)}: {formats}"
+        if c.metric in ("speedup", "energy_reduction"):
+            bases = sorted({p.baseline_engine for p in mine})
+            text += " against " + " and ".join("its own " + c.baseline if b == engine else
+                                               f"{ENGINE_LABELS.get(b, b)}'s {c.baseline}" for b in bases)
+        elif c.metric == "lossless":
+            text += " against its float reference"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
     def verdict(v, why, measured="", differences=(), points=(), checks=(), per_size=()):
         programs = _programs(c, list(points)) if points else ""
-        return Verdict(c.id, c.title, c.source, c.statement, qualified(v, programs, c.runtimes or ""), measured,
+        return Verdict(c.id, c.title, c.source, c.statement, qualified(v, list(points), c), measured,
                        range_text(c), list(differences), why, status=v, programs=programs,
                        claimed_programs=c.runtimes or "", checks=list(checks), per_size=list(per_size),
                        counted=[p.key for p in points])
@@ -264,23 +293,46 @@ def _ceiling_check(c: Claim, points: list[CountedPoint]) -> list[dict]:
 
 
 def _baseline_check(c: Claim, points: list[CountedPoint]) -> list[dict]:
+    """The baseline's share of the probed read bandwidth, and, when llama.cpp's F16 ran beside
+    it, its tokens/s against llama.cpp's: either below its threshold makes the verdict unreliable."""
     if c.metric not in ("speedup", "energy_reduction") or c.workload != "tg":
         return []
+    out = []
     fractions = {(p.model, p.threads): p.baseline_fraction for p in points if p.baseline_fraction is not None}
-    if not fractions:
-        return []
-    weak = {k: f for k, f in fractions.items() if f < BASELINE_FRACTION_MIN}
-    lo, hi = min(fractions.values()), max(fractions.values())
-    span = _pct(lo) if hi - lo < 0.005 else f"{_pct(lo)}-{_pct(hi)}"
-    if not weak:
-        return [{"check": "baseline", "ok": True,
-                 "text": f"The {c.baseline} baseline read its weights at {span} of the probed bandwidth "
-                         f"(at least {_pct(BASELINE_FRACTION_MIN)} required)."}]
-    where = ", ".join(f"{m} t{t} {_pct(f)}" for (m, t), f in sorted(weak.items(), key=lambda kv: kv[1]))
-    return [{"check": "baseline", "ok": False,
-             "text": f"Weak baseline: the {c.baseline} baseline read its weights below "
-                     f"{_pct(BASELINE_FRACTION_MIN)} of the probed bandwidth ({where}), which inflates every "
-                     "speed-up by what it leaves unread."}]
+    if fractions:
+        weak = {k: f for k, f in fractions.items() if f < BASELINE_FRACTION_MIN}
+        if not weak:
+            out.append({"check": "baseline", "ok": True,
+                        "text": f"The {c.baseline} baseline read its weights at {_span(fractions.values(), _pct)} of "
+                                f"the probed bandwidth (at least {_pct(BASELINE_FRACTION_MIN)} required)."})
+        else:
+            where = ", ".join(f"{m} t{t} {_pct(f)}" for (m, t), f in sorted(weak.items(), key=lambda kv: kv[1]))
+            out.append({"check": "baseline", "ok": False,
+                        "text": f"Weak baseline: the {c.baseline} baseline read its weights below "
+                                f"{_pct(BASELINE_FRACTION_MIN)} of the probed bandwidth ({where}), which inflates "
+                                "every speed-up by what it leaves unread."})
+    ratios = {(p.model, p.threads): p.baseline_vs_llamacpp for p in points if p.baseline_vs_llamacpp is not None}
+    if ratios:
+        def x(v):
+            return f"{v:.2f}x"
+
+        weak = {k: v for k, v in ratios.items() if v < BASELINE_VS_LLAMACPP_MIN}
+        if not weak:
+            out.append({"check": "baseline", "ok": True,
+                        "text": f"The {c.baseline} baseline generated at {_span(ratios.values(), x)} llama.cpp's F16 "
+                                f"on the same shapes (at least {x(BASELINE_VS_LLAMACPP_MIN)} required)."})
+        else:
+            where = ", ".join(f"{m} t{t} {x(v)}" for (m, t), v in sorted(weak.items(), key=lambda kv: kv[1]))
+            out.append({"check": "baseline", "ok": False,
+                        "text": f"Weak baseline: the {c.baseline} baseline generated below "
+                                f"{x(BASELINE_VS_LLAMACPP_MIN)} llama.cpp's F16 on the same shapes ({where}), which "
+                                "inflates every speed-up against it."})
+    return out
+
+
+def _span(values, show) -> str:
+    lo, hi = min(values), max(values)
+    return show(lo) if show(lo) == show(hi) else f"{show(lo)}-{show(hi)}"
 
 
 def _pct(x) -> str:
@@ -292,11 +344,11 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
     candidates, or the sweep's own skip reasons for the points the claim needed)."""
     rows = [(r, row) for r in machines for row in r.frame().to_dict("records")]
     stages = [
-        (lambda r, row: c.baseline is None or r.baseline == c.baseline,
+        (lambda r, row: c.baseline is None or (r.baseline and split_baseline(r.baseline)[1] == c.baseline),
          lambda: f"These results have no {c.baseline} baseline (theirs: "
                  f"{', '.join(sorted({str(r.baseline) for r in machines}))}), so no {noun(c)} against it."),
-        (lambda r, row: row["format"] in c.formats,
-         lambda: f"No {'/'.join(c.formats)} point ran."),
+        (lambda r, row: _ternary_side(c, row),
+         lambda: f"No {_formats_text(c)} point ran."),
         (lambda r, row: row["workload"] == c.workload,
          lambda: f"No {c.workload} point ran ({c.workload} = {TIMED_AS[c.workload]})."),
         (lambda r, row: threads_match(c, r, row["threads"]),
@@ -331,8 +383,15 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
                            fraction=_number(row.get("bandwidth_fraction")),
                            baseline_fraction=_number(row.get("baseline_bandwidth_fraction")),
                            bytes_per_token=_number(row.get("bytes_per_token")),
-                           unstable=row.get("unstable") if isinstance(row.get("unstable"), str) else "")
+                           unstable=row.get("unstable") if isinstance(row.get("unstable"), str) else "",
+                           engine=row["engine"], baseline_engine=(split_baseline(r.baseline)[0] if r.baseline else None)
+                           or row["engine"], baseline_vs_llamacpp=_number(row.get("baseline_vs_llamacpp")))
               for r, row in rows]
+    # the claim's own programs when the results have them: its engine, against its baseline's
+    for attr, want in (("engine", c.engine), ("baseline_engine", c.baseline_engine)):
+        exact = [p for p in points if getattr(p, attr) == want]
+        if want is not None and exact:
+            points = exact
     # soft conditions: prefer the claimed token count and head format, fall back to what ran
     for attr, want in (("tokens", c.tokens), ("head_format", c.head_format)):
         exact = [p for p in points if getattr(p, attr) == want]
@@ -341,6 +400,19 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
     if c.metric == "tokens_per_s" and len(c.formats) > 1:
         points = _most_compact(c, points)
     return points, ""
+
+
+def _ternary_side(c: Claim, row: dict) -> bool:
+    """A point of the claimed kernels: the claim's engine in its formats, or ternbench's runtime
+    in the claim's stand-in formats."""
+    engine = row.get("engine", "ternbench")
+    return (engine == c.engine and row["format"] in c.engine_formats) or \
+        (engine == "ternbench" and row["format"] in c.formats)
+
+
+def _formats_text(c: Claim) -> str:
+    theirs = f" or {ENGINE_LABELS.get(c.engine, c.engine)} {'/'.join(c.engine_formats)}" if c.engine_formats else ""
+    return f"{'/'.join(c.formats)}{theirs}"
 
 
 def _most_compact(c: Claim, points: list[CountedPoint]) -> list[CountedPoint]:

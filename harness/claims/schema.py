@@ -10,6 +10,7 @@ from pathlib import Path
 import runtime
 from harness import yaml_source
 from harness.measure.point import WORKLOADS
+from harness.sweep.config import ENGINE_FORMATS, ENGINE_NAMES
 from harness.models.presets import ModelSpecError, display_path, find_model
 
 METRICS = ("speedup", "energy_reduction", "tokens_per_s", "lossless", "build_comparison")
@@ -19,10 +20,11 @@ POINT_METRICS = ("speedup", "energy_reduction", "tokens_per_s")
 
 
 ARCHES = ("x86_64", "aarch64", "any")
+ENGINES = ENGINE_NAMES
 
 KEYS = ("id", "title", "source", "statement", "metric", "range", "min", "arch", "cpu", "cpu_threads", "threads",
         "models", "workload", "tokens", "prompts", "baseline", "formats", "head_format", "runtimes", "energy",
-        "energy_method", "per_size", "note")
+        "energy_method", "per_size", "note", "engine", "engine_formats", "baseline_engine")
 
 
 # keys a metric requires (besides id, title, source, statement, metric and range or min)
@@ -35,7 +37,8 @@ REQUIRED = {"speedup": ("arch", "threads", "models", "workload", "formats", "bas
 
 # keys that mean something for some metrics only
 ONLY_FOR = {"energy": ("energy_reduction",), "energy_method": ("energy_reduction",), "prompts": ("lossless",),
-            "baseline": ("speedup", "energy_reduction"), "per_size": ("speedup", "energy_reduction", "tokens_per_s")}
+            "baseline": ("speedup", "energy_reduction"), "baseline_engine": ("speedup", "energy_reduction"),
+            "per_size": ("speedup", "energy_reduction", "tokens_per_s")}
 
 
 class ClaimsError(Exception):
@@ -67,6 +70,9 @@ class Claim:
     energy_method: str | None = None
     note: str | None = None
     per_size: tuple[tuple[str, float], ...] = ()   # (canonical model name, published figure), by size
+    engine: str | None = None              # the claim's own program, when a sweep can run it (bitnetcpp)
+    engine_formats: tuple[str, ...] = ()   # its formats that stand for the claimed kernels
+    baseline_engine: str | None = None     # the program of the claim's baseline (llamacpp)
     line: int = 0
 
 
@@ -132,6 +138,7 @@ class _Entry:
                 raise self.fail(key, f"only means something for metric {' or '.join(metrics)}")
         lo, hi = self.bounds()
         energy = self.choice("energy", ("measured",))
+        engine = self.choice("engine", ENGINES)
         return Claim(
             id=cid, title=self.text("title"), source=self.text("source"), statement=self.text("statement"),
             metric=metric, lo=lo, hi=hi, arch=self.choice("arch", ARCHES) or "any", cpu=self.texts("cpu"),
@@ -140,7 +147,8 @@ class _Entry:
             baseline=self.choice("baseline", runtime.LINEAR_FORMATS), formats=self.formats(),
             head_format=self.choice("head_format", runtime.HEAD_FORMATS), runtimes=self.text("runtimes"), energy=energy,
             energy_method=self.text("energy_method"), note=self.text("note"), per_size=self.per_size(),
-            line=item.line)
+            engine=engine, engine_formats=self.engine_formats(engine), baseline_engine=self.choice(
+                "baseline_engine", ENGINES), line=item.line)
 
     def text(self, key, required=False):
         value = self.item.get(key)
@@ -245,6 +253,20 @@ class _Entry:
             out[label] = self.number("per_size", figure, line)
         return tuple(out.items())
 
+    def engine_formats(self, engine):
+        if "engine_formats" not in self.item:
+            return ()
+        if engine is None:
+            raise self.fail("engine_formats", "needs `engine`: the program whose formats these are")
+        allowed = runtime.LINEAR_FORMATS if engine == "ternbench" else ENGINE_FORMATS[engine]
+        out = []
+        for name, line in self.names("engine_formats"):
+            if name not in allowed:
+                raise self.fail("engine_formats", f"unknown {engine} format {name!r}; choose from {', '.join(allowed)}",
+                                line)
+            out.append(name)
+        return tuple(out)
+
     def formats(self):
         if "formats" not in self.item:
             return ()
@@ -273,9 +295,13 @@ class CountedPoint:
     above_ceiling: bool = False       # the speed-up exceeds it, the model not cache-resident
     fraction: float | None = None     # this point's generation bandwidth / the probed read
     baseline_fraction: float | None = None   # the same for its baseline point
+    engine: str = "ternbench"         # the program that produced the figure
+    baseline_engine: str = "ternbench"   # the program of its baseline point
+    baseline_vs_llamacpp: float | None = None   # its baseline's tokens/s / llama.cpp F16's, same shape
     bytes_per_token: float | None = None
     unstable: str = ""                # why the point's conditions make it unreliable ("" when stable)
 
     @property
     def key(self) -> str:
-        return f"{self.machine}:{self.model}/{self.format}+{self.head_format}/t{self.threads}/{self.test}"
+        engine = "" if self.engine == "ternbench" else f"{self.engine}:"
+        return f"{self.machine}:{engine}{self.model}/{self.format}+{self.head_format}/t{self.threads}/{self.test}"

@@ -9,8 +9,9 @@ from pathlib import Path
 from harness.cli.common import EXIT_FAILURE, EXIT_OK, UsageError, print_json
 
 HELP = """\
-Run a sweep configured in YAML (see configs/*.yaml): models x weight formats x head formats x
-kernel variants x thread counts x workloads. Points this machine cannot run (too little memory,
+Run a sweep configured in YAML (see configs/*.yaml): models x engines x weight formats x head
+formats x kernel variants x thread counts x workloads. Engines: ternbench's bundled runtime, and
+llama.cpp and bitnet.cpp measured through their llama-bench on a GGUF of the same shape and seed. Points this machine cannot run (too little memory,
 a variant the CPU lacks, more threads than CPUs) are listed as skipped, with the reason. Each
 point runs in its own worker process under pyperf; each finished point is saved at once, so an
 interrupted sweep loses nothing and --resume finishes it.
@@ -31,6 +32,12 @@ def add_parser(sub):
                    help="print the points, the skipped ones with reasons, and an estimated duration; run nothing")
     p.add_argument("--yes", action="store_true",
                    help=f"run even when the estimated duration exceeds {LONG_RUN_S // 3600} h and no time_budget is set")
+    p.add_argument("--llamacpp-bin", metavar="DIR",
+                   help="measure this llama.cpp build (its bin directory) instead of the one `ternbench engines "
+                        "install llamacpp` built; for sweeps whose `engines` list llamacpp")
+    p.add_argument("--bitnetcpp-bin", metavar="DIR",
+                   help="the bitnet.cpp build to measure (a checkout's build/bin), for sweeps whose `engines` list "
+                        "bitnetcpp")
     p.add_argument("--json", action="store_true", help="print the outcome (or the dry run) as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(run=run)
@@ -115,11 +122,11 @@ def run(args) -> int:
     from harness.measure.point import tune
     from harness.sweep import plan as sweep_plan
     from harness.sweep import runner
-    from harness.sweep.config import ConfigError, load_config
+    from harness.sweep.config import ConfigError, load_config, with_engine_bins
     from harness.sweep.results import ResultsDir, ResultsError
 
     try:
-        config = load_config(args.config)
+        config = with_engine_bins(load_config(args.config), llamacpp=args.llamacpp_bin, bitnetcpp=args.bitnetcpp_bin)
     except ConfigError as e:
         raise UsageError(str(e)) from None
     plan = sweep_plan.expand(config)

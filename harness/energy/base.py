@@ -105,6 +105,11 @@ class Meter:
         self._started = False
         return self._stop()
 
+    def follow(self, pid: int) -> None:
+        """The work to meter runs in process PID (an external engine), not in this one. Counters
+        of the whole package or machine see it anyway; a meter that counts this process's work
+        (the model's CPU time) counts PID's instead."""
+
     def close(self) -> None:
         if self._started:
             self._started = False

@@ -1,6 +1,7 @@
 """An energy estimate where nothing measures: CPU time x watts per busy core + idle watts x wall time.
 
     joules = (user + system CPU seconds of this process, all threads) x watts_per_core
+             (of the engine's process instead, for an external engine's point)
            + idle_watts x wall seconds
 
 The defaults (EnergySettings) come from one public server CPU, the Intel Xeon Platinum 8380
@@ -16,6 +17,7 @@ Readings are never `measured`; compare them with each other only, never with a m
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -27,6 +29,23 @@ def process_cpu_seconds() -> float:
     clock counts in nanoseconds; psutil's cpu_times() counts in 10 ms ticks, which reads as zero
     for a window of a few milliseconds."""
     return time.process_time()
+
+
+def threads_cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of process PID, in nanoseconds from the scheduler (schedstat),
+    so that a window of milliseconds does not read as zero ticks. 0 once the process is gone."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue    # a thread that ended between the listing and the read
+    return total / 1e9
 
 
 class ModelMeter(Meter):
@@ -46,6 +65,9 @@ class ModelMeter(Meter):
         self._cpu0 = self._t0 = 0.0
         self.provenance = (f"estimated: cpu-time model, {watts_per_core:g} W per busy core + "
                            f"{idle_watts:g} W idle")
+
+    def follow(self, pid: int) -> None:
+        self._cpu_seconds = lambda: threads_cpu_seconds(pid)
 
     def _start(self) -> None:
         self._t0 = self._clock()

@@ -10,6 +10,13 @@ from . import bitnetcpp, llamacpp
 from .llamacpp import EngineError, Installation
 
 NAMES = ("ternbench", "llamacpp", "bitnetcpp")
+MODULES = {m.NAME: m for m in (llamacpp, bitnetcpp)}
+# Each external engine's format, for planning: the output head's type as the engine's quantiser
+# leaves it (llama.cpp keeps a TQ model's embedding, the tied head, in Q6_K; the worker records
+# the file's actual type), and the ternbench format of about the same bits per weight, for
+# memory and duration estimates.
+HEAD_FORMAT = {"f16": "f16", "tq1_0": "q6_k", "tq2_0": "q6_k", "i2_s": "f16", "tl1": "f16", "tl2": "f16"}
+LIKE = {"f16": "f16", "tq1_0": "tq1", "tq2_0": "i2s", "i2_s": "i2s", "tl1": "i2s", "tl2": "tq1"}
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,15 @@ class Status:
     detail: str           # what it is (version, where), or why it cannot run and the fix
     formats: tuple[str, ...]
     bin: str | None = None
+
+
+def find(name: str, given: str | None = None, cache: Path | None = None) -> tuple[Installation | None, str]:
+    """An external engine's installation and "", or None and why it cannot run here (with the fix)."""
+    if cache is None:
+        from runtime.tuning import cache_dir
+
+        cache = cache_dir()
+    return MODULES[name].find(cache, given)
 
 
 def status(cache: Path, llamacpp_bin: str | None = None, bitnetcpp_bin: str | None = None) -> list[Status]:
@@ -33,4 +49,4 @@ def status(cache: Path, llamacpp_bin: str | None = None, bitnetcpp_bin: str | No
     return out
 
 
-__all__ = ["NAMES", "Status", "status", "EngineError", "Installation", "llamacpp", "bitnetcpp"]
+__all__ = ["NAMES", "MODULES", "HEAD_FORMAT", "LIKE", "Status", "find", "status", "EngineError", "Installation", "llamacpp", "bitnetcpp"]

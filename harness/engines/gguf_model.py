@@ -18,8 +18,32 @@ import numpy as np
 from .llamacpp import EngineError, Installation
 
 WRITER_VERSION = 1
-# llama-quantize's names for the formats ternbench asks for
-QUANT_TYPES = {"tq1_0": "TQ1_0", "tq2_0": "TQ2_0", "f16": "F16"}
+# llama-quantize's names for the formats ternbench asks for (llama.cpp's, and bitnet.cpp's fork's)
+QUANT_TYPES = {"tq1_0": "TQ1_0", "tq2_0": "TQ2_0", "f16": "F16", "i2_s": "I2_S", "tl1": "TL1", "tl2": "TL2"}
+
+
+class GgufError(Exception):
+    """A GGUF file that cannot be read as a model: the message names the file and what is wrong."""
+
+
+def _reader(path):
+    import gguf
+
+    try:
+        return gguf.GGUFReader(str(path))
+    except (OSError, ValueError, KeyError, IndexError, TypeError, OverflowError, MemoryError) as e:
+        raise GgufError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None
+
+
+def head_type(path) -> str:
+    """The type of the tensor the output head reads: output.weight, or the embedding when tied."""
+    tensors = {t.name: t for t in _reader(path).tensors}
+    t = tensors.get("output.weight", tensors.get("token_embd.weight"))
+    return t.tensor_type.name.lower() if t is not None else "unknown"
+
+
+def weight_bytes(path) -> int:
+    return sum(int(t.n_bytes) for t in _reader(path).tensors)
 
 
 def identity(spec, seed: int) -> str:
@@ -118,9 +142,7 @@ def bytes_per_token(path: Path) -> int:
     except that the embedding table is read one row per token when a separate output head exists
     (tied, it is the output head and read whole). So bandwidth fractions compare across engines
     even where embeddings differ (llama.cpp keeps a TQ model's embedding in Q6_K)."""
-    import gguf
-
-    tensors = {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+    tensors = {t.name: t for t in _reader(path).tensors}
     total = sum(int(t.n_bytes) for t in tensors.values())
     embd = tensors.get("token_embd.weight")
     if embd is not None and "output.weight" in tensors:

@@ -32,10 +32,17 @@ def worker_command(point: Point, source: Source, settings: Settings, pyperf_tmp:
     pin = ""
     if settings.pin_threads:
         pin = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:point.threads])
+    energy = json.dumps(settings.energy) if settings.energy else ""
+    if source.kind == "gguf":   # an external engine: one process per invocation, as run_group asks
+        return [sys.executable, "-m", "harness.engines.bench_worker", "--point", json.dumps(point.to_dict()),
+                "--gguf", source.location, "--bin", str(source.engine.bin),
+                "--engine-record", json.dumps(source.engine.record), "--sidecar", str(sidecar), "--pin", pin,
+                "--energy", energy, "--values", str(settings.repetitions), "--warmups", str(settings.warmups),
+                "--append", str(pyperf_tmp)]
     return [sys.executable, "-m", "harness.measure.worker",
             "--point", json.dumps(point.to_dict()), "--model-source", source.location,
             "--model-kind", source.kind, "--seed", str(settings.seed), "--sidecar", str(sidecar), "--pin", pin,
-            "--energy", json.dumps(settings.energy) if settings.energy else "",
+            "--energy", energy,
             "--values", str(settings.repetitions), "--warmups", str(settings.warmups),
             "--processes", str(settings.processes), "--loops", "1", "--append", str(pyperf_tmp), "--quiet"]
 

@@ -32,6 +32,7 @@ class Point:
     workload: str        # a key of WORKLOADS
     tokens: int
     kv_cache: str = "f16"  # the KV cache format (named in the key only when not the default)
+    engine: str = "ternbench"  # the program measured (engines/): named in the key when not ternbench
 
     @property
     def test(self) -> str:
@@ -41,7 +42,8 @@ class Point:
     @property
     def key(self) -> str:
         kv = "" if self.kv_cache == "f16" else f"/kv-{self.kv_cache}"
-        return f"{self.model}/{self.format}+{self.head_format}/{self.variant}/t{self.threads}/{self.test}{kv}"
+        engine = "" if self.engine == "ternbench" else f"{self.engine}:"
+        return f"{engine}{self.model}/{self.format}+{self.head_format}/{self.variant}/t{self.threads}/{self.test}{kv}"
 
     @property
     def file_id(self) -> str:
@@ -53,10 +55,12 @@ class Point:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the worker finds the model: a preset name, a preset YAML file or a checkpoint directory."""
-    kind: str            # "preset" or "checkpoint"
+    """Where the worker finds the model: a preset name, a preset YAML file or a checkpoint directory;
+    for an external engine's point, the GGUF file it runs and the engine's installation."""
+    kind: str            # "preset", "checkpoint" or "gguf"
     location: str        # the preset's name, or the absolute path of its file or directory
     spec: object         # the shape (a ModelSpec), for planning
+    engine: object = None  # with kind "gguf": the engine's Installation (engines/llamacpp.py)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def tune(points, log) -> None:
     that no worker measures one inside a point's set-up (they find it cached)."""
     import warnings
 
-    for variant, threads in sorted({(p.variant, p.threads) for p in points}):
+    for variant, threads in sorted({(p.variant, p.threads) for p in points if p.engine == "ternbench"}):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # more threads than CPUs: said per point
             with runtime.Context(threads, variant, tuning="off") as ctx:

@@ -42,6 +42,8 @@ def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int, 
                 warmups += 1
             else:
                 runs.append(d)
+        elif d["type"] == "engine_test" and d.get("pid") in by_pid:   # an engine's own report of the process
+            by_pid[d["pid"]].update(setup_s=d.pop("setup_s"), engine_test=d)
         elif d["type"] == "probe_after":
             probes += d["gbps"]
             add_patterns(d.get("patterns"))
@@ -92,6 +94,9 @@ def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: floa
         "read_patterns_gbps": {k: statistics.median(v) for k, v in patterns.items()},
         "tuning": first["tuning"], "kv_cache": first["kv_cache"],
         "runtime_build": first.get("runtime_build"),   # which build measured (an A/B check runs two)
+        # an external engine's version, build, command and its own report (engines/bench_worker.py)
+        "engine_build": {**first["engine"], **{k: v for k, v in (first.get("engine_test") or {}).items()
+                                               if k not in ("type", "pid")}} if first.get("engine") else None,
         # caches lie: a model smaller than the last-level cache is not read from DRAM
         "fits_in_llc": first["weight_bytes"] <= runtime.cpu.last_level_cache_bytes()[0],
         "achieved_gbps": None, "bandwidth_fraction": None,

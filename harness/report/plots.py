@@ -19,6 +19,9 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentF
 
 from harness.measure.point import WORKLOADS
 from harness.models.sizes import default_head_format
+from harness.sweep.tables import split_baseline
+
+from .points import baseline_label
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies; markers and line
 # styles separate the second dimension, so no line is told apart by colour alone
@@ -70,8 +73,15 @@ def _series_order(rows) -> list:
 
 
 def is_baseline(row: dict, baseline: str | None) -> bool:
-    """The baseline's own points (speed-up 1 by definition): left off speed-up plots."""
-    return row["format"] == baseline and row.get("head_format") == default_head_format(baseline)
+    """The baseline's own points (speed-up 1 by definition): left off speed-up plots. A baseline
+    "f16" is every engine's f16; "llamacpp:f16" is llama.cpp's only."""
+    if not baseline:
+        return False
+    engine, fmt = split_baseline(baseline)
+    mine = row.get("engine") or "ternbench"
+    if row["format"] != fmt or (engine and mine != engine):
+        return False
+    return mine != "ternbench" or row.get("head_format") == default_head_format(fmt)
 
 
 def _new() -> tuple[Figure, list]:
@@ -233,11 +243,11 @@ def speedup_vs_size(rows: list[dict], test: str, baseline: str) -> dict | None:
     style, threads = _threads_style(rows)
     _lines(ax, rows, "params", "speedup", lambda r: r["series"], style, _series_order(rows), threads,
            lambda s, t: f"{s}, {t} thread{'s' if t != 1 else ''}")
-    ax.axhline(1.0, color="#444", linewidth=1, linestyle="--", label=text(f"{baseline} (1x)"))
+    ax.axhline(1.0, color="#444", linewidth=1, linestyle="--", label=text(f"{baseline_label(baseline)} (1x)"))
     _size_axis(ax, rows)
     ax.set_ylim(bottom=0)
-    ax.set_ylabel(text(f"speed-up over {baseline} (x, median tokens/s)"))
-    title = f"Speed-up over {baseline} by model size: {workload_title(test)}"
+    ax.set_ylabel(text(f"speed-up over {baseline_label(baseline)} (x, median tokens/s)"))
+    title = f"Speed-up over {baseline_label(baseline)} by model size: {workload_title(test)}"
     return _done(fig, [ax], title, title)
 
 
@@ -251,11 +261,11 @@ def speedup_vs_threads(rows: list[dict], test: str, baseline: str) -> dict | Non
     models = _models(rows)
     _lines(ax, rows, "threads", "speedup", lambda r: r["series"], lambda r: r["model"], _series_order(rows),
            models, lambda s, m: f"{s}, {m}")
-    ax.axhline(1.0, color="#444", linewidth=1, linestyle="--", label=text(f"{baseline} (1x)"))
+    ax.axhline(1.0, color="#444", linewidth=1, linestyle="--", label=text(f"{baseline_label(baseline)} (1x)"))
     _threads_axis(ax, rows)
     ax.set_ylim(bottom=0)
-    ax.set_ylabel(text(f"speed-up over {baseline} (x, median tokens/s)"))
-    title = f"Speed-up over {baseline} by thread count: {workload_title(test)}"
+    ax.set_ylabel(text(f"speed-up over {baseline_label(baseline)} (x, median tokens/s)"))
+    title = f"Speed-up over {baseline_label(baseline)} by thread count: {workload_title(test)}"
     return _done(fig, [ax], title, title)
 
 
@@ -309,8 +319,8 @@ def energy(rows: list[dict], test: str, baseline: str | None, provenance: str, m
         _size_axis(ax, reduced)
         ax.set_ylim(min(0.0, min(r["reduction_pct"] for r in reduced) - 5), 100)   # a rise shows below 0
         ax.yaxis.set_major_formatter(PercentFormatter())
-        ax.set_ylabel(text(f"1 - J/token / {baseline}'s J/token (%)"))
-        title = f"Energy reduction vs {baseline} ({kind}): {workload_title(test)}"
+        ax.set_ylabel(text(f"1 - J/token / {baseline_label(baseline)}'s J/token (%)"))
+        title = f"Energy reduction vs {baseline_label(baseline)} ({kind}): {workload_title(test)}"
         out.append(_done(fig, [ax], title, f"{title}; {provenance}", legend_title=legend, note=note))
     return out
 

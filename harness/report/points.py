@@ -33,9 +33,28 @@ def model_sizes(labels) -> dict[str, int | None]:
     return out
 
 
+ENGINE_LABELS = {"ternbench": "ternbench", "llamacpp": "llama.cpp", "bitnetcpp": "bitnet.cpp"}
+
+
+def engine_label(engine) -> str:
+    return ENGINE_LABELS.get(engine or "ternbench", str(engine))
+
+
+def baseline_label(baseline: str | None) -> str | None:
+    """"f16", or "llama.cpp f16" for a baseline of another engine ("llamacpp:f16")."""
+    if not baseline or ":" not in baseline:
+        return baseline
+    engine, _, fmt = baseline.rpartition(":")
+    return f"{engine_label(engine)} {fmt}"
+
+
 def series_label(row: dict, show_variant: bool) -> str:
-    """The format, with the head format only when it is not the format's default and the
-    kernel variant only when the sweep has several: short legends for the common case."""
+    """The format, after its engine when that is not ternbench, with the head format only when it
+    is not the format's default and the kernel variant only when the sweep has several: short
+    legends for the common case."""
+    engine = row.get("engine") or "ternbench"
+    if engine != "ternbench":
+        return f"{engine_label(engine)} {row['format']}"
     label = str(row["format"])
     fmt, head = row.get("format"), row.get("head_format")
     try:
@@ -55,7 +74,7 @@ def rows(results) -> list[dict]:
     out = [{k: clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
     by_key = {r.get("key"): r for r in results.records}
     params = model_sizes({r["model"] for r in out})
-    variants = {r["variant"] for r in out if r["status"] == "ok"}
+    variants = {r["variant"] for r in out if r["status"] == "ok" and r.get("engine", "ternbench") == "ternbench"}
     for r in out:
         for k in INTEGERS:   # a column with a gap (a failed point) comes back as float
             if isinstance(r.get(k), float) and r[k].is_integer():
@@ -70,7 +89,7 @@ def rows(results) -> list[dict]:
 
 def sort_key(r: dict):
     return (str(r.get("workload")), r.get("tokens") or 0, r.get("params") or 0, str(r.get("model")),
-            r.get("threads") or 0, str(r.get("format")), str(r.get("head_format")), str(r.get("variant")))
+            r.get("threads") or 0, str(r.get("engine") or ""), str(r.get("format")), str(r.get("head_format")), str(r.get("variant")))
 
 
 def ok(rows_: list[dict]) -> list[dict]:

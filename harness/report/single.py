@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+from harness.claims.evaluate import BASELINE_VS_LLAMACPP_MIN
+
 from . import plots, points, provenance
 
 VERDICTS = {  # status -> (css class, sign): the text is always shown too, never colour alone
@@ -59,15 +61,15 @@ def _speed(ok_rows, tests) -> dict:
                           "no data: no generation point finished with a known model size")}
 
 
-def _speedups(ok_rows, tests, baseline) -> list[dict]:
-    no_base = (f"no data: no {baseline} baseline point finished" if baseline
+def _speedups(ok_rows, tests, baseline, label) -> list[dict]:
+    no_base = (f"no data: no {label} baseline point finished" if baseline
                else "no data: this sweep names no baseline format")
     one_thread = "no data: every point ran at the same thread count"
     threads = {r["threads"] for r in ok_rows}
     return [
-        {"heading": f"Speed-up over {baseline or 'the baseline'} by model size",
+        {"heading": f"Speed-up over {label or 'the baseline'} by model size",
          **section([plots.speedup_vs_size(ok_rows, t, baseline) for t in tests], no_base)},
-        {"heading": f"Speed-up over {baseline or 'the baseline'} by thread count",
+        {"heading": f"Speed-up over {label or 'the baseline'} by thread count",
          **section([plots.speedup_vs_threads(ok_rows, t, baseline) for t in tests],
                    one_thread if len(threads) < 2 else no_base)},
         {"heading": "Thread scaling",
@@ -134,21 +136,43 @@ def when(results) -> str:
 
 
 def glance(ok_rows: list[dict], tests: list[str], baseline: str | None) -> list[dict]:
-    """One compact table per test, model x format x threads: what the first screen must answer."""
+    """One compact table per test, model x engine and format x threads: what the first screen
+    must answer."""
     out = []
     for test in tests:
         rows = [r for r in ok_rows if r["test"] == test]
         out.append({"test": test, "rows": [{
             "model": r["model"], "format": r["series"], "threads": r["threads"], "tps": r.get("tps_mean"),
             "tps_low": r.get("tps_mean_ci95_low"), "tps_high": r.get("tps_mean_ci95_high"),
-            "speedup": r.get("speedup") if r["format"] != baseline else None,
+            **({} if plots.is_baseline(r, baseline) else {
+                "speedup": r.get("speedup"), "ceiling": r.get("speedup_ceiling"),
+                "baseline_fraction": r.get("baseline_bandwidth_fraction")}),
             "speedup_low": r.get("speedup_ci95_low"), "speedup_high": r.get("speedup_ci95_high"),
-            "ceiling": r.get("speedup_ceiling") if r["format"] != baseline else None,
-            "above_ceiling": r.get("above_ceiling"),
-            "baseline_fraction": r.get("baseline_bandwidth_fraction") if r["format"] != baseline else None,
-            "fraction": r.get("bandwidth_fraction"), "engine": "ternbench", "unstable": r.get("unstable")}
+            "above_ceiling": r.get("above_ceiling"), "fraction": r.get("bandwidth_fraction"),
+            "engine": points.engine_label(r.get("engine")), "unstable": r.get("unstable")}
             for r in rows]})
     return out
+
+
+def fairness(ok_rows: list[dict]) -> list[dict]:
+    """ternbench's f16 beside llama.cpp's F16 at each model, threads and test both ran: is the
+    baseline ternbench divides by as fast as the one the published claims used?"""
+    def key(r):
+        return r["model"], r["threads"], r["test"]
+
+    theirs = {key(r): r for r in ok_rows if r.get("engine") == "llamacpp" and r["format"] == "f16"}
+    out = []
+    for r in ok_rows:
+        other = theirs.get(key(r))
+        if other is None or (r.get("engine") or "ternbench") != "ternbench" or r["format"] != "f16" \
+                or r.get("head_format") != "f16":
+            continue
+        out.append({"model": r["model"], "threads": r["threads"], "test": r["test"], "variant": r["variant"],
+                    "ours": r.get("tps_median"), "theirs": other.get("tps_median"),
+                    "ratio": r["tps_median"] / other["tps_median"] if other.get("tps_median") else None,
+                    "ours_fraction": r.get("bandwidth_fraction"), "theirs_fraction": other.get("bandwidth_fraction"),
+                    "theirs_version": other.get("engine_version")})
+    return sorted(out, key=lambda f: (f["test"], f["model"], f["threads"]))
 
 
 def context(results, claims: list[dict] | None = None, claims_error: str | None = None) -> dict:
@@ -165,18 +189,20 @@ def context(results, claims: list[dict] | None = None, claims_error: str | None 
     return {
         "kind": "report",
         "title": f"ternbench report: {results.name}",
-        "name": results.name, "path": str(results.path), "baseline": baseline,
+        "name": results.name, "path": str(results.path), "baseline": points.baseline_label(baseline),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "counts": {"ok": len(ok_rows), "failed": len(failed), "skipped": len(results.skipped),
                    "not_finished": len(not_finished)},
         "claims": claims_section(claims, claims_error),
         "when": when(results),
         "glance": glance(ok_rows, tests, baseline),
+        "fairness": fairness(ok_rows),
+        "fairness_min": BASELINE_VS_LLAMACPP_MIN,
         "system": {"rows": provenance.fingerprint_rows(results.fingerprint, results.manifest), "energy": energy, "probe": probe_lines(ok_rows),
                    "config": results.config_text},
         "speed": _speed(ok_rows, tests),
         "size_notes": size_note,
-        "speedups": _speedups(ok_rows, tests, baseline),
+        "speedups": _speedups(ok_rows, tests, baseline, points.baseline_label(baseline)),
         "energy": _energy(ok_rows, tests, baseline, energy),
         "bandwidth": _bandwidth(ok_rows, tests, baseline),
         "tables": {"points": ok_rows, "failed": failed, "skipped": _entries(results.skipped),

@@ -18,14 +18,19 @@ from harness.models.presets import ModelSpec, ModelSpecError, display_path, find
 WEIGHT_FORMATS = runtime.LINEAR_FORMATS
 HEAD_FORMATS = ("auto", *runtime.HEAD_FORMATS)
 ENERGY_BACKENDS = ("auto", "powercap", "perf", "pyrapl", "model")
-EXCLUDE_KEYS = ("model", "format", "head_format", "variant", "threads", "workload", "test")
+EXCLUDE_KEYS = ("engine", "model", "format", "head_format", "variant", "threads", "workload", "test")
+# the formats each external engine runs when `engines` names it without a list
+ENGINE_FORMATS = {"llamacpp": ("tq1_0", "tq2_0", "f16"), "bitnetcpp": ("i2_s", "tl1", "tl2")}
+ENGINE_NAMES = ("ternbench", *ENGINE_FORMATS)
 
 # key -> one-line description; also the order `--help` and messages list them in
 KEYS = {
     "name": "a name for the sweep (default: the file name)",
     "description": "free text",
     "models": "preset names, model YAML files or checkpoint directories",
-    "formats": f"weight formats: {', '.join(WEIGHT_FORMATS)}",
+    "formats": f"ternbench's weight formats: {', '.join(WEIGHT_FORMATS)}",
+    "engines": "the programs measured: a list (ternbench, llamacpp, bitnetcpp) or a mapping of each to its "
+               "formats, or to {formats: [...], bin: DIR} (its own build's bin directory); default: ternbench",
     "head_formats": f"embedding / output head formats: auto (int8 for ternary, f16 for float), "
                     f"{', '.join(runtime.HEAD_FORMATS)}",
     "variants": "kernel variants (auto: the best this CPU runs)",
@@ -34,16 +39,17 @@ KEYS = {
     "repetitions": "timed values per worker process",
     "warmups": "untimed runs per worker process before the values",
     "processes": "worker processes per point",
-    "baseline": "the format speed-ups and energy reductions are relative to (null: none)",
+    "baseline": "the format speed-ups and energy reductions are relative to: a format (each engine against its "
+                "own), or {engine: llamacpp, format: f16} (every point against that engine's); null: none",
     "energy": "energy backend (auto, powercap, perf, pyrapl, model) or a mapping with backend, idle_seconds, "
               "watts_per_core, idle_watts, powercap_root",
     "time_budget": "stop starting points after this long, e.g. 10m, 90s, 1h (default: none)",
     "seed": "seed of synthetic weights and prompts",
     "pin_threads": "pin the worker to the first N usable CPUs (N = the point's threads)",
-    "exclude": "a list of mappings of point fields (model, format, head_format, variant, threads, workload: pp "
+    "exclude": "a list of mappings of point fields (engine, model, format, head_format, variant, threads, workload: pp "
                "or tg, test: such as tg128) whose matching points are left out",
 }
-REQUIRED = ("models", "formats", "threads", "workloads")
+REQUIRED = ("models", "threads", "workloads")
 ENERGY_KEYS = ("backend", "idle_seconds", "watts_per_core", "idle_watts", "powercap_root")
 
 
@@ -67,6 +73,13 @@ class ModelRef:
     def source(self) -> Source:
         """Where a worker finds the model."""
         return Source(self.kind, self.path or self.spec.name, self.spec)
+
+
+@dataclass(frozen=True)
+class EngineRef:
+    name: str                   # a key of ENGINE_FORMATS, or "ternbench"
+    formats: tuple[str, ...]
+    bin: str | None = None      # the user's build (its bin directory); None: found as `ternbench engines` says
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,7 @@ class SweepConfig:
     seed: int = 0
     pin_threads: bool = False
     exclude: tuple[Exclusion, ...] = ()
+    engines: tuple[EngineRef, ...] = ()   # external engines (ternbench's own formats are `formats`)
 
     @property
     def sha256(self) -> str:
@@ -119,9 +133,12 @@ class SweepConfig:
         """What must not change between a run and its --resume: anything that changes what a
         finished point measured. Adding or removing models, formats, threads or workloads only
         adds or leaves out points."""
-        return {"repetitions": self.repetitions, "warmups": self.warmups, "processes": self.processes,
-                "seed": self.seed, "pin_threads": self.pin_threads, "energy": self._energy_identity(),
-                "models": {m.label: m.identity for m in self.models}}
+        out = {"repetitions": self.repetitions, "warmups": self.warmups, "processes": self.processes,
+               "seed": self.seed, "pin_threads": self.pin_threads, "energy": self._energy_identity(),
+               "models": {m.label: m.identity for m in self.models}}
+        if self.engines:   # which build of each engine measured (results from before engines: none)
+            out["engine_bins"] = {e.name: e.bin for e in self.engines}
+        return out
 
 
 class _Where:
@@ -165,14 +182,9 @@ class _Validator:
         missing = [k for k in REQUIRED if k not in doc]
         if missing:
             raise self.where.error(f"missing key {missing[0]!r}; required keys: {', '.join(REQUIRED)}", doc.line)
-        formats = self.choices("formats", WEIGHT_FORMATS)
+        formats, engines = self.engines()
         prompt, generation = self.workloads()
-        baseline = doc.get("baseline", "f16")
-        if baseline is not None and baseline not in formats:
-            given = "baseline" in doc
-            raise self.fail("baseline", f"{baseline!r}{'' if given else ' (the default)'} is not among the "
-                                        f"formats ({', '.join(formats)}); add it, or set baseline: null for no "
-                                        "speed-ups", doc.lines["baseline" if given else "formats"])
+        baseline = self.baseline(formats, engines)
         return SweepConfig(
             path=self.path.resolve(), text=self.text,
             name=self.name(), description=self.string("description", ""),
@@ -185,8 +197,117 @@ class _Validator:
             processes=self.integer("processes", 2, 1, inputs.MAX_PROCESSES), baseline=baseline,
             energy=self.energy(), time_budget_s=self.duration("time_budget"),
             seed=self.integer("seed", 0, 0, inputs.MAX_SEED),
-            pin_threads=self.boolean("pin_threads", False), exclude=self.exclusions(),
+            pin_threads=self.boolean("pin_threads", False), exclude=self.exclusions(), engines=engines,
         )
+
+    def engines(self) -> tuple[tuple[str, ...], tuple[EngineRef, ...]]:
+        """(ternbench's formats, the external engines): from `formats` and `engines`."""
+        doc = self.doc
+        value = doc.get("engines", ["ternbench"])
+        line = doc.lines.get("engines")
+        if isinstance(value, (list, str)):
+            value = [value] if isinstance(value, str) else value
+            if not value:
+                raise self.fail("engines", "is empty; give at least one engine")
+            entries = {}
+            for name, at in zip(value, getattr(value, "lines", [line] * len(value))):
+                self._engine_name(name, at)
+                if name in entries:
+                    raise self.fail("engines", f"lists {name!r} twice", at)
+                entries[name] = (None, None, at)
+        elif isinstance(value, yaml_source.LDict):
+            entries = {}
+            for name, spec in value.items():
+                at = value.lines[name]
+                self._engine_name(name, at)
+                formats, binary = spec, None
+                if isinstance(spec, yaml_source.LDict):
+                    for k in spec:
+                        if k not in ("formats", "bin"):
+                            raise self.where.error("unknown key; allowed: formats, bin", spec.lines[k],
+                                                   f"engines.{name}.{k}")
+                    formats, binary = spec.get("formats"), spec.get("bin")
+                    if binary is not None and (name == "ternbench" or not isinstance(binary, str) or not binary.strip()):
+                        raise self.where.error("ternbench's runtime is bundled: it has no bin" if name == "ternbench"
+                                               else f"must be a directory path, got {binary!r}",
+                                               spec.lines.get("bin", at), f"engines.{name}.bin")
+                    if binary is not None:
+                        binary = str(user_path(self.path.parent / binary).resolve())
+                entries[name] = (formats, binary, at)
+        else:
+            raise self.fail("engines", f"must be a list of engines or a mapping of engines to formats, got {value!r}")
+        ternbench = None
+        refs = []
+        for name, (formats, binary, at) in entries.items():
+            allowed = WEIGHT_FORMATS if name == "ternbench" else ENGINE_FORMATS[name]
+            if formats is None:
+                formats = None if name == "ternbench" else allowed
+            else:
+                formats = self._formats(f"engines.{name}", formats, allowed, at)
+            if name == "ternbench":
+                ternbench = formats
+            else:
+                refs.append(EngineRef(name, tuple(formats), binary))
+        if "ternbench" in entries and ternbench is None:
+            if "formats" not in doc:
+                raise self.where.error("missing key 'formats' (ternbench's formats); required keys: "
+                                       f"{', '.join(REQUIRED)}, formats", doc.line)
+            ternbench = self.choices("formats", WEIGHT_FORMATS)
+        elif "formats" in doc and "ternbench" not in entries:
+            raise self.fail("formats", "gives ternbench's formats, but `engines` does not list ternbench")
+        elif "formats" in doc and ternbench is not None and "ternbench" in entries and \
+                isinstance(value, yaml_source.LDict) and value["ternbench"] is not None:
+            raise self.fail("formats", "ternbench's formats are given twice: here and in `engines`")
+        return tuple(ternbench or ()), tuple(refs)
+
+    def _engine_name(self, name, line):
+        if name not in ENGINE_NAMES:
+            close = difflib.get_close_matches(str(name), ENGINE_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.fail("engines", f"unknown engine {name!r}{hint}; choose from {', '.join(ENGINE_NAMES)}", line)
+
+    def _formats(self, key, value, allowed, line):
+        values = value if isinstance(value, list) else [value]
+        lines = getattr(value, "lines", [line] * len(values))
+        if not values:
+            raise self.where.error("is empty; give at least one format", line, key)
+        for v, at in zip(values, lines):
+            if v not in allowed:
+                close = difflib.get_close_matches(str(v), allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.where.error(f"unknown format {v!r}{hint}; this engine runs {', '.join(allowed)}", at, key)
+        if len(set(values)) != len(values):
+            raise self.where.error("lists a format twice", line, key)
+        return tuple(values)
+
+    def baseline(self, formats, engines) -> str | None:
+        """The baseline as text: a format ("f16": each engine against its own), or ENGINE:FORMAT
+        ("llamacpp:f16": every point against that engine's)."""
+        doc = self.doc
+        given = "baseline" in doc
+        value = doc.get("baseline", "f16")
+        line = doc.lines.get("baseline") or doc.lines.get("formats") or doc.lines.get("engines")
+        offered = {"ternbench": formats, **{e.name: e.formats for e in engines}}
+        if value is None:
+            return None
+        if isinstance(value, yaml_source.LDict):
+            for k in value:
+                if k not in ("engine", "format"):
+                    raise self.where.error("unknown key; allowed: engine, format", value.lines[k], f"baseline.{k}")
+            engine, fmt = value.get("engine", "ternbench"), value.get("format")
+            if engine not in offered:
+                raise self.fail("baseline", f"engine {engine!r} is not among the sweep's engines "
+                                            f"({', '.join(offered)})", line)
+            if fmt not in offered[engine]:
+                raise self.fail("baseline", f"format {fmt!r} is not among {engine}'s formats "
+                                            f"({', '.join(offered[engine]) or 'none'})", line)
+            return fmt if engine == "ternbench" else f"{engine}:{fmt}"
+        if not isinstance(value, str) or not any(value in f for f in offered.values()):
+            listed = ", ".join(formats) if not engines else "; ".join(f"{e}: {', '.join(f)}"
+                                                                       for e, f in offered.items() if f)
+            raise self.fail("baseline", f"{value!r}{'' if given else ' (the default)'} is not among the formats "
+                                        f"({listed}); add it, or set baseline: null for no speed-ups", line)
+        return value
 
     # --- scalars -----------------------------------------------------------------------------
 
@@ -366,6 +487,21 @@ class _Validator:
                 match[key] = tuple(str(x) for x in vs)
             out.append(Exclusion(match, line))
         return tuple(out)
+
+
+def with_engine_bins(config: SweepConfig, **bins: str | None) -> SweepConfig:
+    """The configuration with the engines' builds given on the command line (--llamacpp-bin DIR)."""
+    from dataclasses import replace
+
+    engines = list(config.engines)
+    for name, given in bins.items():
+        if given is None:
+            continue
+        at = next((i for i, e in enumerate(engines) if e.name == name), None)
+        if at is None:
+            raise ConfigError(f"--{name}-bin: {display_path(config.path)} does not measure {name} (add it to `engines`)")
+        engines[at] = replace(engines[at], bin=str(user_path(given).resolve()))
+    return replace(config, engines=tuple(engines))
 
 
 def resolve_model(text: str, base: Path) -> ModelRef:

@@ -3,11 +3,12 @@ each point this machine cannot run set aside with the reason; plus a rough durat
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import psutil
 
 import runtime
+from harness import engines
 from harness.measure.point import Point, cannot_run, resolve_variant
 from harness.models import sizes
 
@@ -26,9 +27,40 @@ class Plan:
     skipped: list[Skipped]
     unused_exclusions: list[int]     # config lines of exclusions that matched nothing
     model_refs: dict[str, ModelRef]  # label -> where the worker finds the model
+    engines: dict = field(default_factory=dict)   # external engine name -> its Installation, when found
 
     def estimate(self, point: Point, config: SweepConfig) -> float:
         return estimate_seconds(point, self.model_refs[point.model].spec, config)
+
+
+ENGINE_VARIANT = "native"   # an external engine's kernels: whatever its own build chose for this CPU
+
+
+def as_ternbench(point: Point) -> Point:
+    """An external engine's point as the ternbench point of about the same bits per weight: what
+    memory, context and duration estimates go by."""
+    if point.engine == "ternbench":
+        return point
+    return replace(point, engine="ternbench", format=engines.LIKE[point.format],
+                   head_format="f16" if point.head_format == "f16" else "int8")
+
+
+def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens: int):
+    """The points compared with each other at one model, threads and test: every ternbench
+    variant, format and head, then every external engine's formats. Each with why it cannot
+    run here, or ""."""
+    for variant, fmt, head in itertools.product(config.variants, config.formats, config.head_formats):
+        head = sizes.default_head_format(fmt) if head == "auto" else head
+        resolved, why = resolve_variant(variant)
+        yield Point(ref.label, fmt, head, resolved or variant, threads, kind, tokens), why
+    for engine in config.engines:
+        found, why = engines.find(engine.name, engine.bin)
+        if not why and ref.kind == "checkpoint":
+            why = (f"{engine.name} runs a GGUF file; converting a checkpoint directory for it is not supported "
+                   "yet (list a preset of the same shape)")
+        for fmt in engine.formats:
+            yield Point(ref.label, fmt, engines.HEAD_FORMAT[fmt], ENGINE_VARIANT, threads, kind, tokens,
+                        engine=engine.name), why and f"{engine.name}: {why}"
 
 
 def expand(config: SweepConfig) -> Plan:
@@ -37,33 +69,31 @@ def expand(config: SweepConfig) -> Plan:
     available = psutil.virtual_memory().available
     workloads = [("pp", n) for n in config.prompt] + [("tg", n) for n in config.generation]
     points, skipped, used, seen = [], [], set(), set()
-    # formats innermost: a ternary point and its baseline run back to back, so the drift of a
-    # shared machine's bandwidth between them is seconds' worth, not a whole model's sweep
-    for ref, variant, threads, (kind, tokens), fmt, head in itertools.product(
-            config.models, config.variants, config.threads, workloads, config.formats, config.head_formats):
-        head = sizes.default_head_format(fmt) if head == "auto" else head
-        resolved, why = resolve_variant(variant)
-        point = Point(ref.label, fmt, head, resolved or variant, threads, kind, tokens)
-        if point in seen:
-            continue   # head_formats [auto, int8] name the same head for a ternary format
-        seen.add(point)
-        rule = _excluded_by(point, config)
-        if rule is not None:
-            used.add(rule)
-            continue
-        reason = why or cannot_run(point, ref.source, cpus, available)
-        (skipped.append(Skipped(point, reason)) if reason else points.append(point))
+    # engines, variants and formats innermost: the points compared with each other run
+    # interleaved (sweep/runner.py), so the drift of a shared machine lands on all of them
+    for ref, threads, (kind, tokens) in itertools.product(config.models, config.threads, workloads):
+        for point, why in _points(config, ref, threads, kind, tokens):
+            if point in seen:
+                continue   # head_formats [auto, int8] name the same head for a ternary format
+            seen.add(point)
+            rule = _excluded_by(point, config)
+            if rule is not None:
+                used.add(rule)
+                continue
+            reason = why or cannot_run(as_ternbench(point), ref.source, cpus, available)
+            (skipped.append(Skipped(point, reason)) if reason else points.append(point))
     unused = [e.line for e in config.exclude if e.line not in used]
-    return Plan(points, skipped, unused, refs)
+    found = {e.name: engines.find(e.name, e.bin)[0] for e in config.engines}
+    return Plan(points, skipped, unused, refs, {k: v for k, v in found.items() if v is not None})
 
 
 def _excluded_by(point: Point, config: SweepConfig) -> int | None:
-    fields = {"model": point.model, "format": point.format, "head_format": point.head_format,
+    fields = {"engine": point.engine, "model": point.model, "format": point.format, "head_format": point.head_format,
               "variant": point.variant, "threads": str(point.threads), "workload": point.workload,
               "test": point.test}
 
     def matches(key, values):
-        if key == "variant" and "auto" in values:
+        if key == "variant" and "auto" in values and point.engine == "ternbench":
             return True
         # configs before `test` existed wrote the test under `workload` (workload: tg128)
         return fields[key] in values or (key == "workload" and point.test in values)
@@ -85,6 +115,7 @@ PROCESS_OVERHEAD_S = 1.5         # interpreter start, imports, the bandwidth pro
 
 
 def estimate_seconds(point: Point, spec, config: SweepConfig) -> float:
+    point = as_ternbench(point)
     weights = sizes.weight_bytes(spec, point.format, point.head_format)
     if point.workload == "tg":
         bandwidth = min(READ_GBPS_MAX, READ_GBPS_PER_THREAD * point.threads) * 1e9

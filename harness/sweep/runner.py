@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 
-from harness.measure import execute
+from harness.measure import execute, record
 from harness.measure.energy_window import worker_settings
 from harness.measure.fingerprint import cpu_identity
 from harness.measure.point import Files, Point, Settings
@@ -102,16 +102,47 @@ def write_plan(results: ResultsDir, config: SweepConfig, plan: Plan, over_budget
 
 
 def comparison_groups(points: list[Point]) -> list[list[Point]]:
-    """Consecutive points that are compared with each other (the formats and heads of one model,
-    variant, threads and test: the plan puts them next to each other), run interleaved."""
+    """Consecutive points that are compared with each other (the engines, variants, formats and
+    heads of one model, threads and test: the plan puts them next to each other), run interleaved."""
     groups: list[list[Point]] = []
     for p in points:
-        if groups and (groups[-1][0].model, groups[-1][0].variant, groups[-1][0].threads, groups[-1][0].test) == \
-                (p.model, p.variant, p.threads, p.test):
+        if groups and (groups[-1][0].model, groups[-1][0].threads, groups[-1][0].test) == \
+                (p.model, p.threads, p.test):
             groups[-1].append(p)
         else:
             groups.append([p])
     return groups
+
+
+def _label(p) -> str:
+    """A point within its comparison group, as the progress display names it."""
+    get = (lambda k, d=None: p.get(k, d)) if isinstance(p, dict) else (lambda k, d=None: getattr(p, k, d))
+    engine = get("engine", "ternbench")
+    return f"{get('format')}+{get('head_format')}" if engine == "ternbench" else f"{engine} {get('format')}"
+
+
+def _sources(group: list[Point], plan: Plan, seed: int, note) -> tuple[dict, dict]:
+    """Where each point's worker finds its model: for an external engine, the GGUF of the model's
+    shape and seed in the engine's format, written and quantised now (cached), outside any timed
+    region. Returns the sources and, for points whose file could not be made, why."""
+    from harness.engines import EngineError, gguf_model
+    from harness.measure.point import Source
+    from runtime.tuning import cache_dir
+
+    ref = plan.model_refs[group[0].model]
+    sources, failed = {}, {}
+    for p in group:
+        if p.engine == "ternbench":
+            sources[p] = ref.source
+            continue
+        engine = plan.engines[p.engine]
+        try:
+            path = gguf_model.model_file(ref.spec, seed, p.format, cache_dir(), engine, note)
+        except (EngineError, gguf_model.GgufError, OSError) as e:
+            failed[p] = f"{p.engine}: no {p.format} GGUF of {p.model}: {e}"
+            continue
+        sources[p] = Source("gguf", str(path), ref.spec, engine)
+    return sources, failed
 
 
 @dataclass(frozen=True)
@@ -158,21 +189,25 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
                               "point(s) not run (--resume runs them)")
                 break
             first = group[0]
-            progress.start(f"{first.model}/{first.variant}/t{first.threads}/{first.test}: "
-                           + ", ".join(f"{p.format}+{p.head_format}" for p in group), est)
-            source = plan.model_refs[first.model].source
-            owners = [(arm, p) for arm, done in zip(arms, finished) for p in group if p.key not in done]
-            jobs = [execute.Job(p, source, replace(settings, workspace=arm.workspace), Files.under(arm.results.path, p))
-                    for arm, p in owners]
-            records = execute.run_group(jobs, progress.tick, config.seed)
+            progress.start(f"{first.model}/t{first.threads}/{first.test}: " + ", ".join(_label(p) for p in group), est)
+            sources, unprepared = _sources(group, plan, config.seed, progress.note)
+            owners = [(arm, p) for arm, done in zip(arms, finished) for p in group
+                      if p.key not in done and p not in unprepared]
+            jobs = [execute.Job(p, sources[p], replace(settings, workspace=arm.workspace),
+                                Files.under(arm.results.path, p)) for arm, p in owners]
+            records = execute.run_group(jobs, progress.tick, config.seed) if jobs else []
+            for p, why in unprepared.items():
+                owners += [(arm, p) for arm, done in zip(arms, finished) if p.key not in done]
+                records += [record.failed(p, why, "", "", time.time(), time.time())
+                            for arm, done in zip(arms, finished) if p.key not in done]
             for (arm, _), record in zip(owners, records):
                 arm.results.append(record)
                 if arm is arms[0]:
                     (outcome.ok if record["status"] == "ok" else outcome.failed).append(record["key"])
             for arm in arms:
                 arm.results.rebuild_tables(config.baseline)
-            progress.finish("; ".join(f"{r['format']} {r['tokens_per_s']['median']:.2f} tokens/s" if r["status"] == "ok"
-                                      else f"{r['format']} FAILED, {r['reason']}" for r in records))
+            progress.finish("; ".join(f"{_label(r)} {r['tokens_per_s']['median']:.2f} tokens/s" if r["status"] == "ok"
+                                      else f"{_label(r)} FAILED, {r['reason']}" for r in records))
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:

@@ -12,7 +12,7 @@ from runtime.tuning import describe
 OLD_KV_CACHE = "f32"
 OLD_REFERENCE = "fastest of three read patterns (results before the plain-read yardstick)"
 
-COLUMNS = ["key", "status", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
+COLUMNS = ["key", "status", "engine", "engine_version", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
            "test",
            "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "processes",
            "tps_process_ci95_low", "tps_process_ci95_high", "tps_mean_ci95_low", "tps_mean_ci95_high",
@@ -20,15 +20,41 @@ COLUMNS = ["key", "status", "model", "format", "head_format", "kv_cache", "varia
            "runtime_tps", "timing_vs_runtime", "weight_bytes", "bytes_per_token", "achieved_gbps", "probe_gbps",
            "bandwidth_fraction", "bandwidth_reference", "tuning", "fits_in_llc", "setup_s", "pinned", "baseline",
            "speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_ceiling", "above_ceiling",
-           "baseline_bandwidth_fraction", "unstable", "steal_fraction", "probe_drift",
+           "baseline_bandwidth_fraction", "baseline_vs_llamacpp", "unstable", "steal_fraction", "probe_drift",
            "j_per_token", "j_per_token_above_idle", "tokens_per_j", "watts", "energy_measured", "energy_provenance",
            "energy_reduction", "energy_reduction_above_idle", "energy_reduction_basis", "reason"]
 
 MATCH = ("model", "variant", "threads", "test")   # what a point and its baseline point share
+ENGINE = "ternbench"    # the engine of records written before engines existed
+
+
+def split_baseline(baseline: str) -> tuple[str | None, str]:
+    """("llamacpp", "f16") for "llamacpp:f16": every point against that engine's f16; (None, "f16")
+    for "f16": each engine's points against its own f16."""
+    engine, _, fmt = baseline.rpartition(":")
+    return engine or None, fmt
+
+
+def _baseline_pairs(frame: pd.DataFrame, baseline: str) -> list:
+    """Each row with its baseline row (or None): same model, threads and test; and, for a baseline
+    within each engine, the same engine and variant."""
+    engine, fmt = split_baseline(baseline)
+    ok = frame[(frame.status == "ok") & (frame.format == fmt)]
+    if engine:
+        key = lambda row: (row["model"], row["threads"], row["test"])  # noqa: E731
+        ok = ok[ok.engine == engine]
+    else:
+        key = lambda row: (row["engine"], *(row[c] for c in MATCH))  # noqa: E731
+        # ternbench runs a format with several heads: its baseline is the format's default head
+        ok = ok[(ok.engine != "ternbench") | (ok.head_format == default_head_format(fmt))]
+    ref = {key(row): row for _, row in ok.iterrows()}
+    return [(row, ref.get(key(row))) for _, row in frame.iterrows()]
 
 
 def _row(r: dict) -> dict:
     row = {k: r.get(k) for k in COLUMNS}
+    row["engine"] = r.get("engine", ENGINE)
+    row["engine_version"] = (r.get("engine_build") or {}).get("version")
     row["tuning"] = describe(r["tuning"]) if r.get("tuning") else None
     if r["status"] == "ok":
         row["kv_cache"] = r.get("kv_cache", OLD_KV_CACHE)
@@ -60,10 +86,7 @@ def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
     frame = pd.DataFrame([_row(r) for r in records], columns=COLUMNS)
     frame["baseline"] = baseline
     if baseline and not frame.empty:
-        base = frame[(frame.status == "ok") & (frame.format == baseline)
-                     & (frame.head_format == default_head_format(baseline))]
-        ref = {tuple(row[k] for k in MATCH): row for _, row in base.iterrows()}
-        pairs = [(row, ref.get(tuple(row[c] for c in MATCH))) for _, row in frame.iterrows()]
+        pairs = _baseline_pairs(frame, baseline)
         frame["speedup"] = [row["tps_median"] / b["tps_median"] if b is not None and row["status"] == "ok" else None
                             for row, b in pairs]
         bounds = [_speedup_interval(row, b) for row, b in pairs]
@@ -75,6 +98,7 @@ def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
                                   for (row, _), c, s in zip(pairs, ceilings, frame["speedup"])]
         frame["baseline_bandwidth_fraction"] = [b["bandwidth_fraction"] if b is not None and row["workload"] == "tg"
                                                 else None for row, b in pairs]
+        frame["baseline_vs_llamacpp"] = _against_llamacpp(frame, pairs)
         frame["energy_reduction"] = [_reduction(row, b, "j_per_token") for row, b in pairs]
         frame["energy_reduction_above_idle"] = [_reduction(row, b, "j_per_token_above_idle") for row, b in pairs]
         frame["energy_reduction_basis"] = [_basis(row, r) for (row, _), r in zip(pairs, frame["energy_reduction"])]
@@ -91,6 +115,20 @@ def _basis(row, reduction) -> str | None:
     if reduction is None or pd.isna(reduction):
         return None
     return "measured" if row["energy_measured"] is True else RESTATES_SPEEDUP
+
+
+def _against_llamacpp(frame: pd.DataFrame, pairs: list) -> list:
+    """Each point's baseline against llama.cpp's F16 at the same model, threads and test, when the
+    sweep ran it: a fairness check, since a baseline slower than the program the claims name
+    inflates every speed-up against it."""
+    ref = {(r["model"], r["threads"], r["test"]): r for _, r in
+           frame[(frame.status == "ok") & (frame.engine == "llamacpp") & (frame.format == "f16")].iterrows()}
+    out = []
+    for row, b in pairs:
+        theirs = ref.get((row["model"], row["threads"], row["test"]))
+        mine = b is not None and theirs is not None and not (b["engine"] == "llamacpp" and b["format"] == "f16")
+        out.append(float(b["tps_median"] / theirs["tps_median"]) if mine and row["status"] == "ok" else None)
+    return out
 
 
 def _interval(row) -> tuple[float, float] | None:

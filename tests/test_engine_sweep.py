@@ -1,0 +1,155 @@
+"""External engines in a sweep, through a fake llama-bench (tests/fake_llama_bench.py): each engine
+point measured like ternbench's own (llama-bench's samples as pyperf values, the energy window
+bracketed per repetition, probes, worker processes), skipped with the reason when the engine
+cannot run, failed (not crashed) when it breaks; baselines within an engine or against one;
+bitnet.cpp's old llama-bench without --progress. The real llama.cpp runs in test_engines.py."""
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from clirun import ternbench
+
+from test_engines import TINY
+
+FAKE = Path(__file__).with_name("fake_llama_bench.py")
+
+
+def fake_engine(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for program in ("llama-bench", "llama-quantize"):
+        (d / program).write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" {program} "$@"\n')
+        (d / program).chmod(0o755)
+    return d
+
+
+def sweep(tmp_path, engines: str, extra: str = "", reps: int = 2, processes: int = 2) -> Path:
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(f"models: [tiny.yaml]\nengines: {engines}\nthreads: [1]\nworkloads: {{generation: [4]}}\n"
+                   f"repetitions: {reps}\nwarmups: 1\nprocesses: {processes}\nenergy: model\n{extra}")
+    return cfg
+
+
+def run(cfg, tmp_path, *args, check=True, env=None):
+    env = {"TERNBENCH_CACHE_DIR": str(tmp_path / "cache"), "FAKE_LOG": str(tmp_path / "calls.jsonl"), **(env or {})}
+    return ternbench("run", str(cfg), "--out", str(tmp_path / "out"), "-q", *args, check=check, env=env)
+
+
+def records(tmp_path) -> dict:
+    lines = (tmp_path / "out" / "points.jsonl").read_text().splitlines()
+    return {r["key"]: r for r in map(json.loads, lines)}
+
+
+def test_llamacpp_points_are_measured_like_ternbench_points(tmp_path):
+    bin_dir = fake_engine(tmp_path / "llama" / "bin")
+    cfg = sweep(tmp_path, "{ternbench: [i2s, f16], llamacpp: [tq2_0, f16]}")
+    run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir))
+    recs = records(tmp_path)
+    key = "llamacpp:tiny-gguf/tq2_0+q6_k/native/t1/tg4"
+    assert sorted(k.split("/")[0] + "/" + k.split("/")[1] for k in recs) == [
+        "llamacpp:tiny-gguf/f16+f16", "llamacpp:tiny-gguf/tq2_0+q6_k", "tiny-gguf/f16+f16", "tiny-gguf/i2s+int8"]
+    r = recs[key]
+    assert r["status"] == "ok" and r["engine"] == "llamacpp" and r["format"] == "tq2_0"
+    # two worker processes of one warm-up and two values each, llama-bench's own warm-up off
+    assert r["processes"] == 2 and r["values"] == 4 and r["warmups"] == 1
+    calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    benches = [c for c in calls if c[0] == "llama-bench" and "-m" in c and "tq2_0" in c[c.index("-m") + 1]]
+    assert len(benches) == 2
+    for c in benches:
+        assert c[c.index("-r") + 1] == "3" and c[c.index("-n") + 1] == "4" and c[c.index("-p") + 1] == "0"
+        assert "--no-warmup" in c and "--progress" in c and c[c.index("-t") + 1] == "1"
+    # the timed values are llama-bench's samples: the fake sleeps 2 ms per token
+    assert all(150 < v < 500 for v in r["samples_tokens_per_s"])
+    assert r["timing_vs_runtime"] == pytest.approx(1.0)
+    # the energy window is each repetition, bracketed by the progress lines
+    assert r["energy"]["provenance"].startswith("estimated") and r["energy"]["j_per_token"] > 0
+    raw = [json.loads(x) for x in (tmp_path / "out" / r["raw"]).read_text().splitlines()]
+    runs = [x for x in raw if x["type"] == "run" and not x["warmup"]]
+    assert all(abs(x["seconds"] - x["runtime_seconds"]) < 0.005 for x in runs)
+    build = r["engine_build"]
+    assert build["version"].startswith("version: 4242") and build["build_commit"] == "fake000"
+    assert build["energy_window"].startswith("each repetition") and build["head_type"] == "f16"
+    assert r["bytes_per_token"] > 0 and r["probe_gbps"] > 0 and r["bandwidth_fraction"] > 0
+    # each engine against its own f16 (baseline: f16, the default); the table names the engine
+    frame = pd.read_csv(tmp_path / "out" / "points.csv").set_index("key")
+    assert frame.loc[key, "engine"] == "llamacpp" and frame.loc[key, "engine_version"].startswith("version")
+    ours = frame.loc[key, "tps_median"] / frame.loc["llamacpp:tiny-gguf/f16+f16/native/t1/tg4", "tps_median"]
+    assert frame.loc[key, "speedup"] == pytest.approx(ours)
+    # ternbench's f16 against llama.cpp's F16 on the same shape: the fairness figure
+    i2s = next(k for k in recs if k.startswith("tiny-gguf/i2s"))
+    f16 = next(k for k in recs if k.startswith("tiny-gguf/f16"))
+    assert frame.loc[i2s, "baseline_vs_llamacpp"] == pytest.approx(
+        frame.loc[f16, "tps_median"] / frame.loc["llamacpp:tiny-gguf/f16+f16/native/t1/tg4", "tps_median"])
+    # the report shows them side by side
+    out = ternbench("report", str(tmp_path / "out"), "--out", str(tmp_path / "rep"), check=False,
+                    env={"TERNBENCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert out.returncode in (0, 1) and "Traceback" not in out.stderr
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "llama.cpp" in html and "Baseline fairness" in html
+
+
+def test_a_baseline_of_another_engine(tmp_path):
+    """baseline: {engine: llamacpp, format: f16}: every point against llama.cpp's F16, the paper's way."""
+    bin_dir = fake_engine(tmp_path / "llama" / "bin")
+    cfg = sweep(tmp_path, "{ternbench: [i2s], llamacpp: [tq2_0, f16]}",
+                "baseline: {engine: llamacpp, format: f16}\n", reps=1, processes=1)
+    run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir))
+    frame = pd.read_csv(tmp_path / "out" / "points.csv")
+    base = frame[(frame.engine == "llamacpp") & (frame.format == "f16")].tps_median.iloc[0]
+    i2s = frame[frame.format == "i2s"].iloc[0]
+    assert i2s.speedup == pytest.approx(i2s.tps_median / base) and i2s.baseline == "llamacpp:f16"
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert plan["baseline"] == "llamacpp:f16"
+
+
+def test_an_engine_that_cannot_run_is_skipped_with_the_reason(tmp_path):
+    cfg = sweep(tmp_path, "{ternbench: [i2s], llamacpp: [f16]}", reps=1, processes=1)
+    proc = run(cfg, tmp_path, "--dry-run")
+    assert "skip  llamacpp:tiny-gguf/f16+f16/native/t1/tg4" in proc.stdout
+    assert "ternbench engines install llamacpp" in proc.stdout
+    run(cfg, tmp_path)
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert [s["engine"] for s in plan["skipped"]] == ["llamacpp"] and "not installed" in plan["skipped"][0]["reason"]
+
+
+@pytest.mark.parametrize("env, words", [({"FAKE_FAIL": "1"}, "exited with status 3"),
+                                        ({"FAKE_BAD_JSON": "1"}, "exited with status 3")])
+def test_a_broken_engine_fails_its_points_not_the_sweep(tmp_path, env, words):
+    bin_dir = fake_engine(tmp_path / "llama" / "bin")
+    cfg = sweep(tmp_path, "{ternbench: [i2s], llamacpp: [f16]}", reps=1, processes=1)
+    proc = run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir), check=False, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    recs = records(tmp_path)
+    bad = recs["llamacpp:tiny-gguf/f16+f16/native/t1/tg4"]
+    assert bad["status"] == "failed" and words in bad["reason"]
+    assert "llama-bench" in bad["log_tail"]
+    assert [r["status"] for k, r in recs.items() if not k.startswith("llamacpp")] == ["ok"]
+
+
+def test_bitnetcpp_old_llama_bench_has_timings_and_no_energy_window(tmp_path):
+    """bitnet.cpp's 2024 fork has no --progress: samples still time the point; no energy figure."""
+    bin_dir = fake_engine(tmp_path / "BitNet" / "build" / "bin")
+    cfg = sweep(tmp_path, "{bitnetcpp: [i2_s]}", "baseline: null\n", reps=2, processes=1)
+    run(cfg, tmp_path, "--bitnetcpp-bin", str(bin_dir), env={"FAKE_OLD": "1"})
+    (r,) = records(tmp_path).values()
+    assert r["status"] == "ok" and r["engine"] == "bitnetcpp" and r["values"] == 2
+    assert r["energy"] is None and r["engine_build"]["energy_window"].startswith("none: this llama-bench")
+    calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert any(c[0] == "llama-quantize" and c[-1] == "I2_S" for c in calls)
+    assert not any("--progress" in c or "--no-warmup" in c for c in calls)
+
+
+@pytest.mark.parametrize("engines, extra, words", [
+    ("[ternbench, llamacp]", "formats: [i2s]\n", "unknown engine 'llamacp' (did you mean 'llamacpp'?)"),
+    ("{llamacpp: [tq2]}", "", "unknown format 'tq2' (did you mean 'tq2_0'?); this engine runs tq1_0, tq2_0, f16"),
+    ("{llamacpp: [f16]}", "formats: [i2s]\n", "`engines` does not list ternbench"),
+    ("{ternbench: [i2s]}", "baseline: {engine: llamacpp, format: f16}\n", "engine 'llamacpp' is not among"),
+    ("{llamacpp: {formats: [f16], bin: 3}}", "", "must be a directory path"),
+    ("{llamacpp: {formats: [f16], where: x}}", "", "engines.llamacpp.where"),
+])
+def test_engine_configuration_errors(tmp_path, engines, extra, words):
+    cfg = sweep(tmp_path, engines, extra)
+    proc = run(cfg, tmp_path, "--dry-run", check=False)
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
