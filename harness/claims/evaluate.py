@@ -62,7 +62,7 @@ from .differences import (
     threads_match,
     threads_words,
 )
-from harness.sweep.tables import split_baseline
+from harness.sweep.tables import alternatives, split_baseline
 
 from .schema import Claim, CountedPoint
 from .wording import all_lie, fmt_value, measured_text, noun, ordered, plural, point_list, range_text, sizes
@@ -344,7 +344,7 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
     candidates, or the sweep's own skip reasons for the points the claim needed)."""
     rows = [(r, row) for r in machines for row in r.frame().to_dict("records")]
     stages = [
-        (lambda r, row: c.baseline is None or (r.baseline and split_baseline(r.baseline)[1] == c.baseline),
+        (lambda r, row: c.baseline is None or any(split_baseline(b)[1] == c.baseline for b in alternatives(r.baseline)),
          lambda: f"These results have no {c.baseline} baseline (theirs: "
                  f"{', '.join(sorted({str(r.baseline) for r in machines}))}), so no {noun(c)} against it."),
         (lambda r, row: _ternary_side(c, row),
@@ -384,8 +384,7 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
                            baseline_fraction=_number(row.get("baseline_bandwidth_fraction")),
                            bytes_per_token=_number(row.get("bytes_per_token")),
                            unstable=row.get("unstable") if isinstance(row.get("unstable"), str) else "",
-                           engine=row["engine"], baseline_engine=(split_baseline(r.baseline)[0] if r.baseline else None)
-                           or row["engine"], baseline_vs_llamacpp=_number(row.get("baseline_vs_llamacpp")))
+                           engine=row["engine"], baseline_engine=_baseline_engine(row), baseline_vs_llamacpp=_number(row.get("baseline_vs_llamacpp")))
               for r, row in rows]
     # the claim's own programs when the results have them: its engine, against its baseline's
     for attr, want in (("engine", c.engine), ("baseline_engine", c.baseline_engine)):
@@ -400,6 +399,12 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
     if c.metric == "tokens_per_s" and len(c.formats) > 1:
         points = _most_compact(c, points)
     return points, ""
+
+
+def _baseline_engine(row: dict) -> str:
+    """The program of the baseline a row was divided by (the table's per-row `baseline`)."""
+    b = row.get("baseline")
+    return (split_baseline(b)[0] if isinstance(b, str) and "," not in b else None) or row["engine"]
 
 
 def _ternary_side(c: Claim, row: dict) -> bool:

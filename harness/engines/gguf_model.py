@@ -108,6 +108,16 @@ def write_f16(spec, seed: int, path: Path) -> Path:
     return path
 
 
+def disk_needed(spec, seed: int, fmt: str, cache: Path, bytes_of) -> int:
+    """Bytes the GGUF files of the preset in FMT still need in the cache (0 when cached):
+    the F16 file, and the quantised one. BYTES_OF(format) estimates a file's size."""
+    base = Path(cache) / "gguf" / f"{spec.name}-{identity(spec, seed)}"
+    need = 0 if base.with_name(base.name + "-f16.gguf").is_file() else bytes_of("f16")
+    if fmt != "f16" and not any(base.parent.glob(f"{base.name}-{fmt}-*.gguf")):
+        need += bytes_of(fmt)
+    return need
+
+
 def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | None = None, log=lambda m: None) -> Path:
     """The cached GGUF of the preset in FMT, written (F16) and quantised (with ENGINE's
     llama-quantize) when missing."""

@@ -74,8 +74,10 @@ def _series_order(rows) -> list:
 
 def is_baseline(row: dict, baseline: str | None) -> bool:
     """The baseline's own points (speed-up 1 by definition): left off speed-up plots. A baseline
-    "f16" is every engine's f16; "llamacpp:f16" is llama.cpp's only."""
-    if not baseline:
+    "f16" is every engine's f16; "llamacpp:f16" is llama.cpp's only; of several alternatives,
+    the one the point itself was divided by."""
+    baseline = row.get("baseline") or baseline
+    if not baseline or "," in baseline:
         return False
     engine, fmt = split_baseline(baseline)
     mine = row.get("engine") or "ternbench"

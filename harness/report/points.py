@@ -41,11 +41,15 @@ def engine_label(engine) -> str:
 
 
 def baseline_label(baseline: str | None) -> str | None:
-    """"f16", or "llama.cpp f16" for a baseline of another engine ("llamacpp:f16")."""
-    if not baseline or ":" not in baseline:
+    """"f16", "llama.cpp f16" for a baseline of another engine ("llamacpp:f16"), and "llama.cpp
+    f16, else f16" for alternatives."""
+    if not baseline:
         return baseline
-    engine, _, fmt = baseline.rpartition(":")
-    return f"{engine_label(engine)} {fmt}"
+    out = []
+    for alt in baseline.split(","):
+        engine, _, fmt = alt.rpartition(":")
+        out.append(f"{engine_label(engine)} {fmt}" if engine else fmt)
+    return ", else ".join(out)
 
 
 def series_label(row: dict, show_variant: bool) -> str:

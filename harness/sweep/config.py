@@ -40,7 +40,8 @@ KEYS = {
     "warmups": "untimed runs per worker process before the values",
     "processes": "worker processes per point",
     "baseline": "the format speed-ups and energy reductions are relative to: a format (each engine against its "
-                "own), or {engine: llamacpp, format: f16} (every point against that engine's); null: none",
+                "own), {engine: llamacpp, format: f16} (every point against that engine's), or a list of these in "
+                "order of preference (the first that ran at a point's model, threads and test); null: none",
     "energy": "energy backend (auto, powercap, perf, pyrapl, model) or a mapping with backend, idle_seconds, "
               "watts_per_core, idle_watts, powercap_root",
     "time_budget": "stop starting points after this long, e.g. 10m, 90s, 1h (default: none)",
@@ -281,15 +282,25 @@ class _Validator:
         return tuple(values)
 
     def baseline(self, formats, engines) -> str | None:
-        """The baseline as text: a format ("f16": each engine against its own), or ENGINE:FORMAT
-        ("llamacpp:f16": every point against that engine's)."""
+        """The baseline as text: a format ("f16": each engine against its own), ENGINE:FORMAT
+        ("llamacpp:f16": every point against that engine's), or a list of those in order of
+        preference, joined by commas (the first that ran at a point's model, threads and test)."""
         doc = self.doc
         given = "baseline" in doc
         value = doc.get("baseline", "f16")
         line = doc.lines.get("baseline") or doc.lines.get("formats") or doc.lines.get("engines")
-        offered = {"ternbench": formats, **{e.name: e.formats for e in engines}}
         if value is None:
             return None
+        offered = {"ternbench": formats, **{e.name: e.formats for e in engines}}
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise self.fail("baseline", "is an empty list; give a format, or null for no speed-ups", line)
+        out = [self._one_baseline(v, offered, given, line) for v in values]
+        if len(set(out)) != len(out):
+            raise self.fail("baseline", "lists one baseline twice", line)
+        return ",".join(out)
+
+    def _one_baseline(self, value, offered, given, line) -> str:
         if isinstance(value, yaml_source.LDict):
             for k in value:
                 if k not in ("engine", "format"):
@@ -303,8 +314,8 @@ class _Validator:
                                             f"({', '.join(offered[engine]) or 'none'})", line)
             return fmt if engine == "ternbench" else f"{engine}:{fmt}"
         if not isinstance(value, str) or not any(value in f for f in offered.values()):
-            listed = ", ".join(formats) if not engines else "; ".join(f"{e}: {', '.join(f)}"
-                                                                       for e, f in offered.items() if f)
+            listed = ", ".join(offered["ternbench"]) if len(offered) == 1 else "; ".join(
+                f"{e}: {', '.join(f)}" for e, f in offered.items() if f)
             raise self.fail("baseline", f"{value!r}{'' if given else ' (the default)'} is not among the formats "
                                         f"({listed}); add it, or set baseline: null for no speed-ups", line)
         return value

@@ -3,6 +3,7 @@ each point this machine cannot run set aside with the reason; plus a rough durat
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 
 import psutil
@@ -59,8 +60,30 @@ def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens:
             why = (f"{engine.name} runs a GGUF file; converting a checkpoint directory for it is not supported "
                    "yet (list a preset of the same shape)")
         for fmt in engine.formats:
-            yield Point(ref.label, fmt, engines.HEAD_FORMAT[fmt], ENGINE_VARIANT, threads, kind, tokens,
-                        engine=engine.name), why and f"{engine.name}: {why}"
+            point = Point(ref.label, fmt, engines.HEAD_FORMAT[fmt], ENGINE_VARIANT, threads, kind, tokens,
+                          engine=engine.name)
+            yield point, why and f"{engine.name}: {why}"
+
+
+def _disk(point: Point, ref: ModelRef, seed: int) -> str:
+    """Why the cache's disk cannot hold the GGUF files an engine point needs ("" when it can)."""
+    import shutil
+
+    from harness.engines import gguf_model
+    from runtime.tuning import cache_dir
+
+    def bytes_of(fmt):
+        like = as_ternbench(replace(point, format=fmt, head_format=engines.HEAD_FORMAT[fmt]))
+        return sizes.weight_bytes(ref.spec, like.format, like.head_format)
+
+    cache = cache_dir()
+    need = gguf_model.disk_needed(ref.spec, seed, point.format, cache, bytes_of)
+    probe = next((p for p in (cache, *cache.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        return (f"its GGUF files need about {need / 1e9:.1f} GB in {cache}, {free / 1e9:.1f} GB is free "
+                "(TERNBENCH_CACHE_DIR moves the cache)")
+    return ""
 
 
 def expand(config: SweepConfig) -> Plan:
@@ -80,7 +103,8 @@ def expand(config: SweepConfig) -> Plan:
             if rule is not None:
                 used.add(rule)
                 continue
-            reason = why or cannot_run(as_ternbench(point), ref.source, cpus, available)
+            reason = why or cannot_run(as_ternbench(point), ref.source, cpus, available) or \
+                (point.engine != "ternbench" and _disk(point, ref, config.seed))
             (skipped.append(Skipped(point, reason)) if reason else points.append(point))
     unused = [e.line for e in config.exclude if e.line not in used]
     found = {e.name: engines.find(e.name, e.bin)[0] for e in config.engines}

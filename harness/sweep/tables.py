@@ -28,6 +28,12 @@ MATCH = ("model", "variant", "threads", "test")   # what a point and its baselin
 ENGINE = "ternbench"    # the engine of records written before engines existed
 
 
+def alternatives(baseline: str | None) -> list[str]:
+    """A baseline's alternatives in order of preference: "llamacpp:f16,f16" is llama.cpp's f16
+    where it ran, else each engine's own f16."""
+    return [b for b in (baseline or "").split(",") if b]
+
+
 def split_baseline(baseline: str) -> tuple[str | None, str]:
     """("llamacpp", "f16") for "llamacpp:f16": every point against that engine's f16; (None, "f16")
     for "f16": each engine's points against its own f16."""
@@ -35,9 +41,9 @@ def split_baseline(baseline: str) -> tuple[str | None, str]:
     return engine or None, fmt
 
 
-def _baseline_pairs(frame: pd.DataFrame, baseline: str) -> list:
-    """Each row with its baseline row (or None): same model, threads and test; and, for a baseline
-    within each engine, the same engine and variant."""
+def _matcher(frame: pd.DataFrame, baseline: str):
+    """(the key a row and its baseline row share, baseline rows by that key) for one alternative:
+    same model, threads and test; and, for a baseline within each engine, the same engine and variant."""
     engine, fmt = split_baseline(baseline)
     ok = frame[(frame.status == "ok") & (frame.format == fmt)]
     if engine:
@@ -47,8 +53,18 @@ def _baseline_pairs(frame: pd.DataFrame, baseline: str) -> list:
         key = lambda row: (row["engine"], *(row[c] for c in MATCH))  # noqa: E731
         # ternbench runs a format with several heads: its baseline is the format's default head
         ok = ok[(ok.engine != "ternbench") | (ok.head_format == default_head_format(fmt))]
-    ref = {key(row): row for _, row in ok.iterrows()}
-    return [(row, ref.get(key(row))) for _, row in frame.iterrows()]
+    return key, {key(row): row for _, row in ok.iterrows()}
+
+
+def _baseline_pairs(frame: pd.DataFrame, baseline: str) -> tuple[list, list]:
+    """Each row with its baseline row (or None), and the alternative that gave it."""
+    matchers = [(alt, *_matcher(frame, alt)) for alt in alternatives(baseline)]
+    pairs, used = [], []
+    for _, row in frame.iterrows():
+        found = next(((alt, ref[key(row)]) for alt, key, ref in matchers if key(row) in ref), (None, None))
+        pairs.append((row, found[1]))
+        used.append(found[0])
+    return pairs, used
 
 
 def _row(r: dict) -> dict:
@@ -86,7 +102,9 @@ def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
     frame = pd.DataFrame([_row(r) for r in records], columns=COLUMNS)
     frame["baseline"] = baseline
     if baseline and not frame.empty:
-        pairs = _baseline_pairs(frame, baseline)
+        pairs, used = _baseline_pairs(frame, baseline)
+        # the baseline each point was divided by (with several alternatives, the first that ran)
+        frame["baseline"] = used if len(alternatives(baseline)) > 1 else baseline
         frame["speedup"] = [row["tps_median"] / b["tps_median"] if b is not None and row["status"] == "ok" else None
                             for row, b in pairs]
         bounds = [_speedup_interval(row, b) for row, b in pairs]
