@@ -152,6 +152,21 @@ def test_llamacpp_quantises_and_runs_the_written_model(tiny, tmp_path):
     (run,) = json.loads(proc.stdout)
     assert "TQ2_0" in run["model_type"] and run["n_gen"] == 4 and len(run["samples_ns"]) == 2
     assert run["build_commit"]
+    # the file llama.cpp wrote runs in ternbench too: repacked without loss, the same greedy
+    # tokens in every kernel variant and thread count
+    import runtime
+    from harness.models.gguf_file import load_gguf
+
+    notes = []
+    model = load_gguf(path, max_ctx=32, notes=notes)
+    assert model.weight_format == "i2s" and "TQ2_0 blocks, one scale" in notes[0] and "(Q6_K) as f32" in notes[0]
+    tokens = set()
+    for v in (v for v in runtime.variants() if v.supported):
+        for threads in (1, 2):
+            model.reset()
+            with runtime.Context(threads, v.name) as ctx:
+                tokens.add(tuple(model.generate(ctx, [1, 2, 3], 12)))
+    assert len(tokens) == 1
 
 
 def test_bytes_per_token_of_a_gguf(tiny, tmp_path):

@@ -1,6 +1,7 @@
-"""`ternbench generate`: greedy generation from a Hugging Face checkpoint directory."""
+"""`ternbench generate`: greedy generation from a Hugging Face checkpoint directory or a GGUF file."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -14,19 +15,27 @@ HELP = """\
 Load a BitNet b1.58 checkpoint (config.json + *.safetensors: packed ternary weights as in
 microsoft/bitnet-b1.58-2B-4T, or float master weights, ternarised with absmean) into the
 runtime, and generate greedily. The prompt runs as one batch (prefill), then one token
-per step; tokens/s is reported for both. --prompt needs the checkpoint's tokenizer.json."""
+per step; tokens/s is reported for both. --prompt needs the checkpoint's tokenizer.json.
+
+A GGUF file (llama.cpp's TQ1_0 / TQ2_0, bitnet.cpp's I2_S, F16 or F32 linears; architectures
+bitnet, bitnet-b1.58, llama) is repacked into ternbench's formats without loss where they can
+hold it (one scale per matrix), with its head as stored (Q6_K or Q8_0 dequantised into f32);
+the conversion is said on stderr. Give its prompt as --tokens."""
 
 
 def add_parser(sub):
     import runtime
 
-    p = sub.add_parser("generate", help="greedy generation from a checkpoint directory", description=HELP)
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_DIR")
+    p = sub.add_parser("generate", help="greedy generation from a checkpoint directory or a GGUF file",
+                       description=HELP)
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_DIR|FILE.gguf")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--tokens", help="prompt token ids, comma-separated, e.g. 128000,9906")
     src.add_argument("--prompt", help="prompt text (needs tokenizer.json in the checkpoint directory)")
     p.add_argument("-n", type=int, default=32, help="tokens to generate (default 32)")
-    p.add_argument("--format", default="i2s", choices=runtime.LINEAR_FORMATS, help="weight format (default i2s)")
+    p.add_argument("--format", choices=runtime.LINEAR_FORMATS,
+                   help="weight format (default: i2s; for a GGUF, the format that holds its linears: tq1 for "
+                        "TQ1_0, i2s for TQ2_0 and I2_S, f16 / f32 for float linears)")
     p.add_argument("--head-format", choices=runtime.HEAD_FORMATS,
                    help="embedding / output head format (default: the checkpoint's own precision, f16 for an "
                         "f16 embedding, else f32)")
@@ -49,7 +58,7 @@ def run(args) -> int:
         head_format = model.head_format
         variant = ctx.variant
         result = generate(model, ctx, prompt, args.n, args.top)
-    result.update(checkpoint=str(args.checkpoint), format=args.format, head_format=head_format,
+    result.update(checkpoint=str(args.checkpoint), format=model.weight_format, head_format=head_format,
                   variant=variant, threads=args.threads, load_seconds=round(load_s, 4))
     if tokenizer:
         result["text"] = tokenizer.decode(result["tokens"])
@@ -78,8 +87,11 @@ def checkpoint_head_format(ckpt) -> str:
 def load(args):
     """The checkpoint (checked), its tokenizer if --prompt, the prompt ids, the loaded model
     (its head in --head-format, else the checkpoint's own precision) and the seconds loading took."""
+    if args.checkpoint.suffix.lower() == ".gguf" and not args.checkpoint.is_dir():
+        return load_gguf_file(args)
     from harness.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 
+    args.format = args.format or "i2s"
     try:
         ckpt = Checkpoint(args.checkpoint)
         tokenizer = load_tokenizer(args.checkpoint) if args.prompt is not None else None
@@ -95,6 +107,36 @@ def load(args):
         return ckpt, tokenizer, prompt, model, time.perf_counter() - t0
     except CheckpointError as e:
         raise UsageError(str(e)) from None
+
+
+def load_gguf_file(args):
+    """As `load`, for a GGUF file: repacked into ternbench's formats, the conversion said on stderr."""
+    from types import SimpleNamespace
+
+    from harness.models.gguf_file import GgufError, GgufModel, default_formats, load_gguf
+
+    if args.prompt is not None:
+        raise UsageError("--prompt needs a checkpoint directory's tokenizer.json; give token ids with --tokens "
+                         "for a GGUF file")
+    try:
+        g = GgufModel(args.checkpoint)
+        prompt = parse_tokens(args.tokens)
+        if not prompt:
+            raise UsageError("the prompt encodes to no tokens")
+        if max(prompt) >= g.shape.vocab:
+            raise UsageError(f"token {max(prompt)} is outside the vocabulary of {g.shape.vocab}")
+        linear, head = default_formats(g)
+        notes: list[str] = []
+        t0 = time.perf_counter()
+        model = load_gguf(args.checkpoint, args.format or linear, args.head_format or head,
+                          max_ctx=len(prompt) + args.n, notes=notes)
+        seconds = time.perf_counter() - t0
+    except GgufError as e:
+        raise UsageError(str(e)) from None
+    for note in notes:
+        print(f"converted: {note}", file=sys.stderr)
+    return SimpleNamespace(shape=g.shape, info=SimpleNamespace(model_type=f"GGUF {g.arch}")), None, prompt, \
+        model, seconds
 
 
 def parse_tokens(text: str) -> list[int]:

@@ -33,7 +33,7 @@ def worker_command(point: Point, source: Source, settings: Settings, pyperf_tmp:
     if settings.pin_threads:
         pin = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:point.threads])
     energy = json.dumps(settings.energy) if settings.energy else ""
-    if source.kind == "gguf":   # an external engine: one process per invocation, as run_group asks
+    if source.engine is not None:   # an external engine: one process per invocation, as run_group asks
         return [sys.executable, "-m", "harness.engines.bench_worker", "--point", json.dumps(point.to_dict()),
                 "--gguf", source.location, "--bin", str(source.engine.bin),
                 "--engine-record", json.dumps(source.engine.record), "--sidecar", str(sidecar), "--pin", pin,

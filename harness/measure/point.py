@@ -24,7 +24,7 @@ TIMED_AS = {"pp": "the prompt as one batch", "tg": "tokens generated one at a ti
 
 @dataclass(frozen=True)
 class Point:
-    model: str           # the model's label (preset name or checkpoint directory name)
+    model: str           # the model's label (preset name, checkpoint directory or GGUF file name)
     format: str
     head_format: str
     variant: str         # as resolved on this machine: never "auto"
@@ -55,12 +55,12 @@ class Point:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the worker finds the model: a preset name, a preset YAML file or a checkpoint directory;
-    for an external engine's point, the GGUF file it runs and the engine's installation."""
+    """Where the worker finds the model: a preset name, a preset YAML file, a checkpoint directory or
+    a GGUF file; for an external engine's point, the GGUF file it runs and the engine's installation."""
     kind: str            # "preset", "checkpoint" or "gguf"
     location: str        # the preset's name, or the absolute path of its file or directory
     spec: object         # the shape (a ModelSpec), for planning
-    engine: object = None  # with kind "gguf": the engine's Installation (engines/llamacpp.py)
+    engine: object = None  # an external engine's Installation (engines/llamacpp.py); None: ternbench's runtime
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def cannot_run(point: Point, source: Source, cpus: int, available: int) -> str:
         return f"{point.tokens} tokens exceed the model's context of {spec.max_context}"
     need = sizes.memory_estimate(spec, point.format, point.head_format, ctx,
                                  point.tokens if point.workload == "pp" else 1, point.threads,
-                                 loading=source.kind == "checkpoint")["total"]
+                                 loading=source.kind in ("checkpoint", "gguf"))["total"]
     if need > available:
         return f"needs about {need / 1e9:.1f} GB of memory, {available / 1e9:.1f} GB is available"
     return ""

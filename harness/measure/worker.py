@@ -46,8 +46,8 @@ FAULT_ENV = "TERNBENCH_FAULT_INJECT"   # "KEY_SUBSTRING:SIGNAL": tests make a po
 
 def _add_args(parser) -> None:
     parser.add_argument("--point", required=True, help="the point as JSON")
-    parser.add_argument("--model-source", required=True, help="preset name, model YAML or checkpoint directory")
-    parser.add_argument("--model-kind", choices=("preset", "checkpoint"), required=True)
+    parser.add_argument("--model-source", required=True, help="preset name, model YAML, checkpoint directory or GGUF")
+    parser.add_argument("--model-kind", choices=("preset", "checkpoint", "gguf"), required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sidecar", required=True, help="file the workers append their JSON lines to")
     parser.add_argument("--pin", default="", help="comma-separated CPUs to pin to (empty: no pinning)")
@@ -71,6 +71,11 @@ def _build_model(args, point, ctx):
 
         return load_checkpoint(args.model_source, point["format"], point["head_format"],
                                max_ctx=point["tokens"] + 1, kv_format=kv)
+    if args.model_kind == "gguf":
+        from harness.models.gguf_file import load_gguf
+
+        return load_gguf(args.model_source, point["format"], point["head_format"], max_ctx=point["tokens"] + 1,
+                         kv_format=kv)
     spec = find_model(args.model_source)
     model = Model(spec.shape, point["format"], point["head_format"], max_ctx=point["tokens"] + 1, kv_format=kv)
     model.init_random(ctx, args.seed)

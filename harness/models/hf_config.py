@@ -83,7 +83,7 @@ def read_config(path: Path) -> tuple[ModelShape, CheckpointInfo]:
 def load_json(file: Path) -> dict:
     if not file.parent.is_dir():
         raise CheckpointError(f"{file.parent}: not a directory (a checkpoint directory holds config.json "
-                              "and *.safetensors files)")
+                              "and *.safetensors files) nor a .gguf file")
     try:
         text = file.read_text()
     except FileNotFoundError:

@@ -27,7 +27,7 @@ ENGINE_NAMES = ("ternbench", *ENGINE_FORMATS)
 KEYS = {
     "name": "a name for the sweep (default: the file name)",
     "description": "free text",
-    "models": "preset names, model YAML files or checkpoint directories",
+    "models": "preset names, model YAML files, checkpoint directories or GGUF files",
     "formats": f"ternbench's weight formats: {', '.join(WEIGHT_FORMATS)}",
     "engines": "the programs measured: a list (ternbench, llamacpp, bitnetcpp) or a mapping of each to its "
                "formats, or to {formats: [...], bin: DIR} (its own build's bin directory); default: ternbench",
@@ -523,6 +523,8 @@ def resolve_model(text: str, base: Path) -> ModelRef:
         kind = path_kind(candidate)
         if kind == "dir" and path_kind(candidate / "config.json") == "file":
             return _checkpoint_ref(text, candidate.resolve())
+        if kind == "file" and candidate.suffix.lower() == ".gguf":
+            return _gguf_ref(text, candidate.resolve())
         if kind == "file":
             spec = find_model(candidate)
             return ModelRef(text, "preset", spec, str(candidate.resolve()), preset_identity(spec))
@@ -553,6 +555,25 @@ def checkpoint_identity(path: Path) -> str:
             header = fh.read(min(n, 100 << 20))
         parts.append(f"{f.name}:{f.stat().st_size}:".encode() + header)
     return CONTENT + _digest(b"\0".join(parts))
+
+
+def _gguf_ref(text: str, path: Path) -> ModelRef:
+    from harness.models.gguf_file import GgufError, GgufModel
+
+    try:
+        g = GgufModel(path)
+    except GgufError as e:
+        raise ValueError(str(e)) from None
+    s = g.shape
+    spec = ModelSpec(name=path.stem, aliases=(), description=f"GGUF {path} ({g.arch}, {g.linear_type()} linears)",
+                     source=str(path), hidden=s.hidden, ffn=s.ffn, layers=s.layers, heads=s.heads,
+                     kv_heads=s.kv_heads, head_dim=s.head_dim, vocab=s.vocab, activation=s.activation,
+                     sub_norms=s.sub_norms, tied_embeddings=s.tied_embeddings, rope_theta=s.rope_theta,
+                     norm_eps=s.norm_eps, max_context=g.max_context, path=path)
+    # the header (metadata and tensor table) and the size: what a different or re-quantised file changes
+    header_end = max((t.offset for t in g.tensors.values()), default=0)
+    identity = CONTENT + _digest(bytes(g.data[:min(header_end, 64 << 20)]) + str(len(g.data)).encode())
+    return ModelRef(text, "gguf", spec, str(path), identity)
 
 
 def identities_differ(a, b) -> bool | None:

@@ -58,11 +58,23 @@ def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens:
         found, why = engines.find(engine.name, engine.bin)
         if not why and ref.kind == "checkpoint":
             why = (f"{engine.name} runs a GGUF file; converting a checkpoint directory for it is not supported "
-                   "yet (list a preset of the same shape)")
+                   "yet (list a preset of the same shape, or the checkpoint's GGUF)")
+        held = _file_format(ref)
         for fmt in engine.formats:
             point = Point(ref.label, fmt, engines.HEAD_FORMAT[fmt], ENGINE_VARIANT, threads, kind, tokens,
                           engine=engine.name)
-            yield point, why and f"{engine.name}: {why}"
+            mismatch = held is not None and fmt != held and \
+                f"the GGUF file holds {held} linears; {engine.name} runs it as {held} only"
+            yield point, (why and f"{engine.name}: {why}") or mismatch or ""
+
+
+def _file_format(ref: ModelRef) -> str | None:
+    """An engine's name for the linears of a GGUF model (None for presets: any format is written)."""
+    if ref.kind != "gguf":
+        return None
+    from harness.models.gguf_file import GgufModel
+
+    return GgufModel(ref.path).linear_type().lower()
 
 
 def _disk(point: Point, ref: ModelRef, seed: int) -> str:
@@ -104,7 +116,7 @@ def expand(config: SweepConfig) -> Plan:
                 used.add(rule)
                 continue
             reason = why or cannot_run(as_ternbench(point), ref.source, cpus, available) or \
-                (point.engine != "ternbench" and _disk(point, ref, config.seed))
+                (point.engine != "ternbench" and ref.kind != "gguf" and _disk(point, ref, config.seed))
             (skipped.append(Skipped(point, reason)) if reason else points.append(point))
     unused = [e.line for e in config.exclude if e.line not in used]
     found = {e.name: engines.find(e.name, e.bin)[0] for e in config.engines}
