@@ -456,3 +456,40 @@ def test_unstable_points_are_left_out_with_the_reason(tmp_path, shipped):
     only = make(tmp_path, noisy, name="only")
     v = judge(shipped["x86-speedup"], only)
     assert v.status == claims.NOT_TESTABLE and "Every matching point was unstable" in v.why
+
+
+# --- the claim's own programs, when the sweep ran them -------------------------------------------------
+
+def engine_rec(engine, model, fmt, threads, tps, test="tg128"):
+    r = rec(model, fmt, threads, tps, test, head="q6_k" if fmt.startswith("tq") else "f16")
+    return {**r, "key": f"{engine}:{r['key']}", "engine": engine, "variant": "native"}
+
+
+def test_the_claims_own_programs_give_a_bare_verdict(tmp_path, shipped):
+    """bitnet.cpp's i2_s against llama.cpp's F16, the paper's comparison: no qualification."""
+    records = [engine_rec("bitnetcpp", "700M", "i2_s", 20, 90.0), engine_rec("llamacpp", "700M", "f16", 20, 25.0),
+               engine_rec("bitnetcpp", "7B", "i2_s", 20, 10.0), engine_rec("llamacpp", "7B", "f16", 20, 2.0),
+               *pair("700M", 20, 26.0, 4.0), *pair("7B", 20, 2.0, 5.0)]
+    v = judge(shipped["x86-speedup"], make(tmp_path, records, baseline="llamacpp:f16,f16"))
+    assert v.status == "reproduced" and v.verdict == "reproduced", v.why
+    assert v.programs == "bitnet.cpp: i2_s against llama.cpp's f16"
+    assert v.measured.startswith("3.60x-5.00x over 2 points")
+    # ternbench's f16 against llama.cpp's F16 (26 against 25, 2 against 2): a fair baseline
+    assert all(x["ok"] for x in v.checks if x["check"] == "baseline")
+
+
+def test_ternbench_standing_in_against_llamacpp_says_so(tmp_path, shipped):
+    records = [engine_rec("llamacpp", "700M", "f16", 20, 25.0), *pair("700M", 20, 26.0, 4.0)]
+    v = judge(shipped["x86-speedup"], make(tmp_path, records, baseline="llamacpp:f16,f16"))
+    assert v.verdict == "reproduced (by ternbench's runtime against llama.cpp, not bitnet.cpp against llama.cpp FP16)"
+    assert v.programs == "ternbench's runtime: i2s against llama.cpp's f16"
+    assert v.measured.startswith("4.16x")     # 104 / 25
+
+
+def test_a_baseline_slower_than_llamacpp_f16_is_weak(tmp_path, shipped):
+    """Each engine against its own f16, with llama.cpp's F16 beside: ternbench's f16 at 0.80x of it."""
+    records = [engine_rec("llamacpp", "700M", "f16", 20, 30.0), *pair("700M", 20, 24.0, 4.0)]
+    v = judge(shipped["x86-speedup"], make(tmp_path, records))
+    assert v.status == claims.UNRELIABLE and v.verdict.startswith("unreliable: weak baseline"), v.why
+    weak = next(x for x in v.checks if x["check"] == "baseline" and x["ok"] is False)
+    assert "below 0.95x llama.cpp's F16 on the same shapes (700M t20 0.80x)" in weak["text"]

@@ -6,10 +6,13 @@ Which points count, for speedup, energy_reduction and tokens_per_s claims. Hard 
 - the architecture of the machine that produced the results (from its sysinfo fingerprint)
   is the claim's; if no results share it, the claim is "not testable here": an ARM claim says
   nothing about an x86 machine and the other way round;
-- the results' baseline is the claim's (speed-ups and energy reductions come from the results
-  table, which pairs each point with the baseline point of the same model, variant, threads
-  and test);
-- the format is one of the claim's formats, the workload (tg or pp) is the claim's, the model
+- the results' baseline is the claim's format (speed-ups and energy reductions come from the
+  results table, which pairs each point with the baseline point of the same model, threads and
+  test: its engine's own, or one engine's for every point);
+- the point is one of the claim's own program (`engine`, in `engine_formats`) or one of
+  ternbench's stand-ins (`formats`); when both ran, the claim's own are judged, and of these
+  the ones against the claim's baseline engine where they exist;
+- the format is one of those formats, the workload (tg or pp) is the claim's, the model
   is one of the claimed sizes, and the thread count is the claim's: `all` means every usable
   CPU of the machine the point ran on, as its fingerprint records;
 - the point finished (status ok) and has the figure (a speed-up needs its baseline point; an
@@ -32,7 +35,10 @@ figure grows with size as published. A weak baseline, or a point above the ceili
 not cache-resident), turns reproduced, exceeds and partly into "unreliable", with the reason.
 Unstable points (measure/conditions.py) are left out and listed; one set of points is judged
 once (on a 2-CPU machine "all threads" is "2 threads": the all-threads claim defers).
-The verdict says whose figures it judges: ternbench's runtime, not the claim's programs.
+The verdict says whose figures it judges when they are not the claim's programs: "reproduced
+(by ternbench's runtime against llama.cpp, not bitnet.cpp against llama.cpp FP16)". When
+llama.cpp's F16 ran beside the baseline, the baseline must reach BASELINE_VS_LLAMACPP_MIN of
+its tokens/s on the same shape, or the verdict is "unreliable: weak baseline" too.
 Sizes the claim covers but the results do not are listed in `differences` (with the skip
 reason when the sweep skipped them), never counted as failures.
 
