@@ -184,3 +184,32 @@ def test_a_baseline_list_in_the_configuration(tmp_path):
     cfg.write_text(cfg.read_text().replace("baseline: [{engine: llamacpp, format: f16}, f16]", "baseline: [f16, f16]"))
     proc = run(cfg, tmp_path, "--dry-run", check=False)
     assert proc.returncode == 2 and "lists one baseline twice" in proc.stderr
+
+
+def test_a_checkpoint_directory_is_converted_for_an_engine(tmp_path):
+    """A checkpoint in a sweep with llama.cpp: converted once into its GGUF (cached by content),
+    with the checkpoint's ternary values and scales, and read back by ternbench as the same model."""
+    import numpy as np
+
+    from test_checkpoint import make_checkpoint
+    from test_model import SHAPES
+
+    from harness.engines.gguf_model import LINEAR_NAMES
+    from harness.models.checkpoint import Checkpoint
+    from harness.models.gguf_file import GgufModel
+
+    ckpt_dir = tmp_path / "ckpt"
+    make_checkpoint(ckpt_dir, SHAPES["bitnet-gqa"], scale_dtype="f32")
+    bin_dir = fake_engine(tmp_path / "llama" / "bin")
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text("models: [ckpt]\nengines: {llamacpp: [f16]}\nthreads: [1]\nworkloads: {generation: [4]}\n"
+                   "repetitions: 1\nprocesses: 1\nbaseline: null\nenergy: model\n")
+    run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir))
+    (r,) = records(tmp_path).values()
+    assert r["status"] == "ok" and r["engine"] == "llamacpp"
+    (written,) = (tmp_path / "cache" / "gguf").glob("ckpt-*-f16.gguf")
+    g, ckpt = GgufModel(written), Checkpoint(ckpt_dir)
+    for spec in ckpt.linears[:3]:
+        w, scale = ckpt.ternary(spec)
+        got, got_scale, _ = g.ternary(f"blk.{spec.layer}.{LINEAR_NAMES[spec.which]}.weight")
+        assert np.array_equal(got, w) and got_scale == float(np.float16(scale))

@@ -1,10 +1,14 @@
-"""The same model in every engine: a synthetic GGUF of a preset's shape, in llama.cpp's `bitnet`
-architecture (sub-norms before o_proj and down_proj, the embedding as the output head when tied),
-written with the `gguf` package, then quantised by the engine's own `llama-quantize`.
+"""The same model in every engine: a synthetic GGUF of a preset's shape (or a checkpoint directory
+converted), in llama.cpp's `bitnet` architecture (sub-norms before o_proj and down_proj, the
+embedding as the output head when tied), streamed to disk with the `gguf` package one tensor at a
+time, then quantised by the engine's own `llama-quantize`.
 
-The linear weights are ternary values (seeded) times one scale per tensor, stored as F16, so a
-ternary quantisation (TQ1_0, TQ2_0) holds them exactly. Files are cached by shape, seed and
-writer version (the F16 file) and by the engine build too (the quantised ones)."""
+The linear weights are ternary values times one scale per tensor, stored as F16, so a ternary
+quantisation (TQ1_0, TQ2_0) holds them exactly. llama.cpp's `bitnet` architecture (1bitLLM's
+models) computes a SiLU-gated FFN whatever the preset says: a relu2 preset (2B4T) has the same
+weights and bytes per token there, which is what a speed measurement compares. Files are cached
+by shape, seed (or the checkpoint's content) and writer version (the F16 file) and by the engine
+build too (the quantised ones)."""
 from __future__ import annotations
 
 import hashlib
@@ -46,24 +50,51 @@ def weight_bytes(path) -> int:
     return sum(int(t.n_bytes) for t in _reader(path).tensors)
 
 
-def identity(spec, seed: int) -> str:
-    """A digest of everything the written file depends on."""
+def identity(spec, seed: int, checkpoint: str | None = None) -> str:
+    """A digest of everything the written file depends on: the shape and seed of a preset, or a
+    checkpoint's content identity."""
     shape = {k: getattr(spec, k) for k in ("vocab", "hidden", "ffn", "layers", "heads", "kv_heads", "head_dim",
                                            "rope_theta", "norm_eps", "tied_embeddings", "max_context")}
-    blob = json.dumps({"shape": shape, "seed": seed, "writer": WRITER_VERSION}, sort_keys=True).encode()
+    source = {"checkpoint": checkpoint} if checkpoint else {"seed": seed}
+    blob = json.dumps({"shape": shape, **source, "writer": WRITER_VERSION}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def write_f16(spec, seed: int, path: Path) -> Path:
-    """Writes the preset's synthetic model as an F16 GGUF at PATH (atomically)."""
+# GGUF names of the runtime's linears and norms (as checkpoint.py names them)
+LINEAR_NAMES = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
+                "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
+NORM_NAMES = {"attn": "attn_norm", "attn_sub": "attn_sub_norm", "ffn": "ffn_norm", "ffn_sub": "ffn_sub_norm"}
+
+
+def tensors(spec) -> list[tuple[str, str, str, tuple[int, int] | tuple[int]]]:
+    """(GGUF name, kind, runtime name, row-major shape) of every tensor, in the order written:
+    kind is embedding, output, norm or linear; the runtime name is a linear's or norm's."""
+    q, kv = spec.heads * spec.head_dim, spec.kv_heads * spec.head_dim
+    out = [("token_embd.weight", "embedding", "", (spec.vocab, spec.hidden)),
+           ("output_norm.weight", "norm", "final", (spec.hidden,))]
+    if not spec.tied_embeddings:
+        out.append(("output.weight", "output", "", (spec.vocab, spec.hidden)))
+    norms = {"attn": spec.hidden, "attn_sub": q, "ffn": spec.hidden, "ffn_sub": spec.ffn}
+    linears = {"q": (q, spec.hidden), "k": (kv, spec.hidden), "v": (kv, spec.hidden), "o": (spec.hidden, q),
+               "gate": (spec.ffn, spec.hidden), "up": (spec.ffn, spec.hidden), "down": (spec.hidden, spec.ffn)}
+    for i in range(spec.layers):
+        out += [(f"blk.{i}.{NORM_NAMES[n]}.weight", "norm", n, (size,)) for n, size in norms.items()]
+        out += [(f"blk.{i}.{LINEAR_NAMES[n]}.weight", "linear", n, shape) for n, shape in linears.items()]
+    return out
+
+
+def _write(spec, path: Path, name: str, produce) -> Path:
+    """Streams the model to PATH (atomically), one tensor in memory at a time: PRODUCE(name, kind,
+    runtime name, shape) gives each tensor's array (float16 linears and heads, float32 norms),
+    called in the order of `tensors`."""
     import gguf
 
-    rng = np.random.default_rng(seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
+    plan = tensors(spec)
     w = gguf.GGUFWriter(str(tmp), "bitnet")
-    w.add_name(f"ternbench synthetic {spec.name}")
+    w.add_name(name)
     w.add_context_length(spec.max_context)
     w.add_embedding_length(spec.hidden)
     w.add_block_count(spec.layers)
@@ -76,58 +107,85 @@ def write_f16(spec, seed: int, path: Path) -> Path:
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     w.add_tokenizer_model("none")
     w.add_vocab_size(spec.vocab)
-
-    def ternary(name: str, rows: int, cols: int) -> None:
-        t = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
-        w.add_tensor(name, (t * np.float32(0.02)).astype(np.float16))
-
-    def ones(name: str, size: int) -> None:
-        w.add_tensor(name, np.ones(size, np.float32))
-
-    q, kv = spec.heads * spec.head_dim, spec.kv_heads * spec.head_dim
-    w.add_tensor("token_embd.weight", (rng.standard_normal((spec.vocab, spec.hidden), dtype=np.float32)
-                                       * 0.02).astype(np.float16))
-    ones("output_norm.weight", spec.hidden)
-    if not spec.tied_embeddings:
-        w.add_tensor("output.weight", (rng.standard_normal((spec.vocab, spec.hidden), dtype=np.float32)
-                                       * 0.02).astype(np.float16))
-    for i in range(spec.layers):
-        p = f"blk.{i}."
-        for name, size in (("attn_norm", spec.hidden), ("attn_sub_norm", q), ("ffn_norm", spec.hidden),
-                           ("ffn_sub_norm", spec.ffn)):
-            ones(p + name + ".weight", size)
-        for name, rows, cols in (("attn_q", q, spec.hidden), ("attn_k", kv, spec.hidden), ("attn_v", kv, spec.hidden),
-                                 ("attn_output", spec.hidden, q), ("ffn_gate", spec.ffn, spec.hidden),
-                                 ("ffn_up", spec.ffn, spec.hidden), ("ffn_down", spec.hidden, spec.ffn)):
-            ternary(p + name + ".weight", rows, cols)
+    for tname, kind, _, shape in plan:
+        dtype = np.dtype(np.float32 if kind == "norm" else np.float16)
+        w.add_tensor_info(tname, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
     w.write_header_to_file()
     w.write_kv_data_to_file()
-    w.write_tensors_to_file()
+    w.write_ti_data_to_file()
+    for tname, kind, runtime_name, shape in plan:
+        w.write_tensor_data(np.ascontiguousarray(produce(tname, kind, runtime_name, shape)))
     w.close()
     os.replace(tmp, path)
     return path
 
 
-def disk_needed(spec, seed: int, fmt: str, cache: Path, bytes_of) -> int:
-    """Bytes the GGUF files of the preset in FMT still need in the cache (0 when cached):
+def write_f16(spec, seed: int, path: Path) -> Path:
+    """Writes the preset's synthetic model as an F16 GGUF at PATH: ternary linears (seeded) times
+    0.02, random embeddings, norms of ones."""
+    rng = np.random.default_rng(seed)
+
+    def produce(name, kind, _, shape):
+        if kind == "norm":
+            return np.ones(shape, np.float32)
+        if kind == "linear":
+            return (rng.integers(-1, 2, size=shape, dtype=np.int8) * np.float32(0.02)).astype(np.float16)
+        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float16)
+
+    return _write(spec, path, f"ternbench synthetic {spec.name}", produce)
+
+
+def write_checkpoint_f16(spec, path: Path) -> Path:
+    """A Hugging Face checkpoint directory (spec.path) as an F16 GGUF at PATH: each linear its
+    ternary values times its scale (the scale rounded to f16: a ternary quantisation keeps the
+    values), the embedding, head and norms as read by the checkpoint loader."""
+    from harness.models.checkpoint import EMBEDDING, FINAL_NORM, OUTPUT, Checkpoint
+
+    ckpt = Checkpoint(spec.path)
+    linears = {(s.layer, s.which): s for s in ckpt.linears}
+    norms = {(layer, which): name for layer, which, name, _ in ckpt.vectors}
+
+    def produce(name, kind, runtime_name, shape):
+        layer = int(name.split(".")[1]) if name.startswith("blk.") else -1
+        if kind == "linear":
+            w, scale = ckpt.ternary(linears[(layer, runtime_name)])
+            return (w * np.float32(scale)).astype(np.float16)
+        if kind == "norm":
+            return ckpt.vector(FINAL_NORM if runtime_name == "final" else norms[(layer, runtime_name)])
+        return ckpt.vector(EMBEDDING if kind == "embedding" else OUTPUT).astype(np.float16)
+
+    return _write(spec, path, f"ternbench conversion of {spec.path}", produce)
+
+
+def _base(spec, seed: int, cache: Path, checkpoint: str | None) -> Path:
+    return Path(cache) / "gguf" / f"{spec.name}-{identity(spec, seed, checkpoint)}"
+
+
+def disk_needed(spec, seed: int, fmt: str, cache: Path, bytes_of, checkpoint: str | None = None) -> int:
+    """Bytes the GGUF files of the model in FMT still need in the cache (0 when cached):
     the F16 file, and the quantised one. BYTES_OF(format) estimates a file's size."""
-    base = Path(cache) / "gguf" / f"{spec.name}-{identity(spec, seed)}"
+    base = _base(spec, seed, cache, checkpoint)
     need = 0 if base.with_name(base.name + "-f16.gguf").is_file() else bytes_of("f16")
     if fmt != "f16" and not any(base.parent.glob(f"{base.name}-{fmt}-*.gguf")):
         need += bytes_of(fmt)
     return need
 
 
-def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | None = None, log=lambda m: None) -> Path:
-    """The cached GGUF of the preset in FMT, written (F16) and quantised (with ENGINE's
-    llama-quantize) when missing."""
+def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | None = None, log=lambda m: None,
+               checkpoint: str | None = None) -> Path:
+    """The cached GGUF of the model in FMT, written (F16) and quantised (with ENGINE's
+    llama-quantize) when missing: a preset's synthetic model, or with CHECKPOINT (its content
+    identity) the checkpoint directory at spec.path, converted."""
     if fmt not in QUANT_TYPES:
         raise EngineError(f"llama.cpp format {fmt!r} unknown; known: {', '.join(QUANT_TYPES)}")
-    base = Path(cache) / "gguf" / f"{spec.name}-{identity(spec, seed)}"
+    base = _base(spec, seed, cache, checkpoint)
     f16 = base.with_name(base.name + "-f16.gguf")
     if not f16.is_file():
         log(f"writing {f16.name} ...")
-        write_f16(spec, seed, f16)
+        if checkpoint:
+            write_checkpoint_f16(spec, f16)
+        else:
+            write_f16(spec, seed, f16)
     if fmt == "f16":
         return f16
     if engine is None:

@@ -37,7 +37,9 @@ TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 30: ("BF16", 1, 2), 8: ("Q8_0", 32,
          34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), I2_S: ("I2_S", 4, 1)}
 TERNARY_TYPES = {"TQ1_0": "tq1", "TQ2_0": "i2s", "I2_S": "i2s"}
 FLOAT_TYPES = {"F32": "f32", "F16": "f16", "BF16": "f32"}
-ARCHS = {"bitnet": "relu2", "bitnet-b1.58": "relu2", "llama": "silu"}
+# the FFN activation each architecture computes: llama.cpp's `bitnet` is 1bitLLM's (SiLU-gated),
+# bitnet.cpp's `bitnet-b1.58` the 2B4T's (squared ReLU)
+ARCHS = {"bitnet": "silu", "bitnet-b1.58": "relu2", "llama": "silu"}
 LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
            "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
 NORMS = {"attn": "attn_norm", "ffn": "ffn_norm", "attn_sub": "attn_sub_norm", "ffn_sub": "ffn_sub_norm"}

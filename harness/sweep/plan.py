@@ -56,9 +56,6 @@ def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens:
         yield Point(ref.label, fmt, head, resolved or variant, threads, kind, tokens), why
     for engine in config.engines:
         found, why = engines.find(engine.name, engine.bin)
-        if not why and ref.kind == "checkpoint":
-            why = (f"{engine.name} runs a GGUF file; converting a checkpoint directory for it is not supported "
-                   "yet (list a preset of the same shape, or the checkpoint's GGUF)")
         held = _file_format(ref)
         for fmt in engine.formats:
             point = Point(ref.label, fmt, engines.HEAD_FORMAT[fmt], ENGINE_VARIANT, threads, kind, tokens,
@@ -89,7 +86,8 @@ def _disk(point: Point, ref: ModelRef, seed: int) -> str:
         return sizes.weight_bytes(ref.spec, like.format, like.head_format)
 
     cache = cache_dir()
-    need = gguf_model.disk_needed(ref.spec, seed, point.format, cache, bytes_of)
+    need = gguf_model.disk_needed(ref.spec, seed, point.format, cache, bytes_of,
+                                  ref.identity if ref.kind == "checkpoint" else None)
     probe = next((p for p in (cache, *cache.parents) if p.exists()), Path("/"))
     free = shutil.disk_usage(probe).free
     if need > free:

@@ -137,8 +137,8 @@ def _sources(group: list[Point], plan: Plan, seed: int, note) -> tuple[dict, dic
             continue
         engine = plan.engines[p.engine]
         try:
-            path = ref.path if ref.kind == "gguf" else gguf_model.model_file(ref.spec, seed, p.format, cache_dir(),
-                                                                              engine, note)
+            path = ref.path if ref.kind == "gguf" else gguf_model.model_file(
+                ref.spec, seed, p.format, cache_dir(), engine, note, ref.identity if ref.kind == "checkpoint" else None)
         except (EngineError, gguf_model.GgufError, OSError) as e:
             failed[p] = f"{p.engine}: no {p.format} GGUF of {p.model}: {e}"
             continue
