@@ -60,13 +60,14 @@ def test_llamacpp_points_are_measured_like_ternbench_points(tmp_path):
     for c in benches:
         assert c[c.index("-r") + 1] == "3" and c[c.index("-n") + 1] == "4" and c[c.index("-p") + 1] == "0"
         assert "--no-warmup" in c and "--progress" in c and c[c.index("-t") + 1] == "1"
-    # the timed values are llama-bench's samples: the fake sleeps 2 ms per token
-    assert all(150 < v < 500 for v in r["samples_tokens_per_s"])
+    # the timed values are llama-bench's samples (the fake sleeps at least 2 ms per token)
+    assert all(0 < v < 500 for v in r["samples_tokens_per_s"])
     assert r["timing_vs_runtime"] == pytest.approx(1.0)
     # the energy window is each repetition, bracketed by the progress lines
     assert r["energy"]["provenance"].startswith("estimated") and r["energy"]["j_per_token"] > 0
     raw = [json.loads(x) for x in (tmp_path / "out" / r["raw"]).read_text().splitlines()]
     runs = [x for x in raw if x["type"] == "run" and not x["warmup"]]
+    assert sorted(r["samples_tokens_per_s"]) == pytest.approx(sorted(4 / x["runtime_seconds"] for x in runs))
     assert all(abs(x["seconds"] - x["runtime_seconds"]) < max(0.02, 0.2 * x["runtime_seconds"]) for x in runs)
     build = r["engine_build"]
     assert build["version"].startswith("version: 4242") and build["build_commit"] == "fake000"
@@ -194,7 +195,7 @@ def test_a_checkpoint_directory_is_converted_for_an_engine(tmp_path):
     from test_checkpoint import make_checkpoint
     from test_model import SHAPES
 
-    from harness.engines.gguf_model import LINEAR_NAMES
+    from harness.models.gguf_file import LINEARS
     from harness.models.checkpoint import Checkpoint
     from harness.models.gguf_file import GgufModel
 
@@ -211,5 +212,5 @@ def test_a_checkpoint_directory_is_converted_for_an_engine(tmp_path):
     g, ckpt = GgufModel(written), Checkpoint(ckpt_dir)
     for spec in ckpt.linears[:3]:
         w, scale = ckpt.ternary(spec)
-        got, got_scale, _ = g.ternary(f"blk.{spec.layer}.{LINEAR_NAMES[spec.which]}.weight")
+        got, got_scale, _ = g.ternary(f"blk.{spec.layer}.{LINEARS[spec.which]}.weight")
         assert np.array_equal(got, w) and got_scale == float(np.float16(scale))

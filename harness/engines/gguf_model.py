@@ -19,35 +19,26 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.models.gguf_file import LINEARS, NORMS, GgufError, GgufFile
+
 from .llamacpp import EngineError, Installation
+
+__all__ = ["GgufError", "EngineError", "model_file", "bytes_per_token", "weight_bytes", "head_type"]
 
 WRITER_VERSION = 1
 # llama-quantize's names for the formats ternbench asks for (llama.cpp's, and bitnet.cpp's fork's)
 QUANT_TYPES = {"tq1_0": "TQ1_0", "tq2_0": "TQ2_0", "f16": "F16", "i2_s": "I2_S", "tl1": "TL1", "tl2": "TL2"}
 
 
-class GgufError(Exception):
-    """A GGUF file that cannot be read as a model: the message names the file and what is wrong."""
-
-
-def _reader(path):
-    import gguf
-
-    try:
-        return gguf.GGUFReader(str(path))
-    except (OSError, ValueError, KeyError, IndexError, TypeError, OverflowError, MemoryError) as e:
-        raise GgufError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None
-
-
 def head_type(path) -> str:
     """The type of the tensor the output head reads: output.weight, or the embedding when tied."""
-    tensors = {t.name: t for t in _reader(path).tensors}
+    tensors = GgufFile(path).tensors
     t = tensors.get("output.weight", tensors.get("token_embd.weight"))
-    return t.tensor_type.name.lower() if t is not None else "unknown"
+    return t.type.lower() if t is not None else "unknown"
 
 
 def weight_bytes(path) -> int:
-    return sum(int(t.n_bytes) for t in _reader(path).tensors)
+    return sum(t.nbytes for t in GgufFile(path).tensors.values())
 
 
 def identity(spec, seed: int, checkpoint: str | None = None) -> str:
@@ -60,10 +51,6 @@ def identity(spec, seed: int, checkpoint: str | None = None) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-# GGUF names of the runtime's linears and norms (as checkpoint.py names them)
-LINEAR_NAMES = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
-                "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
-NORM_NAMES = {"attn": "attn_norm", "attn_sub": "attn_sub_norm", "ffn": "ffn_norm", "ffn_sub": "ffn_sub_norm"}
 
 
 def tensors(spec) -> list[tuple[str, str, str, tuple[int, int] | tuple[int]]]:
@@ -78,8 +65,8 @@ def tensors(spec) -> list[tuple[str, str, str, tuple[int, int] | tuple[int]]]:
     linears = {"q": (q, spec.hidden), "k": (kv, spec.hidden), "v": (kv, spec.hidden), "o": (spec.hidden, q),
                "gate": (spec.ffn, spec.hidden), "up": (spec.ffn, spec.hidden), "down": (spec.hidden, spec.ffn)}
     for i in range(spec.layers):
-        out += [(f"blk.{i}.{NORM_NAMES[n]}.weight", "norm", n, (size,)) for n, size in norms.items()]
-        out += [(f"blk.{i}.{LINEAR_NAMES[n]}.weight", "linear", n, shape) for n, shape in linears.items()]
+        out += [(f"blk.{i}.{NORMS[n]}.weight", "norm", n, (size,)) for n, size in norms.items()]
+        out += [(f"blk.{i}.{LINEARS[n]}.weight", "linear", n, shape) for n, shape in linears.items()]
     return out
 
 
@@ -210,10 +197,10 @@ def bytes_per_token(path: Path) -> int:
     except that the embedding table is read one row per token when a separate output head exists
     (tied, it is the output head and read whole). So bandwidth fractions compare across engines
     even where embeddings differ (llama.cpp keeps a TQ model's embedding in Q6_K)."""
-    tensors = {t.name: t for t in _reader(path).tensors}
-    total = sum(int(t.n_bytes) for t in tensors.values())
+    tensors = GgufFile(path).tensors
+    total = sum(t.nbytes for t in tensors.values())
     embd = tensors.get("token_embd.weight")
     if embd is not None and "output.weight" in tensors:
-        rows = int(embd.shape[-1])               # GGUF orders dims innermost first: (hidden, vocab)
-        total -= int(embd.n_bytes) - int(embd.n_bytes) // rows
+        rows = embd.shape[0]
+        total -= embd.nbytes - embd.nbytes // rows
     return total

@@ -98,9 +98,9 @@ class _Cursor:
         raise GgufError(f"{self.path}: unknown metadata value type {kind} at byte {self.at}")
 
 
-class GgufModel:
-    """A GGUF file whose header has been read and checked against the runtime's architecture:
-    every tensor present, with a type and shape the loader handles. Reading comes later."""
+class GgufFile:
+    """A GGUF file's header: metadata and tensor table, every tensor's type known and its data
+    inside the file. Nothing about what model it is."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -144,6 +144,17 @@ class GgufModel:
                 raise GgufError(f"{self.path}: tensor {name} ({type_name}) runs past the end of the file "
                                 "(truncated?)")
             self.tensors[name] = Tensor(name, type_name, tuple(reversed(dims)), start + offset, nbytes)
+
+    def raw(self, t: Tensor) -> np.ndarray:
+        return self.data[t.offset:t.offset + t.nbytes]
+
+
+class GgufModel(GgufFile):
+    """A GGUF file whose header has been checked against the runtime's architecture: every
+    tensor present, with a type and shape the loader handles. Reading comes later."""
+
+    def __init__(self, path):
+        super().__init__(path)
         self.shape = self._shape()
         self._check()
 
@@ -209,9 +220,6 @@ class GgufModel:
                             f"architecture needs {list(shape)}")
 
     # ---- reading ----
-    def raw(self, t: Tensor) -> np.ndarray:
-        return self.data[t.offset:t.offset + t.nbytes]
-
     def floats(self, name: str) -> np.ndarray:
         """A tensor as float32, dequantised when it is a block type."""
         t = self.tensors[name]
