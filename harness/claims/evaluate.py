@@ -303,37 +303,32 @@ def _baseline_check(c: Claim, points: list[CountedPoint]) -> list[dict]:
     it, its tokens/s against llama.cpp's: either below its threshold makes the verdict unreliable."""
     if c.metric not in ("speedup", "energy_reduction") or c.workload != "tg":
         return []
-    out = []
-    fractions = {(p.model, p.threads): p.baseline_fraction for p in points if p.baseline_fraction is not None}
-    if fractions:
-        weak = {k: f for k, f in fractions.items() if f < BASELINE_FRACTION_MIN}
-        if not weak:
-            out.append({"check": "baseline", "ok": True,
-                        "text": f"The {c.baseline} baseline read its weights at {_span(fractions.values(), _pct)} of "
-                                f"the probed bandwidth (at least {_pct(BASELINE_FRACTION_MIN)} required)."})
-        else:
-            where = ", ".join(f"{m} t{t} {_pct(f)}" for (m, t), f in sorted(weak.items(), key=lambda kv: kv[1]))
-            out.append({"check": "baseline", "ok": False,
-                        "text": f"Weak baseline: the {c.baseline} baseline read its weights below "
-                                f"{_pct(BASELINE_FRACTION_MIN)} of the probed bandwidth ({where}), which inflates "
-                                "every speed-up by what it leaves unread."})
-    ratios = {(p.model, p.threads): p.baseline_vs_llamacpp for p in points if p.baseline_vs_llamacpp is not None}
-    if ratios:
-        def x(v):
-            return f"{v:.2f}x"
 
-        weak = {k: v for k, v in ratios.items() if v < BASELINE_VS_LLAMACPP_MIN}
-        if not weak:
-            out.append({"check": "baseline", "ok": True,
-                        "text": f"The {c.baseline} baseline generated at {_span(ratios.values(), x)} llama.cpp's F16 "
-                                f"on the same shapes (at least {x(BASELINE_VS_LLAMACPP_MIN)} required)."})
-        else:
-            where = ", ".join(f"{m} t{t} {x(v)}" for (m, t), v in sorted(weak.items(), key=lambda kv: kv[1]))
-            out.append({"check": "baseline", "ok": False,
-                        "text": f"Weak baseline: the {c.baseline} baseline generated below "
-                                f"{x(BASELINE_VS_LLAMACPP_MIN)} llama.cpp's F16 on the same shapes ({where}), which "
-                                "inflates every speed-up against it."})
-    return out
+    def ratio(v):
+        return f"{v:.2f}x"
+
+    return _threshold(c, points, "baseline_fraction", BASELINE_FRACTION_MIN, _pct,
+                      "read its weights at {span} of the probed bandwidth",
+                      "read its weights below {min} of the probed bandwidth ({where}), which inflates every "
+                      "speed-up by what it leaves unread") + \
+        _threshold(c, points, "baseline_vs_llamacpp", BASELINE_VS_LLAMACPP_MIN, ratio,
+                   "generated at {span} llama.cpp's F16 on the same shapes",
+                   "generated below {min} llama.cpp's F16 on the same shapes ({where}), which inflates every "
+                   "speed-up against it")
+
+
+def _threshold(c: Claim, points: list[CountedPoint], attr: str, minimum: float, show, ok: str, weak: str) -> list:
+    """One baseline check: every counted (model, threads) at or above MINIMUM, or the weak ones named."""
+    values = {(p.model, p.threads): getattr(p, attr) for p in points if getattr(p, attr) is not None}
+    if not values:
+        return []
+    below = {k: v for k, v in values.items() if v < minimum}
+    if not below:
+        return [{"check": "baseline", "ok": True, "text": f"The {c.baseline} baseline "
+                 + ok.format(span=_span(values.values(), show)) + f" (at least {show(minimum)} required)."}]
+    where = ", ".join(f"{m} t{t} {show(v)}" for (m, t), v in sorted(below.items(), key=lambda kv: kv[1]))
+    return [{"check": "baseline", "ok": False,
+             "text": f"Weak baseline: the {c.baseline} baseline " + weak.format(min=show(minimum), where=where) + "."}]
 
 
 def _span(values, show) -> str:

@@ -168,27 +168,38 @@ def load_checkpoint(path, weight_format: str = "i2s", head_format: str = "f16", 
     f16 baseline: the same ternary values times the scale, stored as half) with the
     embedding / output head in `head_format`, and a `kv_format` KV cache of `max_ctx` tokens
     (default: the config's max_position_embeddings, at most 4096)."""
-    if weight_format not in runtime.LINEAR_FORMATS:
-        raise CheckpointError(f"weight format must be one of {', '.join(runtime.LINEAR_FORMATS)}; "
-                              f"got {weight_format!r}")
-    if head_format not in runtime.HEAD_FORMATS:
-        raise CheckpointError(f"head format must be one of {', '.join(runtime.HEAD_FORMATS)}; got {head_format!r}")
+    check_formats(weight_format, head_format, CheckpointError)
     ckpt = checkpoint or Checkpoint(path)
     if max_ctx is None:
         max_ctx = min(ckpt.info.max_position_embeddings or DEFAULT_MAX_CTX, DEFAULT_MAX_CTX)
-    if max_ctx <= 0:
-        raise CheckpointError(f"max context must be at least 1, got {max_ctx}")
-    try:
-        sizes.check_fits(ckpt.shape, weight_format, head_format, max_ctx, kv=kv_format, loading=True,
-                         name=f"loading {ckpt.path}")
-    except sizes.DoesNotFit as e:
-        raise CheckpointError(f"{e}; try a smaller max context or a smaller weight format") from None
-    try:
-        model = Model(ckpt.shape, weight_format, head_format, max_ctx, kv_format=kv_format)
-    except ValueError as e:
-        raise CheckpointError(f"{ckpt.path / 'config.json'}: {e}") from None
+    model = empty_model(ckpt.shape, weight_format, head_format, max_ctx, kv_format, ckpt.path,
+                        ckpt.path / "config.json", CheckpointError)
     _fill(model, ckpt)
     return model
+
+
+def check_formats(weight_format: str, head_format: str, error) -> None:
+    if weight_format not in runtime.LINEAR_FORMATS:
+        raise error(f"weight format must be one of {', '.join(runtime.LINEAR_FORMATS)}; got {weight_format!r}")
+    if head_format not in runtime.HEAD_FORMATS:
+        raise error(f"head format must be one of {', '.join(runtime.HEAD_FORMATS)}; got {head_format!r}")
+
+
+def empty_model(shape, weight_format: str, head_format: str, max_ctx: int, kv_format: str, path, where,
+                error) -> Model:
+    """A runtime Model for loading weights into, once the memory estimate says it fits: every
+    problem an ERROR naming PATH (the model) or WHERE (the file that defines its shape)."""
+    if max_ctx <= 0:
+        raise error(f"max context must be at least 1, got {max_ctx}")
+    try:
+        sizes.check_fits(shape, weight_format, head_format, max_ctx, kv=kv_format, loading=True,
+                         name=f"loading {path}")
+    except sizes.DoesNotFit as e:
+        raise error(f"{e}; try a smaller max context or a smaller weight format") from None
+    try:
+        return Model(shape, weight_format, head_format, max_ctx, kv_format=kv_format)
+    except ValueError as e:
+        raise error(f"{where}: {e}") from None
 
 
 def _fill(model: Model, ckpt: Checkpoint) -> None:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-import runtime
 from runtime import Model, ModelShape
 
 from . import sizes
+from .checkpoint import check_formats, empty_model
 from .ternary import absmean_ternarise
 
 MAGIC = b"GGUF"
@@ -314,20 +314,9 @@ def load_gguf(path, weight_format: str | None = None, head_format: str | None = 
     g = GgufModel(path)
     linear, head = default_formats(g)
     weight_format, head_format = weight_format or linear, head_format or head
-    if weight_format not in runtime.LINEAR_FORMATS:
-        raise GgufError(f"weight format must be one of {', '.join(runtime.LINEAR_FORMATS)}; got {weight_format!r}")
-    if head_format not in runtime.HEAD_FORMATS:
-        raise GgufError(f"head format must be one of {', '.join(runtime.HEAD_FORMATS)}; got {head_format!r}")
-    max_ctx = max_ctx or min(g.max_context, 4096)
-    try:
-        sizes.check_fits(g.shape, weight_format, head_format, max_ctx, kv=kv_format, loading=True,
-                         name=f"loading {g.path}")
-    except sizes.DoesNotFit as e:
-        raise GgufError(f"{e}; try a smaller max context or a smaller weight format") from None
-    try:
-        model = Model(g.shape, weight_format, head_format, max_ctx, kv_format=kv_format)
-    except ValueError as e:
-        raise GgufError(f"{g.path}: {e}") from None
+    check_formats(weight_format, head_format, GgufError)
+    model = empty_model(g.shape, weight_format, head_format, max_ctx or min(g.max_context, 4096), kv_format,
+                        g.path, g.path, GgufError)
     hows = {}
     for layer in range(g.shape.layers):
         for which, base in LINEARS.items():
