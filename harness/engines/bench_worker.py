@@ -50,15 +50,6 @@ def features(bench: str) -> dict:
     return {"progress": "--progress" in usage, "no_warmup": "--no-warmup" in usage}
 
 
-def version(bench: str) -> str:
-    try:
-        out = subprocess.run([bench, "--version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    lines = [x.strip() for x in (out.stdout + out.stderr).splitlines() if x.strip().startswith("version")]
-    return lines[0] if lines else "unknown"
-
-
 def command(bench: str, point: dict, gguf: str, repetitions: int, offers: dict) -> list[str]:
     tokens = str(point["tokens"])
     cmd = [bench, "-m", gguf, "-t", str(point["threads"]), "-r", str(repetitions), "-o", "json",
@@ -145,6 +136,7 @@ def main(argv=None) -> int:
     import pyperf
 
     from harness.engines import gguf_model
+    from harness.engines.llamacpp import version_line
     from harness.measure import conditions, probe
     from harness.measure.point import Point
     from harness.measure.worker import Sidecar
@@ -186,7 +178,7 @@ def main(argv=None) -> int:
                        bytes_per_token=gguf_model.bytes_per_token(args.gguf),
                        probe_before_gbps=before.passes[probe.PLAIN], probe_before_patterns=before.passes,
                        tuning=None, kv_cache=point.get("kv_cache", "f16"), energy=meter.name if meter else None,
-                       engine={"name": point["engine"], "version": version(bench), "bin": args.bin,
+                       engine={"name": point["engine"], "version": version_line(bench), "bin": args.bin,
                                "command": cmd, "install": json.loads(args.engine_record), "head_type": head,
                                "energy_window": "each repetition, bracketed by --progress" if meter else
                                "none: this llama-bench has no --progress" if not offers["progress"] else None})

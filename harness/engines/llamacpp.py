@@ -48,7 +48,8 @@ class Installation:
     def describe(self) -> str:
         r = self.record
         if r:
-            return (f"llama.cpp from {SDIST} {r.get('version')} (built {r.get('built')}, {r.get('compiler')}; "
+            return (f"llama.cpp from {SDIST} {r.get('version')} ({r.get('llama_cpp', 'version line not recorded')}; "
+                    f"built {r.get('built')}, {r.get('compiler')}; "
                     f"{' '.join(r.get('cmake_flags', []))})")
         return f"llama.cpp at {self.bin} ({self.origin})"
 
@@ -118,11 +119,22 @@ def install(cache: Path, force: bool = False, progress=lambda msg: None) -> Inst
         except OSError as e:
             raise EngineError(f"cannot install into {target}: {e}") from None
         record = {"engine": NAME, "source": f"{SDIST} {PINNED} sdist (PyPI), vendor/llama.cpp", "version": PINNED,
+                  "llama_cpp": version_line(target / "bin" / "llama-bench"),   # its commit
                   "cmake_flags": list(CMAKE_FLAGS), "compiler": _compiler(build),
                   "built": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
         (target / "install.json").write_text(json.dumps(record, indent=2) + "\n")
     progress(f"installed in {target / 'bin'}")
     return Installation(target / "bin", "installed by ternbench", record)
+
+
+def version_line(bench) -> str:
+    """llama-bench's `--version` line: the llama.cpp version and commit it was built from."""
+    try:
+        out = subprocess.run([str(bench), "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = [x.strip() for x in (out.stdout + out.stderr).splitlines() if x.strip().startswith("version")]
+    return lines[0] if lines else "unknown"
 
 
 def _run(cmd: list[str], what: str) -> str:
