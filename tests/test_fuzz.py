@@ -56,7 +56,8 @@ def memory_cap():
 
 HOSTILE_TEXT = ["", " ", "\x00", "\x1b[31m", "\u202e", "max", "-1", "0", "1..", "..", "2..1", "1..max",
                 "1..1000000000000", "1e400", "nan", "inf", "9" * 5000, "a" * 300, "1,2,,3", "x", "1x", "0x0",
-                "65536x65536", "{", "[", "*a", "&a", "!!python/object:os.system", "---", "...", ": :"]
+                "65536x65536", "{", "[", "*a", "&a", "!!python/object:os.system", "---", "...", ": :", "llamacpp",
+                "ternbench", "f16", "tq2_0"]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
                     st.sampled_from(HOSTILE_TEXT), st.text(max_size=30))
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
@@ -73,7 +74,8 @@ CLAIM = {"claims": [{"id": "x", "title": "t", "source": "s", "statement": "s", "
 
 def mutated(base: dict):
     """The base document with some keys replaced by hostile values, some removed, some added."""
-    keys = st.sampled_from(sorted(base) + ["unknown_key", "threads", "exclude", "energy"])
+    keys = st.sampled_from(sorted(base) + ["unknown_key", "threads", "exclude", "energy", "engines", "baseline",
+                                          "engine", "engine_formats", "baseline_engine"])
     return st.tuples(st.dictionaries(keys, values, max_size=4), st.sets(st.sampled_from(sorted(base)), max_size=2)) \
         .map(lambda t: {**{k: v for k, v in base.items() if k not in t[1]}, **t[0]})
 

@@ -306,7 +306,7 @@ class _Validator:
                 if k not in ("engine", "format"):
                     raise self.where.error("unknown key; allowed: engine, format", value.lines[k], f"baseline.{k}")
             engine, fmt = value.get("engine", "ternbench"), value.get("format")
-            if engine not in offered:
+            if not isinstance(engine, str) or engine not in offered:
                 raise self.fail("baseline", f"engine {engine!r} is not among the sweep's engines "
                                             f"({', '.join(offered)})", line)
             if fmt not in offered[engine]:
