@@ -3,8 +3,8 @@ each point this machine cannot run set aside with the reason; plus a rough durat
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import psutil
 
@@ -46,16 +46,16 @@ def as_ternbench(point: Point) -> Point:
                    head_format="f16" if point.head_format == "f16" else "int8")
 
 
-def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens: int):
+def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens: int, found: dict):
     """The points compared with each other at one model, threads and test: every ternbench
-    variant, format and head, then every external engine's formats. Each with why it cannot
-    run here, or ""."""
+    variant, format and head, then every external engine's formats (FOUND: each engine's
+    installation and why it has none). Each with why it cannot run here, or ""."""
     for variant, fmt, head in itertools.product(config.variants, config.formats, config.head_formats):
         head = sizes.default_head_format(fmt) if head == "auto" else head
         resolved, why = resolve_variant(variant)
         yield Point(ref.label, fmt, head, resolved or variant, threads, kind, tokens), why
     for engine in config.engines:
-        found, why = engines.find(engine.name, engine.bin)
+        why = found[engine.name][1]
         held = _file_format(ref)
         for fmt in engine.formats:
             point = Point(ref.label, fmt, engines.HEAD_FORMAT[fmt], ENGINE_VARIANT, threads, kind, tokens,
@@ -102,10 +102,11 @@ def expand(config: SweepConfig) -> Plan:
     available = psutil.virtual_memory().available
     workloads = [("pp", n) for n in config.prompt] + [("tg", n) for n in config.generation]
     points, skipped, used, seen = [], [], set(), set()
+    found = {e.name: engines.find(e.name, e.bin) for e in config.engines}
     # engines, variants and formats innermost: the points compared with each other run
     # interleaved (sweep/runner.py), so the drift of a shared machine lands on all of them
     for ref, threads, (kind, tokens) in itertools.product(config.models, config.threads, workloads):
-        for point, why in _points(config, ref, threads, kind, tokens):
+        for point, why in _points(config, ref, threads, kind, tokens, found):
             if point in seen:
                 continue   # head_formats [auto, int8] name the same head for a ternary format
             seen.add(point)
@@ -117,8 +118,7 @@ def expand(config: SweepConfig) -> Plan:
                 (point.engine != "ternbench" and ref.kind != "gguf" and _disk(point, ref, config.seed))
             (skipped.append(Skipped(point, reason)) if reason else points.append(point))
     unused = [e.line for e in config.exclude if e.line not in used]
-    found = {e.name: engines.find(e.name, e.bin)[0] for e in config.engines}
-    return Plan(points, skipped, unused, refs, {k: v for k, v in found.items() if v is not None})
+    return Plan(points, skipped, unused, refs, {k: v for k, (v, _) in found.items() if v is not None})
 
 
 def _excluded_by(point: Point, config: SweepConfig) -> int | None:
