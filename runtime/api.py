@@ -296,7 +296,7 @@ class Context:
         return ys
 
     def matmul_i8(self, m: Matrix, x: np.ndarray) -> np.ndarray:
-        """Exact integer dot products sum_k w*x for int8 activations (i2s, tq1, int8)."""
+        """Exact integer dot products sum_k w*x for int8 activations (INTEGER_FORMATS)."""
         if isinstance(m, Matrix) and m.format not in INTEGER_FORMATS:
             raise ValueError(f"integer matmul needs an integer format ({', '.join(INTEGER_FORMATS)}), not {m.format}")
         n, shape = self._tokens(m, x, np.int8)

@@ -5,12 +5,15 @@
 #include <string.h>
 #include "tb_internal.h"
 
-static const struct { const char *name; int ternary, int_act, block, max_cols; } formats[TB_NFORMATS] = {
-    [TB_I2S] = {"i2s", 1, 1, TB_I2S_BLOCK, TB_MAX_COLS},
-    [TB_TQ1] = {"tq1", 1, 1, TB_TQ1_BLOCK, TB_MAX_COLS},
-    [TB_F16] = {"f16", 0, 0, TB_F16_BLOCK, TB_MAX_COLS},
-    [TB_F32] = {"f32", 0, 0, TB_F32_BLOCK, TB_MAX_COLS},
-    [TB_I8] = {"int8", 0, 1, TB_I8_BLOCK, TB_I8_MAX_COLS},
+/* row_block: rows are padded to it and stored in blocks of it (TB_GROUP, or TB_TL_ROWS) */
+static const struct { const char *name; int ternary, int_act, block, max_cols, row_block; } formats[TB_NFORMATS] = {
+    [TB_I2S] = {"i2s", 1, 1, TB_I2S_BLOCK, TB_MAX_COLS, TB_GROUP},
+    [TB_TQ1] = {"tq1", 1, 1, TB_TQ1_BLOCK, TB_MAX_COLS, TB_GROUP},
+    [TB_F16] = {"f16", 0, 0, TB_F16_BLOCK, TB_MAX_COLS, TB_GROUP},
+    [TB_F32] = {"f32", 0, 0, TB_F32_BLOCK, TB_MAX_COLS, TB_GROUP},
+    [TB_I8] = {"int8", 0, 1, TB_I8_BLOCK, TB_I8_MAX_COLS, TB_GROUP},
+    [TB_TL1] = {"tl1", 1, 1, TB_TL1_BLOCK, TB_MAX_COLS, TB_TL_ROWS},
+    [TB_TL2] = {"tl2", 1, 1, TB_TL2_BLOCK, TB_MAX_COLS, TB_TL_ROWS},
 };
 
 int tb_format_count(void) { return TB_NFORMATS; }
@@ -19,6 +22,7 @@ const char *tb_format_name(int f) { return valid_fmt(f) ? formats[f].name : NULL
 int tb_format_is_ternary(int f) { return valid_fmt(f) && formats[f].ternary; }
 int tb_format_int_act(int f) { return valid_fmt(f) && formats[f].int_act; }
 int tb_format_block(int f) { return valid_fmt(f) ? formats[f].block : 0; }
+int tb_format_row_block(int f) { return valid_fmt(f) ? formats[f].row_block : 0; }
 
 int tb_format_id(const char *name) {
     for (int f = 0; f < TB_NFORMATS; f++)
@@ -27,23 +31,33 @@ int tb_format_id(const char *name) {
 }
 
 static size_t row_bytes_for(int fmt, int kpad) {
-    return tb_format_matrix_bytes(fmt, TB_GROUP, kpad) / TB_GROUP - (fmt == TB_I8 ? sizeof(float) : 0);
+    int rb = formats[fmt].row_block;
+    return tb_format_matrix_bytes(fmt, rb, kpad) / (size_t)rb - (fmt == TB_I8 ? sizeof(float) : 0);
 }
 
-static int group_pad(int rows) { return (rows + TB_GROUP - 1) / TB_GROUP * TB_GROUP; }
+static int group_pad(int fmt, int rows) {
+    int rb = formats[fmt].row_block;
+    return (rows + rb - 1) / rb * rb;
+}
 
 size_t tb_format_matrix_bytes(int fmt, int rows, int cols) {
     if (!valid_fmt(fmt) || rows < 0 || cols < 0) return 0;
     /* in size_t: an estimate for any shape, including ones tb_matrix_new refuses */
     size_t block = (size_t)formats[fmt].block, kpad = ((size_t)cols + block - 1) / block * block;
-    size_t rows_pad = ((size_t)rows + TB_GROUP - 1) / TB_GROUP * TB_GROUP;
-    size_t row = fmt == TB_I2S ? kpad / 4 : fmt == TB_TQ1 ? kpad / 5 : fmt == TB_F16 ? kpad * 2
-               : fmt == TB_I8 ? kpad + sizeof(float) : kpad * 4;
+    size_t rb = (size_t)formats[fmt].row_block, rows_pad = ((size_t)rows + rb - 1) / rb * rb;
+    size_t row = fmt == TB_I2S || fmt == TB_TL1 ? kpad / 4 : fmt == TB_TQ1 ? kpad / 5 : fmt == TB_F16 ? kpad * 2
+               : fmt == TB_I8 ? kpad + sizeof(float) : fmt == TB_TL2 ? kpad / 24 * 5 : kpad * 4;
     return rows_pad * row;
 }
 
+static void pack_tl_row(tb_matrix *m, int r, const int8_t *w);
+
 /* The packed bytes of one row holding only zero weights. */
 static void zero_row(tb_matrix *m, int r) {
+    if (tb_is_tl(m->fmt)) {
+        pack_tl_row(m, r, NULL);
+        return;
+    }
     /* i2s code u = 1 in every 2-bit field; tq1: all five trits 1, v = 121, q = 128 */
     int byte = m->fmt == TB_I2S ? 0x55 : m->fmt == TB_TQ1 ? 128 : 0;
     for (size_t c = 0; c < m->row_bytes / TB_CHUNK; c++) memset(tb_chunk(m, r, c), byte, TB_CHUNK);
@@ -72,7 +86,7 @@ tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
     if (!m) { tb_fail("out of memory"); return NULL; }
     m->fmt = fmt;
     m->rows = rows;
-    m->rows_pad = group_pad(rows);
+    m->rows_pad = group_pad(fmt, rows);
     m->cols = cols;
     m->kpad = kpad;
     m->scale = 1.0f;
@@ -86,7 +100,7 @@ tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
     if (!m->data) {
         free(m);
         tb_fail("%s: out of memory allocating %zu bytes for a %d x %d matrix", name,
-                (size_t)group_pad(rows) * row_bytes_for(fmt, kpad), rows, cols);
+                (size_t)group_pad(fmt, rows) * row_bytes_for(fmt, kpad), rows, cols);
         return NULL;
     }
     for (int r = rows; r < m->rows_pad; r++) zero_row(m, r);
@@ -130,6 +144,51 @@ static void pack_tq1_row(tb_matrix *m, int r, const int8_t *w) {
     }
 }
 
+/* tl: row r's bytes are 4 per k-step of its block (byte 4 (r % 16) + j holds groups j
+ * and 4 + j), plus, for tl2, 4 sign bits per nibble half in the k-step's sign bytes.
+ * w NULL: a row of zero weights; columns past cols are zero weights. */
+static void pack_tl_row(tb_matrix *m, int r, const int8_t *w) {
+    const int tl1 = m->fmt == TB_TL1, gsize = tl1 ? 2 : 3, steps = tb_tl_steps(m), rr = r % TB_TL_ROWS;
+    uint8_t *blk = tb_tl_block(m, r);
+    for (int s = 0; s < steps; s++) {
+        uint8_t *idx = blk + (size_t)s * TB_TL_STEP + 4 * rr;
+        uint8_t *sg = blk + (size_t)steps * TB_TL_STEP + (size_t)s * TB_TL2_SIGNS;
+        memset(idx, 0, 4);
+        for (int g = 0; g < 8; g++) {
+            int c = 0;
+            for (int j = 0; j < gsize; j++) {
+                int k = (s * 8 + g) * gsize + j;
+                c = 3 * c + (w && k < m->cols ? w[k] : 0) + 1;
+            }
+            int neg = !tl1 && c > 13, p = 4 * rr + g % 4;
+            idx[g % 4] |= (uint8_t)((neg ? 26 - c : c) << 4 * (g / 4));
+            if (!tl1) {
+                uint8_t *byte = sg + 8 * (g / 4) + p / 8;
+                *byte = (uint8_t)((*byte & ~(1u << p % 8)) | (unsigned)neg << p % 8);
+            }
+        }
+    }
+}
+
+void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w) {
+    const int tl1 = m->fmt == TB_TL1, rr = r % TB_TL_ROWS;
+    const uint8_t *blk = tb_tl_block(m, r);
+    const uint8_t *idx = blk + (size_t)s * TB_TL_STEP + 4 * rr;
+    const uint8_t *sg = blk + (size_t)tb_tl_steps(m) * TB_TL_STEP + (size_t)s * TB_TL2_SIGNS;
+    for (int g = 0; g < 8; g++) {
+        int v = idx[g % 4] >> 4 * (g / 4) & 15;
+        if (tl1) {
+            w[2 * g] = (int8_t)(v / 3 - 1);
+            w[2 * g + 1] = (int8_t)(v % 3 - 1);
+        } else {
+            int p = 4 * rr + g % 4, c = sg[8 * (g / 4) + p / 8] >> p % 8 & 1 ? 26 - v : v;
+            w[3 * g] = (int8_t)(c / 9 - 1);
+            w[3 * g + 1] = (int8_t)(c / 3 % 3 - 1);
+            w[3 * g + 2] = (int8_t)(c % 3 - 1);
+        }
+    }
+}
+
 tb_matrix *tb_pack_ternary(int fmt, const signed char *w, int rows, int cols, float scale) {
     tb_clear_error();
     if (!w) { tb_fail("pack: weights pointer is NULL"); return NULL; }
@@ -160,6 +219,8 @@ void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale) {
     switch (m->fmt) {
     case TB_I2S: pack_i2s_row(m, r, src); break;
     case TB_TQ1: pack_tq1_row(m, r, src); break;
+    case TB_TL1:
+    case TB_TL2: pack_tl_row(m, r, src); break;
     case TB_F16: { /* three distinct values: convert them once */
         uint16_t v[3] = {tb_float_to_half(-scale), tb_float_to_half(0.0f), tb_float_to_half(scale)};
         for (int k = 0; k < m->kpad; k++) {
@@ -252,20 +313,42 @@ static int ternary_at(const tb_matrix *m, int r, int k) {
     return tb_tq1_trit(tb_chunk(m, r, (size_t)b)[e % 64], e / 64) - 1;
 }
 
+/* Row r's ternary values, padding included (kpad of them). */
+static void ternary_row(const tb_matrix *m, int r, int8_t *out) {
+    if (tb_is_tl(m->fmt)) {
+        int block = tb_format_block(m->fmt);
+        for (int s = 0; s < tb_tl_steps(m); s++) tb_tl_decode(m, r, s, out + (size_t)s * block);
+        return;
+    }
+    for (int k = 0; k < m->kpad; k++) out[k] = (int8_t)ternary_at(m, r, k);
+}
+
 int tb_unpack_ternary(const tb_matrix *m, signed char *out) {
     tb_clear_error();
     if (!m || !out) return tb_fail("unpack: NULL argument");
     if (!formats[m->fmt].ternary)
         return tb_fail("unpack: %s is not a ternary format; use the float unpack", formats[m->fmt].name);
+    int8_t *row = malloc((size_t)m->kpad);
+    if (!row) return tb_fail("unpack: out of memory");
     for (int r = 0; r < m->rows; r++) {
-        int8_t *o = (int8_t *)out + (size_t)r * (size_t)m->cols;
-        for (int k = 0; k < m->cols; k++) o[k] = (int8_t)ternary_at(m, r, k);
+        ternary_row(m, r, row);
+        memcpy((int8_t *)out + (size_t)r * (size_t)m->cols, row, (size_t)m->cols);
     }
+    free(row);
     return 0;
 }
 
 void tb_unpack_float_row(const tb_matrix *m, int r, float *o) {
     const float *half = m->fmt == TB_F16 ? tb_half_table() : NULL;
+    if (tb_is_tl(m->fmt)) {
+        int8_t w[TB_TL2_BLOCK];
+        int block = tb_format_block(m->fmt);
+        for (int k = 0; k < m->cols; k++) {
+            if (k % block == 0) tb_tl_decode(m, r, k / block, w);
+            o[k] = (float)w[k % block] * m->scale;
+        }
+        return;
+    }
     for (int k = 0; k < m->cols; k++) {
         if (formats[m->fmt].ternary) {
             o[k] = (float)ternary_at(m, r, k) * m->scale;

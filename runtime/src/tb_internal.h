@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include "tb_api.h"
 
-enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_NFORMATS = 5 };
+enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_TL1 = 5, TB_TL2 = 6, TB_NFORMATS = 7 };
 
 /* i2s: blocks of 256 weights in 64 bytes; byte j holds u = w+1 of elements
  * j, j+64, j+128, j+192 in bits 0-1, 2-3, 4-5, 6-7. Shifting a 64-byte (or 32-,
@@ -22,6 +22,34 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_NFORMATS = 
  * embedding / output head format). Activations are quantised per token as for
  * the ternary formats (w8a8), so the dot products are exact int32 too. */
 #define TB_I8_BLOCK 64
+
+/* Lookup-table formats (tl1, tl2, after bitnet.cpp's TL1/TL2). A group of columns is
+ * one 4-bit index into a table of the partial sums of its activations, built once per
+ * token and shared by every row:
+ *   tl1: groups of 2, index 3 (w0+1) + (w1+1): 9 entries, 2 bits per weight;
+ *   tl2: groups of 3, code c = 9 (w0+1) + 3 (w1+1) + (w2+1); negating the weights maps
+ *        c to 26 - c, so c <= 13 is stored as index c, sign 0, and c > 13 as index
+ *        26 - c, sign 1 (the entry negated): 14 entries, 5 bits per 3 weights.
+ * A table look-up reads 16 lanes of one group's table (pshufb, NEON tbl) or 64 lanes
+ * of four groups' (vpermb, NEON tbl4), so each look-up vector must hold many rows at
+ * one group: rows are stored in blocks of TB_TL_ROWS, not in 4-row groups, in k-steps
+ * of 8 groups. Byte 4 r + j of a k-step's 64 bytes holds row r's group j (low nibble)
+ * and group 4 + j (high nibble): a nibble plus 16 j indexes a 64-byte table holding
+ * groups j = 0..3. tl2 keeps its sign bits after the block's indices: per k-step,
+ * 8 bytes whose bit p is the sign of the low nibble of byte p, then 8 for the high.
+ * Table entries (sum of w_j x_j) reach 384 in tl2, beyond int8, so each table is two:
+ * with x = 4 (x >> 2) + (x & 3), A = sum w_j (x_j >> 2) in [-96, 96] and B = sum
+ * w_j (x_j & 3) in [-9, 9] are int8 and stay exact when negated; kernels add 4 A + B.
+ * A token's tables take TB_TL_LUT_STEP bytes per k-step: A of groups 0-3, A of
+ * groups 4-7, B of 0-3, B of 4-7, 16 entries per group. */
+#define TB_TL_ROWS 16
+#define TB_TL1_BLOCK 16 /* columns per k-step */
+#define TB_TL2_BLOCK 24
+#define TB_TL_STEP 64   /* index bytes per k-step of a block */
+#define TB_TL2_SIGNS 16 /* sign bytes per k-step of a tl2 block */
+#define TB_TL_LUT_STEP 256
+int tb_format_row_block(int fmt);
+static inline int tb_is_tl(int fmt) { return fmt == TB_TL1 || fmt == TB_TL2; }
 
 /* Memory layout, shared by every format: rows are stored in groups of TB_GROUP,
  * interleaved in chunks of TB_CHUNK bytes (chunk c of rows 4g..4g+3, then chunk
@@ -91,6 +119,7 @@ typedef struct {
     const int32_t *qsum;  /* integer formats: [n], sum of q over k */
     const float *f;       /* float formats: [n][kpad] */
     const float *ft;      /* float GEMM: [kpad][npad] */
+    const int8_t *lut;    /* tl formats, GEMV: [n][kpad / block][TB_TL_LUT_STEP] tables */
 } tb_act;
 
 /* What a kernel call needs besides weights and activations. */
@@ -138,6 +167,7 @@ typedef struct {
     tb_mm_fn gemv[TB_NFORMATS];
     tb_mm_fn gemm[TB_NFORMATS];   /* NULL: the GEMV kernel runs token by token */
     tb_quant_fn quantise;  /* NULL: the portable versions, for this and the ones below */
+    void (*tl_lut)(int fmt, const int8_t *q, int kpad, int8_t *lut);
     tb_dot_fn dot;
     tb_axpy_fn axpy;
     tb_to_half_fn to_half;
@@ -167,6 +197,16 @@ long tb_fill_ternary(tb_matrix *m, const int8_t *w, float scale);
 void tb_unpack_float_row(const tb_matrix *m, int r, float *out);
 /* Pack one row of float weights into a float format (f16, f32, int8). */
 void tb_pack_float_row(tb_matrix *m, int r, const float *src);
+
+/* tl formats: the first byte of the row block holding row r, its k-step count, and
+ * the weights of row r in k-step s (16 or 24, in column order). */
+static inline uint8_t *tb_tl_block(const tb_matrix *m, int r) {
+    return m->data + (size_t)(r / TB_TL_ROWS) * TB_TL_ROWS * m->row_bytes;
+}
+static inline int tb_tl_steps(const tb_matrix *m) { return m->kpad / (m->fmt == TB_TL1 ? TB_TL1_BLOCK : TB_TL2_BLOCK); }
+void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w);
+/* A token's tables (TB_TL_LUT_STEP bytes per k-step) from its kpad int8 activations. */
+void tb_tl_lut_portable(int fmt, const int8_t *q, int kpad, int8_t *lut);
 
 /* Per-architecture kernel tables (defined in the matching kern_*.c file). */
 extern const tb_kernels tb_kernels_scalar;
