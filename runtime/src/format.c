@@ -189,6 +189,30 @@ void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w) {
     }
 }
 
+void tb_tl_codes(const tb_matrix *m, int r, uint8_t *u) {
+    const int tl1 = m->fmt == TB_TL1, steps = tb_tl_steps(m), rr = r % TB_TL_ROWS;
+    const uint8_t *blk = tb_tl_block(m, r);
+    for (int s = 0; s < steps; s++) {
+        const uint8_t *idx = blk + (size_t)s * TB_TL_STEP + 4 * rr;
+        const uint8_t *sg = blk + (size_t)steps * TB_TL_STEP + (size_t)s * TB_TL2_SIGNS + rr / 2;
+        /* row rr's sign bits: 4 of byte rr / 2 for each nibble half */
+        unsigned neg = tl1 ? 0 : (sg[0] >> 4 * (rr % 2) & 15) | (sg[8] >> 4 * (rr % 2) & 15) << 4;
+        for (int g = 0; g < 8; g++) {
+            unsigned v = idx[g % 4] >> 4 * (g / 4) & 15;
+            if (tl1) {
+                u[2 * g] = (uint8_t)(v / 3);
+                u[2 * g + 1] = (uint8_t)(v % 3);
+            } else {
+                unsigned c = neg >> g & 1 ? 26 - v : v;
+                u[3 * g] = (uint8_t)(c / 9);
+                u[3 * g + 1] = (uint8_t)(c / 3 % 3);
+                u[3 * g + 2] = (uint8_t)(c % 3);
+            }
+        }
+        u += tl1 ? TB_TL1_BLOCK : TB_TL2_BLOCK;
+    }
+}
+
 tb_matrix *tb_pack_ternary(int fmt, const signed char *w, int rows, int cols, float scale) {
     tb_clear_error();
     if (!w) { tb_fail("pack: weights pointer is NULL"); return NULL; }

@@ -184,6 +184,9 @@ typedef struct {
 } tb_variant;
 
 const tb_variant *tb_find_variant(const char *name);
+/* x86: the CPU has AVX-512 VBMI (vpermb), which the avx512 variants' tl kernels use.
+ * TERNBENCH_NO_VBMI=1 in the environment says no, so that tests reach the pshufb path. */
+int tb_x86_vbmi(void);
 
 /* Matrices: allocate (data uninitialised but for padding rows, which hold zero
  * weights), and pack one row of ternary values (float formats store value * scale;
@@ -205,6 +208,8 @@ static inline uint8_t *tb_tl_block(const tb_matrix *m, int r) {
 }
 static inline int tb_tl_steps(const tb_matrix *m) { return m->kpad / (m->fmt == TB_TL1 ? TB_TL1_BLOCK : TB_TL2_BLOCK); }
 void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w);
+/* Row r as u = w + 1 codes, kpad of them: the operand of the integer GEMMs. */
+void tb_tl_codes(const tb_matrix *m, int r, uint8_t *u);
 /* A token's tables (TB_TL_LUT_STEP bytes per k-step) from its kpad int8 activations. */
 void tb_tl_lut_portable(int fmt, const int8_t *q, int kpad, int8_t *lut);
 

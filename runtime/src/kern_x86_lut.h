@@ -1,0 +1,180 @@
+/* The x86 lookup-table kernels of tl1 and tl2 (layout in tb_internal.h), written once
+ * against simd_x86.h. kern_x86.h includes this for every variant; with AVX-512 VBMI,
+ * kern_x86_avx512*_vbmi.c include it again with TB_VBMI 1, and the avx512 variants
+ * call those versions when the CPU has VBMI (tb_x86_vbmi).
+ *
+ * A GEMV reads a 16-row block one k-step (8 groups) at a time: 64 index bytes, 16 rows
+ * x 4 groups per nibble, each a look-up into a 64-byte table of 4 groups (the A and B
+ * tables of the token, see tb_internal.h). vpermb does that look-up in one
+ * instruction; pshufb only within 16-byte lanes, so without VBMI each group's table is
+ * broadcast in turn and its results kept at that group's bytes. The four bytes of a
+ * dword are one row's four groups, so a dword dot product sums them into that row:
+ * vpdpbusd with 4 (for A) or 1 (for B), or vpmaddubsw + vpmaddwd without VNNI. */
+#ifndef TB_VBMI
+#define TB_VBMI 0
+#endif
+#if TB_VBMI && TB_X86_W != 512
+#error "vpermb kernels are AVX-512 kernels"
+#endif
+#ifndef TB_FN
+#define TB_CAT2(a, b) a##_##b
+#define TB_CAT(a, b) TB_CAT2(a, b)
+#define TB_FN(name) TB_CAT(name, TB_SUFFIX)
+#endif
+/* kern_x86_*_vbmi.c export their kernels to the avx512 variants' tables */
+#if TB_VBMI
+#define TL_API
+#else
+#define TL_API static
+#endif
+
+/* Without VNNI, look-ups add up in int16 lanes: per k-step at most 2 x 4 x 2 x 96 for
+ * A and 4 x 9 for B, so 16 k-steps stay below 2^15; then they widen to int32. */
+#if TB_VNNI
+#define TL_KSEG (1 << 30)
+#else
+#define TL_KSEG 16
+#endif
+#define TL_NV (TB_TL_STEP / VB) /* vectors per k-step of a block */
+
+/* The table index of each nibble (hi: the high ones): nibble + 16 (p % 4). */
+TB_INLINE vi tl_index(vi v, int hi) {
+    if (hi) v = vi_srli16(v, 4);
+    return vi_or(vi_and(v, vi_set8(0x0F)), vi_set32(0x30201000));
+}
+
+/* a = tA[idx], b = tB[idx] for 64-byte tables. */
+TB_INLINE void tl_lookup(const int8_t *tA, const int8_t *tB, vi idx, vi *a, vi *b) {
+#if TB_VBMI
+    *a = _mm512_permutexvar_epi8(idx, vi_ld(tA));
+    *b = _mm512_permutexvar_epi8(idx, vi_ld(tB));
+#else
+    vi ra = vi_zero(), rb = vi_zero();
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        /* bit 7 makes pshufb write 0: set at the bytes of the other three groups */
+        vi ig = vi_or(idx, vi_set32((int)(0x80808080u ^ (0x80u << 8 * g))));
+        ra = vi_or(ra, vi_shuf8(vi_bcast128(tA + 16 * g), ig));
+        rb = vi_or(rb, vi_shuf8(vi_bcast128(tB + 16 * g), ig));
+    }
+    *a = ra;
+    *b = rb;
+#endif
+}
+
+/* One vector of a block's k-step: p its index bytes, sg its sign bits (tl2), t the
+ * k-step's tables. acc: VNNI, int32 A (low), A (high), B; else int16 A, B. */
+TB_INLINE void tl_step(int fmt, const uint8_t *p, const uint8_t *sg, const int8_t *t, vi acc[3]) {
+    vi v = vi_ld(p), alo, blo, ahi, bhi;
+    tl_lookup(t, t + 128, tl_index(v, 0), &alo, &blo);
+    tl_lookup(t + 64, t + 192, tl_index(v, 1), &ahi, &bhi);
+    if (fmt == TB_TL2) {
+        alo = vi_neg_bits(alo, sg);
+        blo = vi_neg_bits(blo, sg);
+        ahi = vi_neg_bits(ahi, sg + 8);
+        bhi = vi_neg_bits(bhi, sg + 8);
+    }
+    vi b = vi_add8(blo, bhi); /* |B| <= 9: two fit a byte */
+    const vi four = vi_set8(4), one = vi_set8(1);
+#if TB_VNNI
+    acc[0] = vi_dpbusd(acc[0], four, alo);
+    acc[1] = vi_dpbusd(acc[1], four, ahi);
+    acc[2] = vi_dpbusd(acc[2], one, b);
+#else
+    acc[0] = vi_add16(acc[0], vi_add16(vi_maddubs(four, alo), vi_maddubs(four, ahi)));
+    acc[1] = vi_add16(acc[1], vi_maddubs(one, b));
+#endif
+}
+
+/* Row r of a block is int32 lane r % (VB / 4) of vector r / (VB / 4). */
+TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o, int fmt) {
+    int32_t *out = y;
+    const int steps = tb_tl_steps(w);
+    const size_t pf = (size_t)o->prefetch;
+    for (int r = r0; r < r1; r += TB_TL_ROWS) {
+        const uint8_t *blk = tb_tl_block(w, r), *signs = blk + (size_t)steps * TB_TL_STEP;
+        vi tot[TL_NV];
+#pragma GCC unroll 2
+        for (int h = 0; h < TL_NV; h++) tot[h] = vi_zero();
+        for (int s0 = 0; s0 < steps; s0 += TL_KSEG) {
+            const int s1 = steps - s0 < TL_KSEG ? steps : s0 + TL_KSEG;
+            vi acc[TL_NV][3];
+#pragma GCC unroll 2
+            for (int h = 0; h < TL_NV; h++) acc[h][0] = acc[h][1] = acc[h][2] = vi_zero();
+            for (int s = s0; s < s1; s++) {
+                const uint8_t *p = blk + (size_t)s * TB_TL_STEP, *sg = signs + (size_t)s * TB_TL2_SIGNS;
+                if (pf) {
+                    prefetch_line(p, pf);
+                    if (fmt == TB_TL2 && s % 4 == 0) prefetch_line(sg, pf / 4);
+                }
+#pragma GCC unroll 2
+                for (int h = 0; h < TL_NV; h++)
+                    tl_step(fmt, p + h * VB, sg + h * (VB / 8), x->lut + (size_t)s * TB_TL_LUT_STEP, acc[h]);
+            }
+#pragma GCC unroll 2
+            for (int h = 0; h < TL_NV; h++) {
+#if TB_VNNI
+                tot[h] = vi_add32(tot[h], vi_add32(vi_add32(acc[h][0], acc[h][1]), acc[h][2]));
+#else
+                tot[h] = vi_add32(tot[h], vi_madd16(vi_add16(acc[h][0], acc[h][1]), vi_set16(1)));
+#endif
+            }
+        }
+        int32_t rows[TB_TL_ROWS];
+#pragma GCC unroll 2
+        for (int h = 0; h < TL_NV; h++) vi_st(rows + h * (VB / 4), tot[h]);
+        const int nr = r1 - r < TB_TL_ROWS ? r1 - r : TB_TL_ROWS;
+        memcpy(out + r, rows, (size_t)nr * sizeof(int32_t));
+    }
+}
+
+TL_API void TB_FN(gemv_tl1)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_tl(w, x, r0, r1, y, o, TB_TL1);
+}
+TL_API void TB_FN(gemv_tl2)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_tl(w, x, r0, r1, y, o, TB_TL2);
+}
+
+#if !TB_VBMI
+/* A token's tables, VB / 16 groups per vector (one per 128-bit lane): the group's
+ * activations are broadcast across its lane's 16 entries with pshufb, split into
+ * x >> 2 and x & 3, and added with the sign of the entry's weight. The same integer
+ * values as tb_tl_lut_portable, so the same tables. */
+static void TB_FN(tl_lut)(int fmt, const int8_t *q, int kpad, int8_t *lut) {
+    const int gsize = fmt == TB_TL1 ? 2 : 3, entries = fmt == TB_TL1 ? 9 : 14, gv = VB / 16;
+    const int steps = kpad / (8 * gsize);
+    uint8_t sel[3][VB];
+    int8_t dig[3][VB];
+    for (int j = 0; j < gsize; j++) {
+        int pow3 = j == gsize - 1 ? 1 : j == gsize - 2 ? 3 : 9;
+        for (int b = 0; b < VB; b++) {
+            int i = b % 16;
+            sel[j][b] = (uint8_t)(b / 16 * gsize + j);
+            dig[j][b] = (int8_t)(i < entries ? i / pow3 % 3 - 1 : 0);
+        }
+    }
+    vi vsel[3], vdig[3];
+    for (int j = 0; j < gsize; j++) {
+        vsel[j] = vi_ld(sel[j]);
+        vdig[j] = vi_ld(dig[j]);
+    }
+    for (int s = 0; s < steps; s++)
+        for (int g0 = 0; g0 < 8; g0 += gv) {
+            /* 16 activations from the group's first: reads at most 13 past the k-step's
+             * last, inside the slack prepare() leaves after the activations */
+            vi win = vi_bcast128(q + (s * 8 + g0) * gsize);
+            vi xa = vi_add8(vi_and(vi_srli16(vi_xor(win, vi_set8(0x80)), 2), vi_set8(0x3F)), vi_set8(-32));
+            vi xb = vi_and(win, vi_set8(3));
+            vi a = vi_zero(), b = vi_zero();
+            for (int j = 0; j < gsize; j++) {
+                a = vi_add8(a, vi_mulsign8(vi_shuf8(xa, vsel[j]), vdig[j]));
+                b = vi_add8(b, vi_mulsign8(vi_shuf8(xb, vsel[j]), vdig[j]));
+            }
+            int8_t *dst = lut + (size_t)s * TB_TL_LUT_STEP + 16 * g0;
+            vi_st(dst, a);
+            vi_st(dst + 128, b);
+        }
+}
+#endif
+
+#undef TL_API
