@@ -144,15 +144,24 @@ static void pack_tq1_row(tb_matrix *m, int r, const int8_t *w) {
     }
 }
 
-/* tl: row r's bytes are 4 per k-step of its block (byte 4 (r % 16) + j holds groups j
- * and 4 + j), plus, for tl2, 4 sign bits per nibble half in the k-step's sign bytes.
- * w NULL: a row of zero weights; columns past cols are zero weights. */
+/* tl: where row r's bytes are in k-step s: 4 index bytes (byte j holds groups j and
+ * 4 + j) and, for tl2, the sign bytes of its sub-block (bit p of the first 8 for the
+ * low nibble of index byte p, of the next 8 for the high nibble); p0 = 4 (r % 16). */
+static uint8_t *tl_at(const tb_matrix *m, int r, int s, uint8_t **signs, int *p0) {
+    uint8_t *step = tb_tl_block(m, r) + (size_t)s * tb_tl_step_bytes(m->fmt);
+    int sub = r % TB_TL_ROWS / 16;
+    *p0 = 4 * (r % 16);
+    *signs = step + TB_TL_SUBS * TB_TL_SUB + TB_TL2_SIGNS * sub;
+    return step + TB_TL_SUB * sub + *p0;
+}
+
+/* w NULL: a row of zero weights; columns past cols are zero weights. */
 static void pack_tl_row(tb_matrix *m, int r, const int8_t *w) {
-    const int tl1 = m->fmt == TB_TL1, gsize = tl1 ? 2 : 3, steps = tb_tl_steps(m), rr = r % TB_TL_ROWS;
-    uint8_t *blk = tb_tl_block(m, r);
+    const int tl1 = m->fmt == TB_TL1, gsize = tl1 ? 2 : 3, steps = tb_tl_steps(m);
     for (int s = 0; s < steps; s++) {
-        uint8_t *idx = blk + (size_t)s * TB_TL_STEP + 4 * rr;
-        uint8_t *sg = blk + (size_t)steps * TB_TL_STEP + (size_t)s * TB_TL2_SIGNS;
+        uint8_t *sg;
+        int p0;
+        uint8_t *idx = tl_at(m, r, s, &sg, &p0);
         memset(idx, 0, 4);
         for (int g = 0; g < 8; g++) {
             int c = 0;
@@ -160,7 +169,7 @@ static void pack_tl_row(tb_matrix *m, int r, const int8_t *w) {
                 int k = (s * 8 + g) * gsize + j;
                 c = 3 * c + (w && k < m->cols ? w[k] : 0) + 1;
             }
-            int neg = !tl1 && c > 13, p = 4 * rr + g % 4;
+            int neg = !tl1 && c > 13, p = p0 + g % 4;
             idx[g % 4] |= (uint8_t)((neg ? 26 - c : c) << 4 * (g / 4));
             if (!tl1) {
                 uint8_t *byte = sg + 8 * (g / 4) + p / 8;
@@ -171,17 +180,17 @@ static void pack_tl_row(tb_matrix *m, int r, const int8_t *w) {
 }
 
 void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w) {
-    const int tl1 = m->fmt == TB_TL1, rr = r % TB_TL_ROWS;
-    const uint8_t *blk = tb_tl_block(m, r);
-    const uint8_t *idx = blk + (size_t)s * TB_TL_STEP + 4 * rr;
-    const uint8_t *sg = blk + (size_t)tb_tl_steps(m) * TB_TL_STEP + (size_t)s * TB_TL2_SIGNS;
+    const int tl1 = m->fmt == TB_TL1;
+    uint8_t *sg;
+    int p0;
+    const uint8_t *idx = tl_at(m, r, s, &sg, &p0);
     for (int g = 0; g < 8; g++) {
         int v = idx[g % 4] >> 4 * (g / 4) & 15;
         if (tl1) {
             w[2 * g] = (int8_t)(v / 3 - 1);
             w[2 * g + 1] = (int8_t)(v % 3 - 1);
         } else {
-            int p = 4 * rr + g % 4, c = sg[8 * (g / 4) + p / 8] >> p % 8 & 1 ? 26 - v : v;
+            int p = p0 + g % 4, c = sg[8 * (g / 4) + p / 8] >> p % 8 & 1 ? 26 - v : v;
             w[3 * g] = (int8_t)(c / 9 - 1);
             w[3 * g + 1] = (int8_t)(c / 3 % 3 - 1);
             w[3 * g + 2] = (int8_t)(c % 3 - 1);
@@ -190,13 +199,13 @@ void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w) {
 }
 
 void tb_tl_codes(const tb_matrix *m, int r, uint8_t *u) {
-    const int tl1 = m->fmt == TB_TL1, steps = tb_tl_steps(m), rr = r % TB_TL_ROWS;
-    const uint8_t *blk = tb_tl_block(m, r);
+    const int tl1 = m->fmt == TB_TL1, steps = tb_tl_steps(m);
     for (int s = 0; s < steps; s++) {
-        const uint8_t *idx = blk + (size_t)s * TB_TL_STEP + 4 * rr;
-        const uint8_t *sg = blk + (size_t)steps * TB_TL_STEP + (size_t)s * TB_TL2_SIGNS + rr / 2;
-        /* row rr's sign bits: 4 of byte rr / 2 for each nibble half */
-        unsigned neg = tl1 ? 0 : (sg[0] >> 4 * (rr % 2) & 15) | (sg[8] >> 4 * (rr % 2) & 15) << 4;
+        uint8_t *sg;
+        int p0;
+        const uint8_t *idx = tl_at(m, r, s, &sg, &p0);
+        /* the row's sign bits: 4 of byte p0 / 8 for each nibble half */
+        unsigned neg = tl1 ? 0 : (sg[p0 / 8] >> p0 % 8 & 15) | (sg[8 + p0 / 8] >> p0 % 8 & 15) << 4;
         for (int g = 0; g < 8; g++) {
             unsigned v = idx[g % 4] >> 4 * (g / 4) & 15;
             if (tl1) {

@@ -3,9 +3,9 @@
  * kern_x86_avx512*_vbmi.c include it again with TB_VBMI 1, and the avx512 variants
  * call those versions when the CPU has VBMI (tb_x86_vbmi).
  *
- * A GEMV reads a 16-row block one k-step (8 groups) at a time: 64 index bytes, 16 rows
- * x 4 groups per nibble, each a look-up into a 64-byte table of 4 groups (the A and B
- * tables of the token, see tb_internal.h). vpermb does that look-up in one
+ * A GEMV reads a 64-row block one k-step (8 groups) at a time: per 16-row sub-block
+ * 64 index bytes, 16 rows x 4 groups per nibble, each a look-up into a 64-byte table of
+ * 4 groups (the A and B tables of the token, see tb_internal.h). vpermb does that look-up in one
  * instruction; pshufb only within 16-byte lanes, so without VBMI each group's table is
  * broadcast in turn and its results kept at that group's bytes. The four bytes of a
  * dword are one row's four groups, so a dword dot product sums them into that row:
@@ -29,13 +29,13 @@
 #endif
 
 /* Without VNNI, look-ups add up in int16 lanes: per k-step at most 2 x 4 x 2 x 96 for
- * A and 4 x 9 for B, so 16 k-steps stay below 2^15; then they widen to int32. */
+ * A plus 4 x 9 for B, so 16 k-steps stay below 2^15; then they widen to int32. */
 #if TB_VNNI
 #define TL_KSEG (1 << 30)
 #else
 #define TL_KSEG 16
 #endif
-#define TL_NV (TB_TL_STEP / VB) /* vectors per k-step of a block */
+#define TL_NV (TB_TL_SUB / VB) /* vectors per k-step of a sub-block */
 
 /* The table index of each nibble (hi: the high ones): nibble + 16 (p % 4). */
 TB_INLINE vi tl_index(vi v, int hi) {
@@ -43,12 +43,34 @@ TB_INLINE vi tl_index(vi v, int hi) {
     return vi_or(vi_and(v, vi_set8(0x0F)), vi_set32(0x30201000));
 }
 
-/* a = tA[idx], b = tB[idx] for 64-byte tables. */
-TB_INLINE void tl_lookup(const int8_t *tA, const int8_t *tB, vi idx, vi *a, vi *b) {
+/* A k-step's tables: with vpermb in registers, loaded once for the block's 64 rows;
+ * otherwise read group by group from the token's tables (in L1 by then). */
+typedef struct {
 #if TB_VBMI
-    *a = _mm512_permutexvar_epi8(idx, vi_ld(tA));
-    *b = _mm512_permutexvar_epi8(idx, vi_ld(tB));
+    vi t[4]; /* A low groups, A high, B low, B high */
 #else
+    const int8_t *t;
+#endif
+} tl_tables;
+
+TB_INLINE tl_tables tl_load(const int8_t *t) {
+    tl_tables r;
+#if TB_VBMI
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) r.t[i] = vi_ld(t + 64 * i);
+#else
+    r.t = t;
+#endif
+    return r;
+}
+
+/* a = A[idx], b = B[idx] from the tables of the low (hi 0) or high (hi 1) groups. */
+TB_INLINE void tl_lookup(const tl_tables *t, int hi, vi idx, vi *a, vi *b) {
+#if TB_VBMI
+    *a = _mm512_permutexvar_epi8(idx, t->t[hi]);
+    *b = _mm512_permutexvar_epi8(idx, t->t[2 + hi]);
+#else
+    const int8_t *tA = t->t + 64 * hi, *tB = tA + 128;
     vi ra = vi_zero(), rb = vi_zero();
 #pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
@@ -62,12 +84,12 @@ TB_INLINE void tl_lookup(const int8_t *tA, const int8_t *tB, vi idx, vi *a, vi *
 #endif
 }
 
-/* One vector of a block's k-step: p its index bytes, sg its sign bits (tl2), t the
- * k-step's tables. acc: VNNI, int32 A (low), A (high), B; else int16 A, B. */
-TB_INLINE void tl_step(int fmt, const uint8_t *p, const uint8_t *sg, const int8_t *t, vi acc[3]) {
+/* One vector of a sub-block's k-step: p its index bytes, sg its sign bits (tl2).
+ * acc: VNNI, int32 4 A and B; else int16 4 A + B. */
+TB_INLINE void tl_step(int fmt, const uint8_t *p, const uint8_t *sg, const tl_tables *t, vi acc[2]) {
     vi v = vi_ld(p), alo, blo, ahi, bhi;
-    tl_lookup(t, t + 128, tl_index(v, 0), &alo, &blo);
-    tl_lookup(t + 64, t + 192, tl_index(v, 1), &ahi, &bhi);
+    tl_lookup(t, 0, tl_index(v, 0), &alo, &blo);
+    tl_lookup(t, 1, tl_index(v, 1), &ahi, &bhi);
     if (fmt == TB_TL2) {
         alo = vi_neg_bits(alo, sg);
         blo = vi_neg_bits(blo, sg);
@@ -77,52 +99,51 @@ TB_INLINE void tl_step(int fmt, const uint8_t *p, const uint8_t *sg, const int8_
     vi b = vi_add8(blo, bhi); /* |B| <= 9: two fit a byte */
     const vi four = vi_set8(4), one = vi_set8(1);
 #if TB_VNNI
-    acc[0] = vi_dpbusd(acc[0], four, alo);
-    acc[1] = vi_dpbusd(acc[1], four, ahi);
-    acc[2] = vi_dpbusd(acc[2], one, b);
+    acc[0] = vi_dpbusd(vi_dpbusd(acc[0], four, alo), four, ahi);
+    acc[1] = vi_dpbusd(acc[1], one, b);
 #else
-    acc[0] = vi_add16(acc[0], vi_add16(vi_maddubs(four, alo), vi_maddubs(four, ahi)));
-    acc[1] = vi_add16(acc[1], vi_maddubs(one, b));
+    acc[0] = vi_add16(acc[0], vi_add16(vi_add16(vi_maddubs(four, alo), vi_maddubs(four, ahi)), vi_maddubs(one, b)));
 #endif
 }
 
-/* Row r of a block is int32 lane r % (VB / 4) of vector r / (VB / 4). */
+/* Row 16 b + r of a block is int32 lane r % (VB / 4) of sub-block b's vector r / (VB / 4). */
 TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o, int fmt) {
     int32_t *out = y;
     const int steps = tb_tl_steps(w);
-    const size_t pf = (size_t)o->prefetch;
+    const size_t pf = (size_t)o->prefetch, step_bytes = tb_tl_step_bytes(fmt);
     for (int r = r0; r < r1; r += TB_TL_ROWS) {
-        const uint8_t *blk = tb_tl_block(w, r), *signs = blk + (size_t)steps * TB_TL_STEP;
-        vi tot[TL_NV];
-#pragma GCC unroll 2
-        for (int h = 0; h < TL_NV; h++) tot[h] = vi_zero();
+        const uint8_t *p = tb_tl_block(w, r);
+        vi tot[TB_TL_SUBS][TL_NV];
+#pragma GCC unroll 8
+        for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) tot[b / TL_NV][b % TL_NV] = vi_zero();
         for (int s0 = 0; s0 < steps; s0 += TL_KSEG) {
             const int s1 = steps - s0 < TL_KSEG ? steps : s0 + TL_KSEG;
-            vi acc[TL_NV][3];
-#pragma GCC unroll 2
-            for (int h = 0; h < TL_NV; h++) acc[h][0] = acc[h][1] = acc[h][2] = vi_zero();
-            for (int s = s0; s < s1; s++) {
-                const uint8_t *p = blk + (size_t)s * TB_TL_STEP, *sg = signs + (size_t)s * TB_TL2_SIGNS;
-                if (pf) {
-                    prefetch_line(p, pf);
-                    if (fmt == TB_TL2 && s % 4 == 0) prefetch_line(sg, pf / 4);
-                }
-#pragma GCC unroll 2
-                for (int h = 0; h < TL_NV; h++)
-                    tl_step(fmt, p + h * VB, sg + h * (VB / 8), x->lut + (size_t)s * TB_TL_LUT_STEP, acc[h]);
+            vi acc[TB_TL_SUBS][TL_NV][2];
+#pragma GCC unroll 8
+            for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) acc[b / TL_NV][b % TL_NV][0] = acc[b / TL_NV][b % TL_NV][1] = vi_zero();
+            for (int s = s0; s < s1; s++, p += step_bytes) {
+                if (pf)
+                    for (size_t off = 0; off < step_bytes; off += 64) prefetch_line(p + off, pf);
+                const tl_tables t = tl_load(x->lut + (size_t)s * TB_TL_LUT_STEP);
+                const uint8_t *sg = p + TB_TL_SUBS * TB_TL_SUB;
+#pragma GCC unroll 8
+                for (int b = 0; b < TB_TL_SUBS * TL_NV; b++)
+                    tl_step(fmt, p + b * VB, sg + b / TL_NV * TB_TL2_SIGNS + b % TL_NV * (VB / 8), &t,
+                            acc[b / TL_NV][b % TL_NV]);
             }
-#pragma GCC unroll 2
-            for (int h = 0; h < TL_NV; h++) {
+#pragma GCC unroll 8
+            for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) {
+                vi *a = acc[b / TL_NV][b % TL_NV];
 #if TB_VNNI
-                tot[h] = vi_add32(tot[h], vi_add32(vi_add32(acc[h][0], acc[h][1]), acc[h][2]));
+                tot[b / TL_NV][b % TL_NV] = vi_add32(tot[b / TL_NV][b % TL_NV], vi_add32(a[0], a[1]));
 #else
-                tot[h] = vi_add32(tot[h], vi_madd16(vi_add16(acc[h][0], acc[h][1]), vi_set16(1)));
+                tot[b / TL_NV][b % TL_NV] = vi_add32(tot[b / TL_NV][b % TL_NV], vi_madd16(a[0], vi_set16(1)));
 #endif
             }
         }
         int32_t rows[TB_TL_ROWS];
-#pragma GCC unroll 2
-        for (int h = 0; h < TL_NV; h++) vi_st(rows + h * (VB / 4), tot[h]);
+#pragma GCC unroll 8
+        for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) vi_st(rows + b * (VB / 4), tot[b / TL_NV][b % TL_NV]);
         const int nr = r1 - r < TB_TL_ROWS ? r1 - r : TB_TL_ROWS;
         memcpy(out + r, rows, (size_t)nr * sizeof(int32_t));
     }

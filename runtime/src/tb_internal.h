@@ -33,20 +33,25 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_TL1 = 5, TB
  * A table look-up reads 16 lanes of one group's table (pshufb, NEON tbl) or 64 lanes
  * of four groups' (vpermb, NEON tbl4), so each look-up vector must hold many rows at
  * one group: rows are stored in blocks of TB_TL_ROWS, not in 4-row groups, in k-steps
- * of 8 groups. Byte 4 r + j of a k-step's 64 bytes holds row r's group j (low nibble)
- * and group 4 + j (high nibble): a nibble plus 16 j indexes a 64-byte table holding
- * groups j = 0..3. tl2 keeps its sign bits after the block's indices: per k-step,
- * 8 bytes whose bit p is the sign of the low nibble of byte p, then 8 for the high.
+ * of 8 groups, and a block is TB_TL_SUBS sub-blocks of 16 rows. In a k-step, byte
+ * 4 r + j of sub-block b's 64 bytes holds its row r's group j (low nibble) and group
+ * 4 + j (high nibble): a nibble plus 16 j indexes a 64-byte table holding groups
+ * j = 0..3. tl2 then has 16 bytes of sign bits per sub-block: 8 whose bit p is the
+ * sign of the low nibble of byte p, then 8 for the high nibbles. A k-step of a block
+ * is one sequential stream (sub-blocks' indices, then their signs), and one load of a
+ * token's tables serves 64 rows: with 16, the table reads (from L2) outnumbered the
+ * weight reads four to one and held the GEMV to a third of the read bandwidth.
  * Table entries (sum of w_j x_j) reach 384 in tl2, beyond int8, so each table is two:
  * with x = 4 (x >> 2) + (x & 3), A = sum w_j (x_j >> 2) in [-96, 96] and B = sum
  * w_j (x_j & 3) in [-9, 9] are int8 and stay exact when negated; kernels add 4 A + B.
  * A token's tables take TB_TL_LUT_STEP bytes per k-step: A of groups 0-3, A of
  * groups 4-7, B of 0-3, B of 4-7, 16 entries per group. */
-#define TB_TL_ROWS 16
+#define TB_TL_SUBS 4
+#define TB_TL_ROWS (16 * TB_TL_SUBS)
 #define TB_TL1_BLOCK 16 /* columns per k-step */
 #define TB_TL2_BLOCK 24
-#define TB_TL_STEP 64   /* index bytes per k-step of a block */
-#define TB_TL2_SIGNS 16 /* sign bytes per k-step of a tl2 block */
+#define TB_TL_SUB 64    /* index bytes per k-step of a sub-block */
+#define TB_TL2_SIGNS 16 /* sign bytes per k-step of a tl2 sub-block */
 #define TB_TL_LUT_STEP 256
 int tb_format_row_block(int fmt);
 static inline int tb_is_tl(int fmt) { return fmt == TB_TL1 || fmt == TB_TL2; }
@@ -201,11 +206,13 @@ void tb_unpack_float_row(const tb_matrix *m, int r, float *out);
 /* Pack one row of float weights into a float format (f16, f32, int8). */
 void tb_pack_float_row(tb_matrix *m, int r, const float *src);
 
-/* tl formats: the first byte of the row block holding row r, its k-step count, and
+/* tl formats: the first byte of the row block holding row r, the bytes of a k-step, the k-step count, and
  * the weights of row r in k-step s (16 or 24, in column order). */
 static inline uint8_t *tb_tl_block(const tb_matrix *m, int r) {
     return m->data + (size_t)(r / TB_TL_ROWS) * TB_TL_ROWS * m->row_bytes;
 }
+/* bytes of one k-step of a block */
+static inline size_t tb_tl_step_bytes(int fmt) { return TB_TL_SUBS * (TB_TL_SUB + (fmt == TB_TL2 ? TB_TL2_SIGNS : 0)); }
 static inline int tb_tl_steps(const tb_matrix *m) { return m->kpad / (m->fmt == TB_TL1 ? TB_TL1_BLOCK : TB_TL2_BLOCK); }
 void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w);
 /* Row r as u = w + 1 codes, kpad of them: the operand of the integer GEMMs. */
