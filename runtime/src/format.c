@@ -64,22 +64,28 @@ static void zero_row(tb_matrix *m, int r) {
     if (m->row_scale) m->row_scale[r] = 0.0f;
 }
 
-tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
-    if (!valid_fmt(fmt)) { tb_fail("unknown weight format id %d", fmt); return NULL; }
+/* 0 when fmt can hold a rows x cols matrix; else -1 with the reason in tb_last_error(). */
+static int check_shape(int fmt, int rows, int cols) {
+    if (!valid_fmt(fmt)) return tb_fail("unknown weight format id %d", fmt);
     const char *name = formats[fmt].name;
-    if (rows <= 0 || cols <= 0) {
-        tb_fail("%s: a matrix needs at least one row and one column (got %d x %d)", name, rows, cols);
-        return NULL;
-    }
-    if (cols > formats[fmt].max_cols) {
-        tb_fail("%s: %d columns is more than this format can hold (at most %d, so that "
-                "integer dot products stay exact in 32 bits)", name, cols, formats[fmt].max_cols);
-        return NULL;
-    }
-    if (rows > TB_MAX_ROWS) {
-        tb_fail("%s: %d rows is more than the runtime supports (at most %d)", name, rows, TB_MAX_ROWS);
-        return NULL;
-    }
+    if (rows <= 0 || cols <= 0)
+        return tb_fail("%s: a matrix needs at least one row and one column (got %d x %d)", name, rows, cols);
+    if (cols > formats[fmt].max_cols)
+        return tb_fail("%s: %d columns is more than this format can hold (at most %d, so that "
+                       "integer dot products stay exact in 32 bits)", name, cols, formats[fmt].max_cols);
+    if (rows > TB_MAX_ROWS)
+        return tb_fail("%s: %d rows is more than the runtime supports (at most %d)", name, rows, TB_MAX_ROWS);
+    return 0;
+}
+
+int tb_format_check_shape(int fmt, int rows, int cols) {
+    tb_clear_error();
+    return check_shape(fmt, rows, cols);
+}
+
+tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
+    if (check_shape(fmt, rows, cols)) return NULL;
+    const char *name = formats[fmt].name;
     int block = formats[fmt].block;
     int kpad = (cols + block - 1) / block * block;
     tb_matrix *m = calloc(1, sizeof *m);

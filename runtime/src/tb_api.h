@@ -35,6 +35,9 @@ int tb_format_block(int fmt);
 /* Bytes a rows x cols matrix takes in a format (padding and row scales included), as
  * tb_matrix_bytes would report it; 0 for an unknown format or a negative size. */
 size_t tb_format_matrix_bytes(int fmt, int rows, int cols);
+/* 0 when a format can hold a rows x cols matrix (as tb_matrix_new would accept it); else
+ * -1, and tb_last_error() names the limit. */
+int tb_format_check_shape(int fmt, int rows, int cols);
 
 /* A context owns a persistent thread pool, the chosen variant and scratch memory.
  * It is not safe to use one context from two Python threads at once. */
