@@ -1,6 +1,7 @@
 /* Weight formats: packing from ternary or float values into the grouped layout
  * (tb_internal.h), and unpacking back. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tb_internal.h"
@@ -204,27 +205,48 @@ void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w) {
     }
 }
 
+/* GEMM panels decode every weight once per call: per index byte (groups j and 4 + j)
+ * a table gives both groups' codes (tl2: keyed by their sign bits too), rather than
+ * dividing each index by 3 and 9, which cost three times the GEMM's multiply-adds. */
+static uint8_t tl1_codes[256][4];      /* byte -> codes of group j (2), of group 4 + j (2) */
+static uint8_t tl2_codes[1024][6];     /* byte | sign j << 8 | sign 4 + j << 9 -> 3 + 3 codes */
+static pthread_once_t tl_codes_once = PTHREAD_ONCE_INIT;
+
+static void tl_codes_init(void) {
+    for (int key = 0; key < 1024; key++)
+        for (int half = 0; half < 2; half++) {
+            unsigned v = (unsigned)key >> 4 * half & 15, c = key >> (8 + half) & 1 ? 26 - v : v;
+            if (key < 256) {
+                tl1_codes[key][2 * half] = (uint8_t)(v / 3 % 3);
+                tl1_codes[key][2 * half + 1] = (uint8_t)(v % 3);
+            }
+            for (int d = 0, pow3 = 9; d < 3; d++, pow3 /= 3) tl2_codes[key][3 * half + d] = (uint8_t)(c / pow3 % 3);
+        }
+}
+
 void tb_tl_codes(const tb_matrix *m, int r, uint8_t *u) {
     const int tl1 = m->fmt == TB_TL1, steps = tb_tl_steps(m);
+    pthread_once(&tl_codes_once, tl_codes_init);
     for (int s = 0; s < steps; s++) {
         uint8_t *sg;
         int p0;
         const uint8_t *idx = tl_at(m, r, s, &sg, &p0);
-        /* the row's sign bits: 4 of byte p0 / 8 for each nibble half */
-        unsigned neg = tl1 ? 0 : (sg[p0 / 8] >> p0 % 8 & 15) | (sg[8 + p0 / 8] >> p0 % 8 & 15) << 4;
-        for (int g = 0; g < 8; g++) {
-            unsigned v = idx[g % 4] >> 4 * (g / 4) & 15;
-            if (tl1) {
-                u[2 * g] = (uint8_t)(v / 3);
-                u[2 * g + 1] = (uint8_t)(v % 3);
-            } else {
-                unsigned c = neg >> g & 1 ? 26 - v : v;
-                u[3 * g] = (uint8_t)(c / 9);
-                u[3 * g + 1] = (uint8_t)(c / 3 % 3);
-                u[3 * g + 2] = (uint8_t)(c % 3);
+        if (tl1) {
+            for (int j = 0; j < 4; j++) {
+                memcpy(u + 2 * j, tl1_codes[idx[j]], 2);
+                memcpy(u + 8 + 2 * j, tl1_codes[idx[j]] + 2, 2);
             }
+            u += TB_TL1_BLOCK;
+        } else {
+            /* the row's sign bits: 4 of byte p0 / 8 for each nibble half */
+            unsigned lo = sg[p0 / 8] >> p0 % 8, hi = sg[8 + p0 / 8] >> p0 % 8;
+            for (int j = 0; j < 4; j++) {
+                const uint8_t *c = tl2_codes[idx[j] | (lo >> j & 1) << 8 | (hi >> j & 1) << 9];
+                memcpy(u + 3 * j, c, 3);
+                memcpy(u + 12 + 3 * j, c + 3, 3);
+            }
+            u += TB_TL2_BLOCK;
         }
-        u += tl1 ? TB_TL1_BLOCK : TB_TL2_BLOCK;
     }
 }
 
