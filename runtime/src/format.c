@@ -224,10 +224,10 @@ static void tl_codes_init(void) {
         }
 }
 
-void tb_tl_codes(const tb_matrix *m, int r, uint8_t *u) {
+void tb_tl_codes(const tb_matrix *m, int r, int s0, uint8_t *u) {
     const int tl1 = m->fmt == TB_TL1, steps = tb_tl_steps(m);
     pthread_once(&tl_codes_once, tl_codes_init);
-    for (int s = 0; s < steps; s++) {
+    for (int s = s0; s < steps; s++) {
         uint8_t *sg;
         int p0;
         const uint8_t *idx = tl_at(m, r, s, &sg, &p0);

@@ -403,7 +403,7 @@ static void decode_panel_tl(const tb_matrix *w, int r, uint8_t *panel) {
     const int kpad = w->kpad;
     uint8_t *rows = panel + (size_t)MR * kpad;
     for (int i = 0; i < MR; i++) {
-        if (r + i < w->rows_pad) tb_tl_codes(w, r + i, rows + (size_t)i * kpad);
+        if (r + i < w->rows_pad) tb_tl_codes(w, r + i, 0, rows + (size_t)i * kpad);
         else memset(rows + (size_t)i * kpad, 0, (size_t)kpad);
     }
     for (int g = 0; g < kpad / 4; g++)

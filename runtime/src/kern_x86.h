@@ -324,8 +324,14 @@ static void TB_FN(gemv_tl2_any)(const tb_matrix *w, const tb_act *x, int r0, int
     if (tb_x86_vbmi()) TB_CAT(gemv_tl2, TB_CAT(TB_SUFFIX, vbmi))(w, x, r0, r1, y, o);
     else TB_FN(gemv_tl2)(w, x, r0, r1, y, o);
 }
+void TB_CAT(tl_codes, TB_CAT(TB_SUFFIX, vbmi))(const tb_matrix *, int, uint8_t *);
+TB_INLINE void tl_row_codes(const tb_matrix *w, int r, uint8_t *u) {
+    if (tb_x86_vbmi()) TB_CAT(tl_codes, TB_CAT(TB_SUFFIX, vbmi))(w, r, u);
+    else tb_tl_codes(w, r, 0, u);
+}
 #define TL_GEMV(f) TB_FN(f##_any)
 #else
+TB_INLINE void tl_row_codes(const tb_matrix *w, int r, uint8_t *u) { tb_tl_codes(w, r, 0, u); }
 #define TL_GEMV(f) TB_FN(f)
 #endif
 
@@ -344,7 +350,7 @@ static void TB_FN(decode_panel)(const tb_matrix *w, int r, uint8_t *scratch) {
             continue;
         }
         if (tb_is_tl(fmt)) {
-            tb_tl_codes(w, r + i, d);
+            tl_row_codes(w, r + i, d);
             continue;
         }
         for (int c = 0; c < nc; c++) {

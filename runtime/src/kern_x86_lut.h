@@ -10,6 +10,7 @@
  * broadcast in turn and its results kept at that group's bytes. The four bytes of a
  * dword are one row's four groups, so a dword dot product sums them into that row:
  * vpdpbusd with 4 (for A) or 1 (for B), or vpmaddubsw + vpmaddwd without VNNI. */
+#include <pthread.h>
 #ifndef TB_VBMI
 #define TB_VBMI 0
 #endif
@@ -155,6 +156,69 @@ TL_API void TB_FN(gemv_tl1)(const tb_matrix *w, const tb_act *x, int r0, int r1,
 TL_API void TB_FN(gemv_tl2)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
     gemv_tl(w, x, r0, r1, y, o, TB_TL2);
 }
+
+#if TB_VBMI
+/* Constants of the row decoder below, per format: for each of the output vectors of 16
+ * k-steps, the source byte of each code (bit 6: the high nibbles) and its digit's table
+ * offset; and the 128-entry digit table. */
+static struct {
+    uint8_t pos[2][6][64], dig[2][6][64], table[2][128];
+} tl_dec;
+static pthread_once_t tl_dec_once = PTHREAD_ONCE_INIT;
+
+static void tl_dec_init(void) {
+    for (int t = 0; t < 2; t++) {
+        const int gsize = t ? 3 : 2, block = 8 * gsize;
+        for (int q = 0; q < 6; q++)
+            for (int o = 0; o < 64; o++) {
+                int code = 64 * q + o, s = code / block, g = code % block / gsize, d = code % gsize;
+                tl_dec.pos[t][q][o] = (uint8_t)((g >= 4 ? 64 : 0) + 4 * (s % 16) + g % 4);
+                tl_dec.dig[t][q][o] = (uint8_t)(d << (t ? 5 : 4));
+            }
+        for (int i = 0; i < 128; i++) { /* tl1: 16 d + v; tl2: 32 d + 16 sign + v */
+            int d = t ? i >> 5 : i >> 4, v = i & 15, c = t && i >> 4 & 1 ? 26 - v : v;
+            int pow3 = d == gsize - 1 ? 1 : d == gsize - 2 ? 3 : 9;
+            tl_dec.table[t][i] = (uint8_t)(d < gsize ? c / pow3 % 3 : 0);
+        }
+    }
+}
+
+/* GEMM panels: row r as u = w + 1 codes, 16 k-steps at a time. A gather collects the
+ * row's 4 index bytes of each k-step (tl2: and its sign bytes, whose bits join the
+ * nibbles as bit 4); vpermi2b puts each group's nibble at its codes' bytes and a
+ * second one looks the digits up: 3 instructions per 64 codes, where the byte tables
+ * of tb_tl_codes cost the GEMM twice its multiply-adds. */
+TL_API void TB_FN(tl_codes)(const tb_matrix *m, int r, uint8_t *u) {
+    const int t = m->fmt == TB_TL2, steps = tb_tl_steps(m), block = t ? TB_TL2_BLOCK : TB_TL1_BLOCK;
+    const int nv = t ? 6 : 4, step_bytes = (int)tb_tl_step_bytes(m->fmt);
+    const int sub = r % TB_TL_ROWS / 16, p0 = 4 * (r % 16);
+    pthread_once(&tl_dec_once, tl_dec_init);
+    const uint8_t *base = tb_tl_block(m, r) + TB_TL_SUB * sub + p0;
+    const uint8_t *sbase = tb_tl_block(m, r) + TB_TL_SUBS * TB_TL_SUB + TB_TL2_SIGNS * sub + p0 / 8;
+    const vi vindex = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         vi_set32(step_bytes));
+    const vi t0 = vi_ld(tl_dec.table[t]), t1 = vi_ld(tl_dec.table[t] + 64);
+    /* a sign byte's 4 bits for this row's groups, to the 4 bytes of its dword, bit j + p0 % 8 in byte j */
+    const vi spread = _mm512_broadcast_i32x4(_mm_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c));
+    const vi bits = vi_set32(0x08040201 << p0 % 8);
+    int s = 0;
+    for (; s + 16 <= steps; s += 16, u += 16 * block) {
+        vi v = _mm512_i32gather_epi32(vindex, base + (size_t)s * step_bytes, 1);
+        vi lo = vi_and(v, vi_set8(15)), hi = vi_and(vi_srli16(v, 4), vi_set8(15));
+        if (t) {
+            vi slo = _mm512_i32gather_epi32(vindex, sbase + (size_t)s * step_bytes, 1);
+            vi shi = _mm512_i32gather_epi32(vindex, sbase + 8 + (size_t)s * step_bytes, 1);
+            lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(vi_shuf8(slo, spread), bits), lo, vi_set8(16));
+            hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(vi_shuf8(shi, spread), bits), hi, vi_set8(16));
+        }
+        for (int q = 0; q < nv; q++) {
+            vi src = _mm512_permutex2var_epi8(lo, vi_ld(tl_dec.pos[t][q]), hi);
+            vi_st(u + 64 * q, _mm512_permutex2var_epi8(t0, vi_or(src, vi_ld(tl_dec.dig[t][q])), t1));
+        }
+    }
+    if (s < steps) tb_tl_codes(m, r, s, u);
+}
+#endif
 
 #if !TB_VBMI
 /* A token's tables, VB / 16 groups per vector (one per 128-bit lane): the group's

@@ -215,8 +215,9 @@ static inline uint8_t *tb_tl_block(const tb_matrix *m, int r) {
 static inline size_t tb_tl_step_bytes(int fmt) { return TB_TL_SUBS * (TB_TL_SUB + (fmt == TB_TL2 ? TB_TL2_SIGNS : 0)); }
 static inline int tb_tl_steps(const tb_matrix *m) { return m->kpad / (m->fmt == TB_TL1 ? TB_TL1_BLOCK : TB_TL2_BLOCK); }
 void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w);
-/* Row r as u = w + 1 codes, kpad of them: the operand of the integer GEMMs. */
-void tb_tl_codes(const tb_matrix *m, int r, uint8_t *u);
+/* Row r from k-step s0 on as u = w + 1 codes (u: where k-step s0's go): the operand
+ * of the integer GEMMs. */
+void tb_tl_codes(const tb_matrix *m, int r, int s0, uint8_t *u);
 /* A token's tables (TB_TL_LUT_STEP bytes per k-step) from its kpad int8 activations. */
 void tb_tl_lut_portable(int fmt, const int8_t *q, int kpad, int8_t *lut);
 
