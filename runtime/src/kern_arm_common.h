@@ -184,7 +184,7 @@ TB_INLINE int8x16_t tl_neg(int8x16_t a, const uint8_t *bits) {
 
 /* A 16-byte index vector holds 4 rows x 4 groups: tbl4 looks each up in a 64-byte
  * table of 4 groups, and pairwise adds sum a row's four groups into its int32 lane
- * (4 A + B per k-step within int16: at most 4 x 192 + 18). */
+ * (8 A + B per look-up pair within int16: at most 8 x 96 + 42). */
 TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o, int fmt) {
     uint32_t *out = y;
     const int steps = tb_tl_steps(w);
@@ -210,7 +210,7 @@ TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void
                         a = tl_neg(a, bits);
                         b = tl_neg(b, bits);
                     }
-                    acc[v] = vpadalq_s16(acc[v], vaddq_s16(vshlq_n_s16(vpaddlq_s8(a), 2), vpaddlq_s8(b)));
+                    acc[v] = vpadalq_s16(acc[v], vaddq_s16(vshlq_n_s16(vpaddlq_s8(a), 3), vpaddlq_s8(b)));
                 }
             }
         }

@@ -120,9 +120,9 @@ void tb_tl_lut_portable(int fmt, const int8_t *q, int kpad, int8_t *lut) {
                 for (int j = 0; i < entries && j < gsize; j++) {
                     int pow3 = j == gsize - 1 ? 1 : j == gsize - 2 ? 3 : 9;
                     int w = i / pow3 % 3 - 1;
-                    int u = x[j] + 128; /* x >> 2 and x & 3 without shifting a negative value */
-                    sa += w * ((u >> 2) - 32);
-                    sb += w * (u & 3);
+                    int u = x[j] + 128; /* x >> 3 and x & 7 without shifting a negative value */
+                    sa += w * ((u >> 3) - 16);
+                    sb += w * (u & 7);
                 }
                 a[i] = (int8_t)sa;
                 b[i] = (int8_t)sb;

@@ -29,8 +29,8 @@
 #define TL_API static
 #endif
 
-/* Without VNNI, look-ups add up in int16 lanes: per k-step at most 2 x 4 x 2 x 96 for
- * A plus 4 x 9 for B, so 16 k-steps stay below 2^15; then they widen to int32. */
+/* Without VNNI, look-ups add up in int16 lanes: per k-step at most 8 x 2 x 96 for A
+ * plus 2 x 42 for B, so 16 k-steps stay below 2^15; then they widen to int32. */
 #if TB_VNNI
 #define TL_KSEG (1 << 30)
 #else
@@ -86,7 +86,7 @@ TB_INLINE void tl_lookup(const tl_tables *t, int hi, vi idx, vi *a, vi *b) {
 }
 
 /* One vector of a sub-block's k-step: p its index bytes, sg its sign bits (tl2).
- * acc: VNNI, int32 4 A and B; else int16 4 A + B. */
+ * acc: VNNI, int32 8 A and B; else int16 8 A + B. */
 TB_INLINE void tl_step(int fmt, const uint8_t *p, const uint8_t *sg, const tl_tables *t, vi acc[2]) {
     vi v = vi_ld(p), alo, blo, ahi, bhi;
     tl_lookup(t, 0, tl_index(v, 0), &alo, &blo);
@@ -97,13 +97,13 @@ TB_INLINE void tl_step(int fmt, const uint8_t *p, const uint8_t *sg, const tl_ta
         ahi = vi_neg_bits(ahi, sg + 8);
         bhi = vi_neg_bits(bhi, sg + 8);
     }
-    vi b = vi_add8(blo, bhi); /* |B| <= 9: two fit a byte */
-    const vi four = vi_set8(4), one = vi_set8(1);
+    vi a = vi_add8(alo, ahi), b = vi_add8(blo, bhi); /* |A| <= 48, |B| <= 21: two fit a byte */
+    const vi eight = vi_set8(8), one = vi_set8(1);
 #if TB_VNNI
-    acc[0] = vi_dpbusd(vi_dpbusd(acc[0], four, alo), four, ahi);
+    acc[0] = vi_dpbusd(acc[0], eight, a);
     acc[1] = vi_dpbusd(acc[1], one, b);
 #else
-    acc[0] = vi_add16(acc[0], vi_add16(vi_add16(vi_maddubs(four, alo), vi_maddubs(four, ahi)), vi_maddubs(one, b)));
+    acc[0] = vi_add16(acc[0], vi_add16(vi_maddubs(eight, a), vi_maddubs(one, b)));
 #endif
 }
 
@@ -223,7 +223,7 @@ TL_API void TB_FN(tl_codes)(const tb_matrix *m, int r, uint8_t *u) {
 #if !TB_VBMI
 /* A token's tables, VB / 16 groups per vector (one per 128-bit lane): the group's
  * activations are broadcast across its lane's 16 entries with pshufb, split into
- * x >> 2 and x & 3, and added with the sign of the entry's weight. The same integer
+ * x >> 3 and x & 7, and added with the sign of the entry's weight. The same integer
  * values as tb_tl_lut_portable, so the same tables. */
 static void TB_FN(tl_lut)(int fmt, const int8_t *q, int kpad, int8_t *lut) {
     const int gsize = fmt == TB_TL1 ? 2 : 3, entries = fmt == TB_TL1 ? 9 : 14, gv = VB / 16;
@@ -248,8 +248,8 @@ static void TB_FN(tl_lut)(int fmt, const int8_t *q, int kpad, int8_t *lut) {
             /* 16 activations from the group's first: reads at most 13 past the k-step's
              * last, inside the slack prepare() leaves after the activations */
             vi win = vi_bcast128(q + (s * 8 + g0) * gsize);
-            vi xa = vi_add8(vi_and(vi_srli16(vi_xor(win, vi_set8(0x80)), 2), vi_set8(0x3F)), vi_set8(-32));
-            vi xb = vi_and(win, vi_set8(3));
+            vi xa = vi_add8(vi_and(vi_srli16(vi_xor(win, vi_set8(0x80)), 3), vi_set8(0x1F)), vi_set8(-16));
+            vi xb = vi_and(win, vi_set8(7));
             vi a = vi_zero(), b = vi_zero();
             for (int j = 0; j < gsize; j++) {
                 a = vi_add8(a, vi_mulsign8(vi_shuf8(xa, vsel[j]), vdig[j]));

@@ -42,8 +42,9 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_TL1 = 5, TB
  * token's tables serves 64 rows: with 16, the table reads (from L2) outnumbered the
  * weight reads four to one and held the GEMV to a third of the read bandwidth.
  * Table entries (sum of w_j x_j) reach 384 in tl2, beyond int8, so each table is two:
- * with x = 4 (x >> 2) + (x & 3), A = sum w_j (x_j >> 2) in [-96, 96] and B = sum
- * w_j (x_j & 3) in [-9, 9] are int8 and stay exact when negated; kernels add 4 A + B.
+ * with x = 8 (x >> 3) + (x & 7), A = sum w_j (x_j >> 3) in [-48, 48] and B = sum
+ * w_j (x_j & 7) in [-21, 21] are int8 and stay exact when negated, and two look-ups
+ * of each (a row's low and high groups) still add up in a byte; kernels add 8 A + B.
  * A token's tables take TB_TL_LUT_STEP bytes per k-step: A of groups 0-3, A of
  * groups 4-7, B of 0-3, B of 4-7, 16 entries per group. */
 #define TB_TL_SUBS 4
