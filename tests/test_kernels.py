@@ -225,7 +225,7 @@ def test_lookup_tables_on_long_rows_and_many_blocks(fmt, contexts):
     # columns past one table chunk and past the int16 widening interval of the kernels
     # without VNNI; rows spanning several 64-row blocks shared between threads
     rng = np.random.default_rng(16)
-    w, x = tl_cases(rng, 200, 6913)
+    w, x = tl_cases(rng, 333, 6913)
     m = Matrix.pack(fmt, w)
     for n in (1, 3):
         want = x[:n].astype(np.int64) @ w.T

@@ -190,34 +190,41 @@ TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void
     const int steps = tb_tl_steps(w);
     const size_t pf = (size_t)o->prefetch, step_bytes = tb_tl_step_bytes(fmt);
     const uint8x16_t slot = vreinterpretq_u8_u32(vdupq_n_u32(0x30201000)), low = vdupq_n_u8(15);
-    for (int r = r0; r < r1; r += TB_TL_ROWS) {
-        const uint8_t *p = tb_tl_block(w, r);
-        int32x4_t acc[TB_TL_ROWS / 4];
-        for (int v = 0; v < TB_TL_ROWS / 4; v++) acc[v] = vdupq_n_s32(0);
-        for (int s = 0; s < steps; s++, p += step_bytes) {
-            if (pf)
-                for (size_t off = 0; off < step_bytes; off += 64) __builtin_prefetch((const void *)((uintptr_t)p + off + pf));
-            const int8_t *t = x->lut + (size_t)s * TB_TL_LUT_STEP;
-            for (int hi = 0; hi < 2; hi++) {
-                const int8x16x4_t ta = vld1q_s8_x4(t + 64 * hi), tb = vld1q_s8_x4(t + 128 + 64 * hi);
+    for (int rp = r0; rp < r1; rp += TB_TL_ROWS * TB_TL_PANEL) { /* a panel, k-chunk by k-chunk */
+        const int rend = r1 - rp < TB_TL_ROWS * TB_TL_PANEL ? r1 : rp + TB_TL_ROWS * TB_TL_PANEL;
+        for (int c0 = 0; c0 < steps; c0 += TB_TL_CHUNK) {
+            const int c1 = steps - c0 < TB_TL_CHUNK ? steps : c0 + TB_TL_CHUNK;
+            for (int r = rp; r < rend; r += TB_TL_ROWS) {
+                const uint8_t *p = tb_tl_step(w, r, c0);
+                int32x4_t acc[TB_TL_ROWS / 4];
+                for (int v = 0; v < TB_TL_ROWS / 4; v++) acc[v] = vdupq_n_s32(0);
+                for (int s = c0; s < c1; s++, p += step_bytes) {
+                    if (pf)
+                        for (size_t off = 0; off < step_bytes; off += 64)
+                            __builtin_prefetch((const void *)((uintptr_t)p + off + pf));
+                    const int8_t *t = x->lut + (size_t)s * TB_TL_LUT_STEP;
+                    for (int hi = 0; hi < 2; hi++) {
+                        const int8x16x4_t ta = vld1q_s8_x4(t + 64 * hi), tb = vld1q_s8_x4(t + 128 + 64 * hi);
 #pragma GCC unroll 4
-                for (int v = 0; v < TB_TL_ROWS / 4; v++) { /* rows 4 v .. 4 v + 3: sub-block v / 4 */
-                    uint8x16_t raw = vld1q_u8(p + 16 * v);
-                    uint8x16_t idx = vorrq_u8(hi ? vshrq_n_u8(raw, 4) : vandq_u8(raw, low), slot);
-                    int8x16_t a = vqtbl4q_s8(ta, idx), b = vqtbl4q_s8(tb, idx);
-                    if (fmt == TB_TL2) {
-                        const uint8_t *bits = p + TB_TL_SUBS * TB_TL_SUB + TB_TL2_SIGNS * (v / 4) + 8 * hi + 2 * (v % 4);
-                        a = tl_neg(a, bits);
-                        b = tl_neg(b, bits);
+                        for (int v = 0; v < TB_TL_ROWS / 4; v++) { /* rows 4 v .. 4 v + 3: sub-block v / 4 */
+                            uint8x16_t raw = vld1q_u8(p + 16 * v);
+                            uint8x16_t idx = vorrq_u8(hi ? vshrq_n_u8(raw, 4) : vandq_u8(raw, low), slot);
+                            int8x16_t a = vqtbl4q_s8(ta, idx), b = vqtbl4q_s8(tb, idx);
+                            if (fmt == TB_TL2) {
+                                const uint8_t *bits = p + TB_TL_SUBS * TB_TL_SUB + TB_TL2_SIGNS * (v / 4) + 8 * hi + 2 * (v % 4);
+                                a = tl_neg(a, bits);
+                                b = tl_neg(b, bits);
+                            }
+                            acc[v] = vpadalq_s16(acc[v], vaddq_s16(vshlq_n_s16(vpaddlq_s8(a), 3), vpaddlq_s8(b)));
+                        }
                     }
-                    acc[v] = vpadalq_s16(acc[v], vaddq_s16(vshlq_n_s16(vpaddlq_s8(a), 3), vpaddlq_s8(b)));
                 }
+                uint32_t rows[TB_TL_ROWS];
+                for (int v = 0; v < TB_TL_ROWS / 4; v++) vst1q_u32(rows + 4 * v, vreinterpretq_u32_s32(acc[v]));
+                const int nr = rend - r < TB_TL_ROWS ? rend - r : TB_TL_ROWS;
+                for (int i = 0; i < nr; i++) out[r + i] = (c0 ? out[r + i] : 0) + rows[i]; /* modulo 2^32 */
             }
         }
-        uint32_t rows[TB_TL_ROWS];
-        for (int v = 0; v < TB_TL_ROWS / 4; v++) vst1q_u32(rows + 4 * v, vreinterpretq_u32_s32(acc[v]));
-        const int nr = r1 - r < TB_TL_ROWS ? r1 - r : TB_TL_ROWS;
-        memcpy(out + r, rows, (size_t)nr * sizeof(uint32_t));
     }
 }
 

@@ -107,46 +107,55 @@ TB_INLINE void tl_step(int fmt, const uint8_t *p, const uint8_t *sg, const tl_ta
 #endif
 }
 
-/* Row 16 b + r of a block is int32 lane r % (VB / 4) of sub-block b's vector r / (VB / 4). */
+/* Rows [r0, r1) are whole panels (the last may end early). Row 16 b + r of a block is
+ * int32 lane r % (VB / 4) of sub-block b's vector r / (VB / 4). Totals are kept modulo
+ * 2^32 in out across k-chunks; the true sums fit int32. */
 TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o, int fmt) {
-    int32_t *out = y;
+    uint32_t *out = y;
     const int steps = tb_tl_steps(w);
     const size_t pf = (size_t)o->prefetch, step_bytes = tb_tl_step_bytes(fmt);
-    for (int r = r0; r < r1; r += TB_TL_ROWS) {
-        const uint8_t *p = tb_tl_block(w, r);
-        vi tot[TB_TL_SUBS][TL_NV];
+    for (int rp = r0; rp < r1; rp += TB_TL_ROWS * TB_TL_PANEL) {
+        const int rend = r1 - rp < TB_TL_ROWS * TB_TL_PANEL ? r1 : rp + TB_TL_ROWS * TB_TL_PANEL;
+        for (int c0 = 0; c0 < steps; c0 += TB_TL_CHUNK) {
+            const int c1 = steps - c0 < TB_TL_CHUNK ? steps : c0 + TB_TL_CHUNK;
+            for (int r = rp; r < rend; r += TB_TL_ROWS) {
+                const uint8_t *p = tb_tl_step(w, r, c0);
+                vi tot[TB_TL_SUBS][TL_NV];
 #pragma GCC unroll 8
-        for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) tot[b / TL_NV][b % TL_NV] = vi_zero();
-        for (int s0 = 0; s0 < steps; s0 += TL_KSEG) {
-            const int s1 = steps - s0 < TL_KSEG ? steps : s0 + TL_KSEG;
-            vi acc[TB_TL_SUBS][TL_NV][2];
+                for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) tot[b / TL_NV][b % TL_NV] = vi_zero();
+                for (int s0 = c0; s0 < c1; s0 += TL_KSEG) {
+                    const int s1 = c1 - s0 < TL_KSEG ? c1 : s0 + TL_KSEG;
+                    vi acc[TB_TL_SUBS][TL_NV][2];
 #pragma GCC unroll 8
-            for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) acc[b / TL_NV][b % TL_NV][0] = acc[b / TL_NV][b % TL_NV][1] = vi_zero();
-            for (int s = s0; s < s1; s++, p += step_bytes) {
-                if (pf)
-                    for (size_t off = 0; off < step_bytes; off += 64) prefetch_line(p + off, pf);
-                const tl_tables t = tl_load(x->lut + (size_t)s * TB_TL_LUT_STEP);
-                const uint8_t *sg = p + TB_TL_SUBS * TB_TL_SUB;
+                    for (int b = 0; b < TB_TL_SUBS * TL_NV; b++)
+                        acc[b / TL_NV][b % TL_NV][0] = acc[b / TL_NV][b % TL_NV][1] = vi_zero();
+                    for (int s = s0; s < s1; s++, p += step_bytes) {
+                        if (pf)
+                            for (size_t off = 0; off < step_bytes; off += 64) prefetch_line(p + off, pf);
+                        const tl_tables t = tl_load(x->lut + (size_t)s * TB_TL_LUT_STEP);
+                        const uint8_t *sg = p + TB_TL_SUBS * TB_TL_SUB;
 #pragma GCC unroll 8
-                for (int b = 0; b < TB_TL_SUBS * TL_NV; b++)
-                    tl_step(fmt, p + b * VB, sg + b / TL_NV * TB_TL2_SIGNS + b % TL_NV * (VB / 8), &t,
-                            acc[b / TL_NV][b % TL_NV]);
-            }
+                        for (int b = 0; b < TB_TL_SUBS * TL_NV; b++)
+                            tl_step(fmt, p + b * VB, sg + b / TL_NV * TB_TL2_SIGNS + b % TL_NV * (VB / 8), &t,
+                                    acc[b / TL_NV][b % TL_NV]);
+                    }
 #pragma GCC unroll 8
-            for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) {
-                vi *a = acc[b / TL_NV][b % TL_NV];
+                    for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) {
+                        vi *a = acc[b / TL_NV][b % TL_NV];
 #if TB_VNNI
-                tot[b / TL_NV][b % TL_NV] = vi_add32(tot[b / TL_NV][b % TL_NV], vi_add32(a[0], a[1]));
+                        tot[b / TL_NV][b % TL_NV] = vi_add32(tot[b / TL_NV][b % TL_NV], vi_add32(a[0], a[1]));
 #else
-                tot[b / TL_NV][b % TL_NV] = vi_add32(tot[b / TL_NV][b % TL_NV], vi_madd16(a[0], vi_set16(1)));
+                        tot[b / TL_NV][b % TL_NV] = vi_add32(tot[b / TL_NV][b % TL_NV], vi_madd16(a[0], vi_set16(1)));
 #endif
+                    }
+                }
+                uint32_t rows[TB_TL_ROWS];
+#pragma GCC unroll 8
+                for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) vi_st(rows + b * (VB / 4), tot[b / TL_NV][b % TL_NV]);
+                const int nr = rend - r < TB_TL_ROWS ? rend - r : TB_TL_ROWS;
+                for (int i = 0; i < nr; i++) out[r + i] = (c0 ? out[r + i] : 0) + rows[i];
             }
         }
-        int32_t rows[TB_TL_ROWS];
-#pragma GCC unroll 8
-        for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) vi_st(rows + b * (VB / 4), tot[b / TL_NV][b % TL_NV]);
-        const int nr = r1 - r < TB_TL_ROWS ? r1 - r : TB_TL_ROWS;
-        memcpy(out + r, rows, (size_t)nr * sizeof(int32_t));
     }
 }
 
@@ -188,13 +197,12 @@ static void tl_dec_init(void) {
  * nibbles as bit 4); vpermi2b puts each group's nibble at its codes' bytes and a
  * second one looks the digits up: 3 instructions per 64 codes, where the byte tables
  * of tb_tl_codes cost the GEMM twice its multiply-adds. */
+_Static_assert(TB_TL_CHUNK % 16 == 0, "a gather of 16 k-steps must stay inside one k-chunk");
 TL_API void TB_FN(tl_codes)(const tb_matrix *m, int r, uint8_t *u) {
     const int t = m->fmt == TB_TL2, steps = tb_tl_steps(m), block = t ? TB_TL2_BLOCK : TB_TL1_BLOCK;
     const int nv = t ? 6 : 4, step_bytes = (int)tb_tl_step_bytes(m->fmt);
     const int sub = r % TB_TL_ROWS / 16, p0 = 4 * (r % 16);
     pthread_once(&tl_dec_once, tl_dec_init);
-    const uint8_t *base = tb_tl_block(m, r) + TB_TL_SUB * sub + p0;
-    const uint8_t *sbase = tb_tl_block(m, r) + TB_TL_SUBS * TB_TL_SUB + TB_TL2_SIGNS * sub + p0 / 8;
     const vi vindex = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                          vi_set32(step_bytes));
     const vi t0 = vi_ld(tl_dec.table[t]), t1 = vi_ld(tl_dec.table[t] + 64);
@@ -203,11 +211,13 @@ TL_API void TB_FN(tl_codes)(const tb_matrix *m, int r, uint8_t *u) {
     const vi bits = vi_set32(0x08040201 << p0 % 8);
     int s = 0;
     for (; s + 16 <= steps; s += 16, u += 16 * block) {
-        vi v = _mm512_i32gather_epi32(vindex, base + (size_t)s * step_bytes, 1);
+        /* 16 k-steps never straddle a k-chunk: they follow each other */
+        const uint8_t *step = tb_tl_step(m, r, s), *base = step + TB_TL_SUB * sub + p0;
+        const uint8_t *sbase = step + TB_TL_SUBS * TB_TL_SUB + TB_TL2_SIGNS * sub + p0 / 8;
+        vi v = _mm512_i32gather_epi32(vindex, base, 1);
         vi lo = vi_and(v, vi_set8(15)), hi = vi_and(vi_srli16(v, 4), vi_set8(15));
         if (t) {
-            vi slo = _mm512_i32gather_epi32(vindex, sbase + (size_t)s * step_bytes, 1);
-            vi shi = _mm512_i32gather_epi32(vindex, sbase + 8 + (size_t)s * step_bytes, 1);
+            vi slo = _mm512_i32gather_epi32(vindex, sbase, 1), shi = _mm512_i32gather_epi32(vindex, sbase + 8, 1);
             lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(vi_shuf8(slo, spread), bits), lo, vi_set8(16));
             hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(vi_shuf8(shi, spread), bits), hi, vi_set8(16));
         }

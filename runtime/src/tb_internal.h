@@ -41,6 +41,12 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_TL1 = 5, TB
  * is one sequential stream (sub-blocks' indices, then their signs), and one load of a
  * token's tables serves 64 rows: with 16, the table reads (from L2) outnumbered the
  * weight reads four to one and held the GEMV to a third of the read bandwidth.
+ * Blocks are grouped in panels of TB_TL_PANEL, stored k-chunk by k-chunk: TB_TL_CHUNK
+ * k-steps of the panel's first block, the same k-steps of its second, ..., then the
+ * next k-chunk. A GEMV meets each 16 KiB chunk of tables once per panel, so they stay
+ * in L1 while 4 blocks stream past them, and the weights are still read in order
+ * (read block by block, 74 KB of tables for 6912 columns of tl2 came from L2 for
+ * every block). The last panel of a matrix may hold fewer blocks.
  * Table entries (sum of w_j x_j) reach 384 in tl2, beyond int8, so each table is two:
  * with x = 8 (x >> 3) + (x & 7), A = sum w_j (x_j >> 3) in [-48, 48] and B = sum
  * w_j (x_j & 7) in [-21, 21] are int8 and stay exact when negated, and two look-ups
@@ -49,12 +55,16 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_TL1 = 5, TB
  * groups 4-7, B of 0-3, B of 4-7, 16 entries per group. */
 #define TB_TL_SUBS 4
 #define TB_TL_ROWS (16 * TB_TL_SUBS)
+#define TB_TL_PANEL 4   /* blocks */
+#define TB_TL_CHUNK 64  /* k-steps */
 #define TB_TL1_BLOCK 16 /* columns per k-step */
 #define TB_TL2_BLOCK 24
 #define TB_TL_SUB 64    /* index bytes per k-step of a sub-block */
 #define TB_TL2_SIGNS 16 /* sign bytes per k-step of a tl2 sub-block */
 #define TB_TL_LUT_STEP 256
 int tb_format_row_block(int fmt);
+/* The rows of a GEMV work unit: a row group, or a tl panel. */
+int tb_format_row_unit(int fmt);
 static inline int tb_is_tl(int fmt) { return fmt == TB_TL1 || fmt == TB_TL2; }
 
 /* Memory layout, shared by every format: rows are stored in groups of TB_GROUP,
@@ -207,14 +217,18 @@ void tb_unpack_float_row(const tb_matrix *m, int r, float *out);
 /* Pack one row of float weights into a float format (f16, f32, int8). */
 void tb_pack_float_row(tb_matrix *m, int r, const float *src);
 
-/* tl formats: the first byte of the row block holding row r, the bytes of a k-step, the k-step count, and
- * the weights of row r in k-step s (16 or 24, in column order). */
-static inline uint8_t *tb_tl_block(const tb_matrix *m, int r) {
-    return m->data + (size_t)(r / TB_TL_ROWS) * TB_TL_ROWS * m->row_bytes;
-}
-/* bytes of one k-step of a block */
+/* tl formats: the bytes of one k-step of a block, the k-step count, k-step s of the
+ * block holding row r (k-steps of one k-chunk follow each other), and the weights of
+ * row r in k-step s (16 or 24, in column order). */
 static inline size_t tb_tl_step_bytes(int fmt) { return TB_TL_SUBS * (TB_TL_SUB + (fmt == TB_TL2 ? TB_TL2_SIGNS : 0)); }
 static inline int tb_tl_steps(const tb_matrix *m) { return m->kpad / (m->fmt == TB_TL1 ? TB_TL1_BLOCK : TB_TL2_BLOCK); }
+static inline uint8_t *tb_tl_step(const tb_matrix *m, int r, int s) {
+    const int steps = tb_tl_steps(m), blk = r / TB_TL_ROWS, panel = blk / TB_TL_PANEL, c = s / TB_TL_CHUNK;
+    const int left = m->rows_pad / TB_TL_ROWS - panel * TB_TL_PANEL, nb = left < TB_TL_PANEL ? left : TB_TL_PANEL;
+    const int cs = steps - c * TB_TL_CHUNK < TB_TL_CHUNK ? steps - c * TB_TL_CHUNK : TB_TL_CHUNK;
+    return m->data + (size_t)panel * TB_TL_PANEL * TB_TL_ROWS * m->row_bytes +
+           ((size_t)c * nb * TB_TL_CHUNK + (size_t)(blk % TB_TL_PANEL) * cs + s % TB_TL_CHUNK) * tb_tl_step_bytes(m->fmt);
+}
 void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w);
 /* Row r from k-step s0 on as u = w + 1 codes (u: where k-step s0's go): the operand
  * of the integer GEMMs. */
