@@ -3,13 +3,14 @@
  * kern_x86_avx512*_vbmi.c include it again with TB_VBMI 1, and the avx512 variants
  * call those versions when the CPU has VBMI (tb_x86_vbmi).
  *
- * A GEMV reads a 64-row block one k-step (8 groups) at a time: per 16-row sub-block
- * 64 index bytes, 16 rows x 4 groups per nibble, each a look-up into a 64-byte table of
- * 4 groups (the A and B tables of the token, see tb_internal.h). vpermb does that look-up in one
- * instruction; pshufb only within 16-byte lanes, so without VBMI each group's table is
- * broadcast in turn and its results kept at that group's bytes. The four bytes of a
- * dword are one row's four groups, so a dword dot product sums them into that row:
- * vpdpbusd with 4 (for A) or 1 (for B), or vpmaddubsw + vpmaddwd without VNNI. */
+ * A GEMV reads a panel of 64-row blocks one k-chunk at a time, a block one k-step (8
+ * groups) at a time: per 16-row sub-block 64 index bytes, 16 rows x 4 groups per
+ * nibble, each a look-up into a 64-byte table of 4 groups (the token's A and B tables,
+ * see tb_internal.h). vpermb does that look-up in one instruction; pshufb only within
+ * 16-byte lanes, so without VBMI each group's table is broadcast in turn and its
+ * results kept at that group's bytes. The four bytes of a dword are one row's four
+ * groups, so a dword dot product sums them into that row: vpdpbusd with 8 (for A) or
+ * 1 (for B), or vpmaddubsw + vpmaddwd without VNNI. */
 #include <pthread.h>
 #ifndef TB_VBMI
 #define TB_VBMI 0
@@ -208,7 +209,7 @@ TL_API void TB_FN(tl_codes)(const tb_matrix *m, int r, uint8_t *u) {
     const vi t0 = vi_ld(tl_dec.table[t]), t1 = vi_ld(tl_dec.table[t] + 64);
     /* a sign byte's 4 bits for this row's groups, to the 4 bytes of its dword, bit j + p0 % 8 in byte j */
     const vi spread = _mm512_broadcast_i32x4(_mm_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c));
-    const vi bits = vi_set32(0x08040201 << p0 % 8);
+    const vi bits = vi_set32((int)(0x08040201u << p0 % 8));
     int s = 0;
     for (; s + 16 <= steps; s += 16, u += 16 * block) {
         /* 16 k-steps never straddle a k-chunk: they follow each other */
