@@ -98,8 +98,16 @@ def _array(name, a, dtype, ndim):
 
 def matrix_bytes(fmt: str, rows: int, cols: int) -> int:
     """Bytes a rows x cols matrix takes in `fmt`, padding and row scales included: what a
-    packed Matrix's `nbytes` would be, without packing one."""
-    return lib.tb_format_matrix_bytes(_check_format(fmt), rows, cols)
+    packed Matrix's `nbytes` would be, without packing one. ValueError, naming the limit,
+    for a shape the format cannot hold."""
+    f = _check_format(fmt)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (rows, cols)):
+        raise TypeError(f"rows and cols must be integers, got {rows!r} x {cols!r}")
+    if not (-2**31 <= rows < 2**31 and -2**31 <= cols < 2**31):
+        raise ValueError(f"{fmt}: a {rows} x {cols} matrix is more than the runtime supports")
+    if lib.tb_format_check_shape(f, rows, cols) != 0:
+        raise ValueError(_text(lib.tb_last_error()))
+    return lib.tb_format_matrix_bytes(f, rows, cols)
 
 
 def _check_format(fmt):
@@ -296,7 +304,7 @@ class Context:
         return ys
 
     def matmul_i8(self, m: Matrix, x: np.ndarray) -> np.ndarray:
-        """Exact integer dot products sum_k w*x for int8 activations (i2s, tq1, int8)."""
+        """Exact integer dot products sum_k w*x for int8 activations (INTEGER_FORMATS)."""
         if isinstance(m, Matrix) and m.format not in INTEGER_FORMATS:
             raise ValueError(f"integer matmul needs an integer format ({', '.join(INTEGER_FORMATS)}), not {m.format}")
         n, shape = self._tokens(m, x, np.int8)

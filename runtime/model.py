@@ -6,13 +6,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._rt import ffi, lib
-from .api import Context, _array, _fail
+from .api import TERNARY_FORMATS, Context, _array, _fail
 
 LINEARS = ("q", "k", "v", "o", "gate", "up", "down")
 NORMS = ("attn", "ffn", "attn_sub", "ffn_sub")
 HEAD_FORMATS = ("int8", "f16", "f32")
 KV_FORMATS = ("f16", "f32")
-LINEAR_FORMATS = ("i2s", "tq1", "f16", "f32")
+LINEAR_FORMATS = TERNARY_FORMATS + ("f16", "f32")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class ModelShape:
 
 
 class Model:
-    """A model with weights in one format (`i2s`, `tq1` or the `f16` baseline), a head
+    """A model with weights in one format (a ternary one, or the `f16` baseline), a head
     (embedding / output) format, and `max_ctx` tokens of KV cache in `kv_format`."""
 
     def __init__(self, shape: ModelShape, weight_format: str, head_format: str = "f16", max_ctx: int = 4096,

@@ -39,7 +39,7 @@ MODES = ("auto", "cache", "off")
 ENV = "TERNBENCH_TUNING"
 CACHE_ENV = "TERNBENCH_CACHE_DIR"
 # The formats a GEMV runs in a model (f32 is a test format: it keeps the defaults).
-TUNED_FORMATS = ("i2s", "tq1", "f16", "int8")
+TUNED_FORMATS = ("i2s", "tq1", "tl1", "tl2", "f16", "int8")
 PREFETCH_CANDIDATES = (0, 1024, 2048, 4096, 8192, 16384)
 # Claim sizes. An equal split without stealing (claim 0) is not a candidate: it measures as
 # fast on an isolated GEMV, where all threads start together, but in a model the calling

@@ -8,7 +8,7 @@ int8 head quantises its input the same way (w8a8); its KV cache rounds keys and
 values to f16 unless it holds f32."""
 import numpy as np
 
-TERNARY = ("i2s", "tq1")
+TERNARY = ("i2s", "tq1", "tl1", "tl2")
 
 
 def quantise(x):

@@ -427,7 +427,7 @@ def test_not_a_directory(tmp_path):
 
 def test_bad_formats(good):
     expect_error(good, r"head format must be one of .*f16.*; got 'f64'", head_format="f64")
-    with pytest.raises(CheckpointError, match="weight format must be one of i2s, tq1, f16"):
+    with pytest.raises(CheckpointError, match="weight format must be one of i2s, tq1, tl1, tl2, f16"):
         load_checkpoint(good, "q4_0")
 
 

@@ -46,6 +46,23 @@ def test_tiny_benchmark_json_rows(tmp_path):
     assert all(r["from_cache"] for r in rows)
 
 
+def test_versus_compares_each_format_with_the_baseline(tmp_path):
+    out_file = tmp_path / "k.json"
+    out = ternbench("kernels", "--variants", "scalar", "--formats", "i2s,tl2,tl1", "--shapes", "64x240", "--ops", "gemv",
+                    "--threads", "1", "--budget", "0.01", "--versus", "i2s", "--out", str(out_file), "-q").stdout
+    assert "versus i2s" in out and "of bytes" in out
+    saved = json.loads(out_file.read_text())
+    by_fmt = {v["format"]: v for v in saved["versus"]}
+    assert set(by_fmt) == {"tl1", "tl2"}
+    rows = {r["format"]: r for r in saved["rows"]}
+    for f, v in by_fmt.items():
+        assert v["speedup"] == pytest.approx(rows["i2s"]["median_s"] / rows[f]["median_s"])
+        assert v["bytes_advantage"] == pytest.approx(rows["i2s"]["weight_bytes"] / rows[f]["weight_bytes"])
+        assert v["of_bytes_advantage"] == pytest.approx(v["speedup"] / v["bytes_advantage"])
+    # 240 columns: tl2 packs them in 5 bits per 3 weights, i2s pads to 256 at 2 bits
+    assert by_fmt["tl2"]["bytes_advantage"] == pytest.approx(256 * 2 / (240 * 5 / 3))
+
+
 def test_table_output_and_bandwidth_only():
     out = ternbench("kernels", "--variants", "auto", "--formats", "tq1", "--shapes", "32x320", "--ops", "gemv",
                     "--threads", "1", "--budget", "0.01", "-q").stdout
@@ -62,6 +79,7 @@ def test_table_output_and_bandwidth_only():
     (["--variants", "sse9"], "unknown variant 'sse9'"),
     (["--n", "0"], "--n must be between 1 and"),
     (["--ops", "conv"], "unknown op 'conv'"),
+    (["--formats", "i2s", "--versus", "tq1"], "--versus tq1 must be one of the measured --formats"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message):
     proc = ternbench("kernels", *args, check=False)

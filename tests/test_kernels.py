@@ -3,6 +3,7 @@ and against numpy, on regular and odd shapes; packing; every bad call from Pytho
 
 The integer paths must be exact (bit-identical int32). Float formats are compared
 within a tolerance stated next to each check."""
+import os
 import warnings
 
 import numpy as np
@@ -178,7 +179,100 @@ def test_bits_per_weight_on_2b4t_shapes():
         w = np.zeros((rows, cols), np.int8)
         assert Matrix.pack("i2s", w).bits_per_weight == 2.0
         assert Matrix.pack("tq1", w).bits_per_weight <= 1.7
+        assert Matrix.pack("tl1", w).bits_per_weight == 2.0
+        # 5 bits per 3 weights; 2560 columns pad to 2568 (whole k-steps of 24)
+        assert 5 / 3 <= Matrix.pack("tl2", w).bits_per_weight <= 5 / 3 * 2568 / 2560
         assert Matrix.pack("f16", w).bits_per_weight == 16.0
+
+
+# ---- the lookup-table formats: bit-identical to i2s, at every batch size ----
+
+def tl_cases(rng, rows, cols):
+    """Random weights and activations, plus the extremes of the tables: rows of all +1 and
+    all -1 (|A| reaches 96 in tl2) against activations of -128 and 127."""
+    w = ternary(rng, rows, cols)
+    w[0], w[1] = 1, -1
+    x = rng.integers(-128, 128, size=(130, cols), dtype=np.int8)
+    x[0], x[1] = -128, 127
+    x[2, ::2] = -128
+    return w, x
+
+
+@pytest.mark.parametrize("fmt", ["tl1", "tl2"])
+def test_lookup_tables_equal_scalar_i2s_at_every_batch_size(fmt, contexts):
+    # 70 rows: one 64-row block and a ragged one; 101 columns: not a whole k-step of either
+    rng = np.random.default_rng(15)
+    w, x = tl_cases(rng, 70, 101)
+    m, ref = Matrix.pack(fmt, w, 0.5), Matrix.pack("i2s", w, 0.5)
+    scalar = contexts[("scalar", 1)]
+    for n in range(1, 131):
+        batch = x[0] if n == 1 else x[:n]
+        want = scalar.matmul_i8(ref, batch)
+        np.testing.assert_array_equal(want.reshape(n, -1), x[:n].astype(np.int64) @ w.T)
+        xf = batch.astype(np.float32) * np.float32(0.25)
+        want_f = scalar.matmul(ref, xf)
+        for (variant, threads), ctx in contexts.items():
+            if threads != THREADS[n % len(THREADS)]:  # every variant, each thread count on a third of the sizes
+                continue
+            key = f"{fmt} {variant} threads={threads} n={n}"
+            np.testing.assert_array_equal(ctx.matmul_i8(m, batch), want, err_msg=key)
+            if n in (1, 2, 33, 130):  # the float path: identical quantisation and scaling
+                np.testing.assert_array_equal(ctx.matmul(m, xf), want_f, err_msg=key)
+
+
+@pytest.mark.parametrize("fmt", ["tl1", "tl2"])
+def test_lookup_tables_on_long_rows_and_many_blocks(fmt, contexts):
+    # columns past one table chunk and past the int16 widening interval of the kernels
+    # without VNNI; rows spanning several 64-row blocks shared between threads
+    rng = np.random.default_rng(16)
+    w, x = tl_cases(rng, 333, 6913)
+    m = Matrix.pack(fmt, w)
+    for n in (1, 3):
+        want = x[:n].astype(np.int64) @ w.T
+        for key, ctx in contexts.items():
+            got = ctx.matmul_i8(m, x[0] if n == 1 else x[:n])
+            np.testing.assert_array_equal(got.reshape(n, -1), want, err_msg=f"{fmt} {key} n={n}")
+
+
+def test_lookup_tables_without_vbmi(runnable_variants):
+    # the avx512 variants look tables up with vpermb where the CPU has AVX-512 VBMI, else
+    # with pshufb; TERNBENCH_NO_VBMI=1 makes a VBMI CPU take the pshufb path too
+    import subprocess
+    import sys
+
+    wide = [v for v in runnable_variants if v.startswith("avx512")]
+    if not wide:
+        pytest.skip("no AVX-512 variant runs here")
+    script = """
+import numpy as np, sys
+from runtime import Context, Matrix
+rng = np.random.default_rng(17)
+w = rng.integers(-1, 2, size=(150, 1000), dtype=np.int8)
+x = rng.integers(-128, 128, size=(2, 1000), dtype=np.int8)
+x[1] = -128
+for fmt in ("tl1", "tl2"):
+    m = Matrix.pack(fmt, w)
+    for v in sys.argv[1:]:
+        for t in (1, 2):
+            with Context(t, v, tuning="off") as ctx:
+                for row in x:
+                    assert np.array_equal(ctx.matmul_i8(m, row), row.astype(np.int64) @ w.T), (fmt, v, t)
+print("ok")
+"""
+    env = dict(os.environ, TERNBENCH_NO_VBMI="1")
+    out = subprocess.run([sys.executable, "-c", script, *wide], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_matrix_bytes_refuses_shapes_a_format_cannot_hold():
+    assert runtime.matrix_bytes("tl2", 70, 101) == Matrix.pack("tl2", np.zeros((70, 101), np.int8)).nbytes
+    for fmt in runtime.FORMATS:
+        with pytest.raises(ValueError, match="columns is more than this format can hold"):
+            runtime.matrix_bytes(fmt, 4, (1 << 22) + 1)
+        with pytest.raises(ValueError, match="at least one row and one column"):
+            runtime.matrix_bytes(fmt, 0, 5)
+        with pytest.raises(ValueError, match="more than the runtime supports"):
+            runtime.matrix_bytes(fmt, 2**40, 5)
 
 
 def test_odd_columns_are_padded_with_zero_weights():

@@ -62,6 +62,24 @@ def test_forward_matches_numpy_reference(name, fmt, contexts):
             assert err < RTOL[fmt], f"{name} {fmt} {key} step {step}: relative logits error {err:.2e}"
 
 
+@pytest.mark.parametrize("fmt", ["tl1", "tl2"])
+def test_lookup_table_models_match_i2s_bit_for_bit(fmt, contexts):
+    # the same weights and the same int8 activations give the same integer dot products,
+    # so every logit of every step equals i2s's in the same context
+    shape = SHAPES["llama-mha"]
+    weights = random_weights(shape, seed=7)
+    models = {}
+    for f in ("i2s", fmt):
+        models[f] = Model(shape, f, max_ctx=64)
+        load_into(models[f], weights)
+    for key, ctx in contexts.items():
+        want_tokens, want_logits = greedy(models["i2s"], ctx, PROMPT, STEPS)
+        got_tokens, got_logits = greedy(models[fmt], ctx, PROMPT, STEPS)
+        assert got_tokens == want_tokens, f"{fmt} {key}"
+        for step, (g, w) in enumerate(zip(got_logits, want_logits)):
+            np.testing.assert_array_equal(g, w, err_msg=f"{fmt} {key} step {step}")
+
+
 @pytest.mark.parametrize("head", ["int8", "f32"])
 def test_head_formats_match_the_reference(head):
     shape = SHAPES["bitnet-gqa"]

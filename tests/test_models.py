@@ -291,8 +291,8 @@ def test_cli_list_json():
     by_name = {r["name"]: r for r in rows}
     r = by_name["2B4T"]
     assert r["params"] == 2_412_820_480 and r["aliases"] == ["2.5B", "bitnet-b1.58-2B-4T"]
-    assert set(r["weight_bytes"]) == {"i2s", "tq1", "f16"}
-    assert r["head_format"] == {"i2s": "int8", "tq1": "int8", "f16": "f16"}
+    assert set(r["weight_bytes"]) == {"i2s", "tq1", "tl1", "tl2", "f16"}
+    assert r["head_format"] == {"i2s": "int8", "tq1": "int8", "tl1": "int8", "tl2": "int8", "f16": "f16"}
     assert r["weight_bytes"]["f16"] == sizes.weight_bytes(presets.find_model("2B4T"), "f16", "f16")
 
 

@@ -42,6 +42,10 @@ def add_parser(sub):
                    help="matrix shapes ROWSxCOLS (rows = output features)")
     p.add_argument("--ops", default="gemv,gemm", help="gemv, gemm or both")
     p.add_argument("--n", type=int, default=128, help="tokens per GEMM call")
+    p.add_argument("--versus", metavar="FORMAT",
+                   help="also compare every other format with this one (one of --formats) on each op, variant, "
+                        "thread count and shape: its speed-up, its bytes advantage (FORMAT's bytes over its own) and "
+                        "the fraction of that advantage it turns into speed")
     p.add_argument("--budget", type=float, default=0.5, metavar="SECONDS",
                    help="time spent timing each row (at least 5 calls are timed; 3 when one call takes longer)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -92,6 +96,8 @@ def run(args) -> int:
     shapes = parse_shapes(args.shapes)
     variants = resolve_variants(args.variants)
     inputs.count(args.n, "--n", 1, inputs.MAX_TOKENS)
+    if args.versus is not None and args.versus not in formats:
+        raise UsageError(f"--versus {args.versus} must be one of the measured --formats ({', '.join(formats)})")
     if not 0 < args.budget <= 3600:
         raise UsageError(f"--budget must be between 0 and 3600 seconds (got {args.budget})")
     llc, llc_src = runtime.cpu.last_level_cache_bytes()
@@ -130,6 +136,16 @@ def run(args) -> int:
               "rows": [asdict(r) for r in rows]}
     if patterns:
         result["read_patterns_gbps"] = {str(k): v for k, v in patterns.items()}
+    if args.versus and rows:
+        result["versus"] = kernels.versus(rows, args.versus)
+        if not args.json:
+            print(f"\nversus {args.versus}: speed-up = its median time / this one's; bytes = its weight bytes / these; "
+                  "'of bytes' = speed-up / bytes (1.0: the whole bytes advantage turned into speed)")
+            print(f"{'op':<5}{'format':<7}{'variant':<11}{'thr':>4}{'shape':>11}{'speed-up':>10}{'bytes':>8}{'of bytes':>10}")
+            for v in result["versus"]:
+                shape = f"{v['rows']}x{v['cols']}"
+                print(f"{v['op']:<5}{v['format']:<7}{v['variant']:<11}{v['threads']:>4}{shape:>11}"
+                      f"{v['speedup']:>10.2f}{v['bytes_advantage']:>8.2f}{v['of_bytes_advantage']:>10.2f}")
     if args.json:
         print_json(result if args.bandwidth else result["rows"])
     if args.out:

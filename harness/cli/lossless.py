@@ -32,7 +32,7 @@ def add_parser(sub):
     p = sub.add_parser("lossless", help="check that ternary kernels match a float reference token for token",
                        description=HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="125M", help="preset name or model YAML")
-    p.add_argument("--formats", default="i2s,tq1", help="ternary formats to check")
+    p.add_argument("--formats", default=",".join(runtime.TERNARY_FORMATS), help="ternary formats to check")
     p.add_argument("--prompts", type=int, default=100, help="number of random prompts")
     p.add_argument("--tokens", type=int, default=32, help="tokens generated per prompt")
     p.add_argument("--prompt-len", type=int, default=16, help="tokens per prompt")

@@ -9,7 +9,7 @@ from harness.cli.common import EXIT_OK, UsageError, print_json
 from harness.inputs import parse_list
 from harness.models import presets, sizes
 
-DEFAULT_FORMATS = ("i2s", "tq1", "f16")
+DEFAULT_FORMATS = ("i2s", "tq1", "tl1", "tl2", "f16")
 KV_TOKENS = 1024  # the detail view quotes the KV cache per this many tokens
 
 HELP = """\

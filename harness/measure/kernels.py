@@ -52,6 +52,23 @@ class Row:
     claim: int
 
 
+def versus(rows: list[Row], baseline: str) -> list[dict]:
+    """Every other format against `baseline` on the same op, variant, thread count and shape:
+    speed-up (baseline median / its median), bytes advantage (baseline bytes / its bytes) and
+    their ratio, the fraction of the bytes advantage it turns into speed."""
+    base = {(r.op, r.variant, r.threads, r.rows, r.cols): r for r in rows if r.format == baseline}
+    out = []
+    for r in rows:
+        b = base.get((r.op, r.variant, r.threads, r.rows, r.cols))
+        if b is None or r.format == baseline:
+            continue
+        speedup, advantage = b.median_s / r.median_s, b.weight_bytes / r.weight_bytes
+        out.append(dict(op=r.op, format=r.format, baseline=baseline, variant=r.variant, threads=r.threads,
+                        rows=r.rows, cols=r.cols, speedup=speedup, bytes_advantage=advantage,
+                        of_bytes_advantage=speedup / advantage))
+    return out
+
+
 def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0) -> list[Matrix]:
     """Distinct copies of one random ternary matrix totalling at least target_bytes."""
     rng = np.random.default_rng(seed)

@@ -28,7 +28,7 @@ from .points import baseline_label
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
 LINESTYLES = ["-", "--", ":", "-."]
-FORMAT_ORDER = ["i2s", "tq1", "f16", "f32"]
+FORMAT_ORDER = ["i2s", "tq1", "tl1", "tl2", "f16", "f32"]
 DPI = 110
 
 # large type for the figure size: the page scales images down to the screen width, to about

@@ -143,7 +143,8 @@ def _excluded_by(point: Point, config: SweepConfig) -> int | None:
 # first point finishes); the progress display rescales them by what the finished points took.
 READ_GBPS_PER_THREAD = 20.0      # DRAM read bandwidth one thread draws ...
 READ_GBPS_MAX = 60.0             # ... up to what the memory system gives
-GEMM_GOPS_PER_THREAD = {"i2s": 600.0, "tq1": 500.0, "f16": 180.0, "f32": 90.0}
+# tl1/tl2 run the i2s GEMM on weights decoded from their look-up indices: the decoding costs
+GEMM_GOPS_PER_THREAD = {"i2s": 600.0, "tq1": 500.0, "tl1": 400.0, "tl2": 400.0, "f16": 180.0, "f32": 90.0}
 SETUP_GBPS = 0.4                 # synthetic weights generated per second per thread
 PROCESS_OVERHEAD_S = 1.5         # interpreter start, imports, the bandwidth probe
 

@@ -1,16 +1,21 @@
 /* Weight formats: packing from ternary or float values into the grouped layout
  * (tb_internal.h), and unpacking back. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tb_internal.h"
 
-static const struct { const char *name; int ternary, int_act, block, max_cols; } formats[TB_NFORMATS] = {
-    [TB_I2S] = {"i2s", 1, 1, TB_I2S_BLOCK, TB_MAX_COLS},
-    [TB_TQ1] = {"tq1", 1, 1, TB_TQ1_BLOCK, TB_MAX_COLS},
-    [TB_F16] = {"f16", 0, 0, TB_F16_BLOCK, TB_MAX_COLS},
-    [TB_F32] = {"f32", 0, 0, TB_F32_BLOCK, TB_MAX_COLS},
-    [TB_I8] = {"int8", 0, 1, TB_I8_BLOCK, TB_I8_MAX_COLS},
+/* row_block: rows are padded to it and stored in blocks of it (TB_GROUP, or TB_TL_ROWS);
+ * row_unit: the rows of a GEMV work unit (a tl panel) */
+static const struct { const char *name; int ternary, int_act, block, max_cols, row_block, row_unit; } formats[TB_NFORMATS] = {
+    [TB_I2S] = {"i2s", 1, 1, TB_I2S_BLOCK, TB_MAX_COLS, TB_GROUP, TB_GROUP},
+    [TB_TQ1] = {"tq1", 1, 1, TB_TQ1_BLOCK, TB_MAX_COLS, TB_GROUP, TB_GROUP},
+    [TB_F16] = {"f16", 0, 0, TB_F16_BLOCK, TB_MAX_COLS, TB_GROUP, TB_GROUP},
+    [TB_F32] = {"f32", 0, 0, TB_F32_BLOCK, TB_MAX_COLS, TB_GROUP, TB_GROUP},
+    [TB_I8] = {"int8", 0, 1, TB_I8_BLOCK, TB_I8_MAX_COLS, TB_GROUP, TB_GROUP},
+    [TB_TL1] = {"tl1", 1, 1, TB_TL1_BLOCK, TB_MAX_COLS, TB_TL_ROWS, TB_TL_ROWS * TB_TL_PANEL},
+    [TB_TL2] = {"tl2", 1, 1, TB_TL2_BLOCK, TB_MAX_COLS, TB_TL_ROWS, TB_TL_ROWS * TB_TL_PANEL},
 };
 
 int tb_format_count(void) { return TB_NFORMATS; }
@@ -19,6 +24,8 @@ const char *tb_format_name(int f) { return valid_fmt(f) ? formats[f].name : NULL
 int tb_format_is_ternary(int f) { return valid_fmt(f) && formats[f].ternary; }
 int tb_format_int_act(int f) { return valid_fmt(f) && formats[f].int_act; }
 int tb_format_block(int f) { return valid_fmt(f) ? formats[f].block : 0; }
+int tb_format_row_block(int f) { return valid_fmt(f) ? formats[f].row_block : 0; }
+int tb_format_row_unit(int f) { return valid_fmt(f) ? formats[f].row_unit : 0; }
 
 int tb_format_id(const char *name) {
     for (int f = 0; f < TB_NFORMATS; f++)
@@ -27,52 +34,68 @@ int tb_format_id(const char *name) {
 }
 
 static size_t row_bytes_for(int fmt, int kpad) {
-    return tb_format_matrix_bytes(fmt, TB_GROUP, kpad) / TB_GROUP - (fmt == TB_I8 ? sizeof(float) : 0);
+    int rb = formats[fmt].row_block;
+    return tb_format_matrix_bytes(fmt, rb, kpad) / (size_t)rb - (fmt == TB_I8 ? sizeof(float) : 0);
 }
 
-static int group_pad(int rows) { return (rows + TB_GROUP - 1) / TB_GROUP * TB_GROUP; }
+static int group_pad(int fmt, int rows) {
+    int rb = formats[fmt].row_block;
+    return (rows + rb - 1) / rb * rb;
+}
 
 size_t tb_format_matrix_bytes(int fmt, int rows, int cols) {
     if (!valid_fmt(fmt) || rows < 0 || cols < 0) return 0;
     /* in size_t: an estimate for any shape, including ones tb_matrix_new refuses */
     size_t block = (size_t)formats[fmt].block, kpad = ((size_t)cols + block - 1) / block * block;
-    size_t rows_pad = ((size_t)rows + TB_GROUP - 1) / TB_GROUP * TB_GROUP;
-    size_t row = fmt == TB_I2S ? kpad / 4 : fmt == TB_TQ1 ? kpad / 5 : fmt == TB_F16 ? kpad * 2
-               : fmt == TB_I8 ? kpad + sizeof(float) : kpad * 4;
+    size_t rb = (size_t)formats[fmt].row_block, rows_pad = ((size_t)rows + rb - 1) / rb * rb;
+    size_t row = fmt == TB_I2S || fmt == TB_TL1 ? kpad / 4 : fmt == TB_TQ1 ? kpad / 5 : fmt == TB_F16 ? kpad * 2
+               : fmt == TB_I8 ? kpad + sizeof(float) : fmt == TB_TL2 ? kpad / 24 * 5 : kpad * 4;
     return rows_pad * row;
 }
 
+static void pack_tl_row(tb_matrix *m, int r, const int8_t *w);
+
 /* The packed bytes of one row holding only zero weights. */
 static void zero_row(tb_matrix *m, int r) {
+    if (tb_is_tl(m->fmt)) {
+        pack_tl_row(m, r, NULL);
+        return;
+    }
     /* i2s code u = 1 in every 2-bit field; tq1: all five trits 1, v = 121, q = 128 */
     int byte = m->fmt == TB_I2S ? 0x55 : m->fmt == TB_TQ1 ? 128 : 0;
     for (size_t c = 0; c < m->row_bytes / TB_CHUNK; c++) memset(tb_chunk(m, r, c), byte, TB_CHUNK);
     if (m->row_scale) m->row_scale[r] = 0.0f;
 }
 
-tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
-    if (!valid_fmt(fmt)) { tb_fail("unknown weight format id %d", fmt); return NULL; }
+/* 0 when fmt can hold a rows x cols matrix; else -1 with the reason in tb_last_error(). */
+static int check_shape(int fmt, int rows, int cols) {
+    if (!valid_fmt(fmt)) return tb_fail("unknown weight format id %d", fmt);
     const char *name = formats[fmt].name;
-    if (rows <= 0 || cols <= 0) {
-        tb_fail("%s: a matrix needs at least one row and one column (got %d x %d)", name, rows, cols);
-        return NULL;
-    }
-    if (cols > formats[fmt].max_cols) {
-        tb_fail("%s: %d columns is more than this format can hold (at most %d, so that "
-                "integer dot products stay exact in 32 bits)", name, cols, formats[fmt].max_cols);
-        return NULL;
-    }
-    if (rows > TB_MAX_ROWS) {
-        tb_fail("%s: %d rows is more than the runtime supports (at most %d)", name, rows, TB_MAX_ROWS);
-        return NULL;
-    }
+    if (rows <= 0 || cols <= 0)
+        return tb_fail("%s: a matrix needs at least one row and one column (got %d x %d)", name, rows, cols);
+    if (cols > formats[fmt].max_cols)
+        return tb_fail("%s: %d columns is more than this format can hold (at most %d, so that "
+                       "integer dot products stay exact in 32 bits)", name, cols, formats[fmt].max_cols);
+    if (rows > TB_MAX_ROWS)
+        return tb_fail("%s: %d rows is more than the runtime supports (at most %d)", name, rows, TB_MAX_ROWS);
+    return 0;
+}
+
+int tb_format_check_shape(int fmt, int rows, int cols) {
+    tb_clear_error();
+    return check_shape(fmt, rows, cols);
+}
+
+tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
+    if (check_shape(fmt, rows, cols)) return NULL;
+    const char *name = formats[fmt].name;
     int block = formats[fmt].block;
     int kpad = (cols + block - 1) / block * block;
     tb_matrix *m = calloc(1, sizeof *m);
     if (!m) { tb_fail("out of memory"); return NULL; }
     m->fmt = fmt;
     m->rows = rows;
-    m->rows_pad = group_pad(rows);
+    m->rows_pad = group_pad(fmt, rows);
     m->cols = cols;
     m->kpad = kpad;
     m->scale = 1.0f;
@@ -86,7 +109,7 @@ tb_matrix *tb_matrix_new(int fmt, int rows, int cols) {
     if (!m->data) {
         free(m);
         tb_fail("%s: out of memory allocating %zu bytes for a %d x %d matrix", name,
-                (size_t)group_pad(rows) * row_bytes_for(fmt, kpad), rows, cols);
+                (size_t)group_pad(fmt, rows) * row_bytes_for(fmt, kpad), rows, cols);
         return NULL;
     }
     for (int r = rows; r < m->rows_pad; r++) zero_row(m, r);
@@ -130,6 +153,105 @@ static void pack_tq1_row(tb_matrix *m, int r, const int8_t *w) {
     }
 }
 
+/* tl: where row r's bytes are in k-step s: 4 index bytes (byte j holds groups j and
+ * 4 + j) and, for tl2, the sign bytes of its sub-block (bit p of the first 8 for the
+ * low nibble of index byte p, of the next 8 for the high nibble); p0 = 4 (r % 16). */
+static uint8_t *tl_at(const tb_matrix *m, int r, int s, uint8_t **signs, int *p0) {
+    uint8_t *step = tb_tl_step(m, r, s);
+    int sub = r % TB_TL_ROWS / 16;
+    *p0 = 4 * (r % 16);
+    *signs = step + TB_TL_SUBS * TB_TL_SUB + TB_TL2_SIGNS * sub;
+    return step + TB_TL_SUB * sub + *p0;
+}
+
+/* w NULL: a row of zero weights; columns past cols are zero weights. */
+static void pack_tl_row(tb_matrix *m, int r, const int8_t *w) {
+    const int tl1 = m->fmt == TB_TL1, gsize = tl1 ? 2 : 3, steps = tb_tl_steps(m);
+    for (int s = 0; s < steps; s++) {
+        uint8_t *sg;
+        int p0;
+        uint8_t *idx = tl_at(m, r, s, &sg, &p0);
+        memset(idx, 0, 4);
+        for (int g = 0; g < 8; g++) {
+            int c = 0;
+            for (int j = 0; j < gsize; j++) {
+                int k = (s * 8 + g) * gsize + j;
+                c = 3 * c + (w && k < m->cols ? w[k] : 0) + 1;
+            }
+            int neg = !tl1 && c > 13, p = p0 + g % 4;
+            idx[g % 4] |= (uint8_t)((neg ? 26 - c : c) << 4 * (g / 4));
+            if (!tl1) {
+                uint8_t *byte = sg + 8 * (g / 4) + p / 8;
+                *byte = (uint8_t)((*byte & ~(1u << p % 8)) | (unsigned)neg << p % 8);
+            }
+        }
+    }
+}
+
+void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w) {
+    const int tl1 = m->fmt == TB_TL1;
+    uint8_t *sg;
+    int p0;
+    const uint8_t *idx = tl_at(m, r, s, &sg, &p0);
+    for (int g = 0; g < 8; g++) {
+        int v = idx[g % 4] >> 4 * (g / 4) & 15;
+        if (tl1) {
+            w[2 * g] = (int8_t)(v / 3 - 1);
+            w[2 * g + 1] = (int8_t)(v % 3 - 1);
+        } else {
+            int p = p0 + g % 4, c = sg[8 * (g / 4) + p / 8] >> p % 8 & 1 ? 26 - v : v;
+            w[3 * g] = (int8_t)(c / 9 - 1);
+            w[3 * g + 1] = (int8_t)(c / 3 % 3 - 1);
+            w[3 * g + 2] = (int8_t)(c % 3 - 1);
+        }
+    }
+}
+
+/* GEMM panels decode every weight once per call: per index byte (groups j and 4 + j)
+ * a table gives both groups' codes (tl2: keyed by their sign bits too), rather than
+ * dividing each index by 3 and 9, which cost three times the GEMM's multiply-adds. */
+static uint8_t tl1_codes[256][4];      /* byte -> codes of group j (2), of group 4 + j (2) */
+static uint8_t tl2_codes[1024][6];     /* byte | sign j << 8 | sign 4 + j << 9 -> 3 + 3 codes */
+static pthread_once_t tl_codes_once = PTHREAD_ONCE_INIT;
+
+static void tl_codes_init(void) {
+    for (int key = 0; key < 1024; key++)
+        for (int half = 0; half < 2; half++) {
+            unsigned v = (unsigned)key >> 4 * half & 15, c = key >> (8 + half) & 1 ? 26 - v : v;
+            if (key < 256) {
+                tl1_codes[key][2 * half] = (uint8_t)(v / 3 % 3);
+                tl1_codes[key][2 * half + 1] = (uint8_t)(v % 3);
+            }
+            for (int d = 0, pow3 = 9; d < 3; d++, pow3 /= 3) tl2_codes[key][3 * half + d] = (uint8_t)(c / pow3 % 3);
+        }
+}
+
+void tb_tl_codes(const tb_matrix *m, int r, int s0, uint8_t *u) {
+    const int tl1 = m->fmt == TB_TL1, steps = tb_tl_steps(m);
+    pthread_once(&tl_codes_once, tl_codes_init);
+    for (int s = s0; s < steps; s++) {
+        uint8_t *sg;
+        int p0;
+        const uint8_t *idx = tl_at(m, r, s, &sg, &p0);
+        if (tl1) {
+            for (int j = 0; j < 4; j++) {
+                memcpy(u + 2 * j, tl1_codes[idx[j]], 2);
+                memcpy(u + 8 + 2 * j, tl1_codes[idx[j]] + 2, 2);
+            }
+            u += TB_TL1_BLOCK;
+        } else {
+            /* the row's sign bits: 4 of byte p0 / 8 for each nibble half */
+            unsigned lo = sg[p0 / 8] >> p0 % 8, hi = sg[8 + p0 / 8] >> p0 % 8;
+            for (int j = 0; j < 4; j++) {
+                const uint8_t *c = tl2_codes[idx[j] | (lo >> j & 1) << 8 | (hi >> j & 1) << 9];
+                memcpy(u + 3 * j, c, 3);
+                memcpy(u + 12 + 3 * j, c + 3, 3);
+            }
+            u += TB_TL2_BLOCK;
+        }
+    }
+}
+
 tb_matrix *tb_pack_ternary(int fmt, const signed char *w, int rows, int cols, float scale) {
     tb_clear_error();
     if (!w) { tb_fail("pack: weights pointer is NULL"); return NULL; }
@@ -160,6 +282,8 @@ void tb_pack_ternary_row(tb_matrix *m, int r, const int8_t *src, float scale) {
     switch (m->fmt) {
     case TB_I2S: pack_i2s_row(m, r, src); break;
     case TB_TQ1: pack_tq1_row(m, r, src); break;
+    case TB_TL1:
+    case TB_TL2: pack_tl_row(m, r, src); break;
     case TB_F16: { /* three distinct values: convert them once */
         uint16_t v[3] = {tb_float_to_half(-scale), tb_float_to_half(0.0f), tb_float_to_half(scale)};
         for (int k = 0; k < m->kpad; k++) {
@@ -252,20 +376,42 @@ static int ternary_at(const tb_matrix *m, int r, int k) {
     return tb_tq1_trit(tb_chunk(m, r, (size_t)b)[e % 64], e / 64) - 1;
 }
 
+/* Row r's ternary values, padding included (kpad of them). */
+static void ternary_row(const tb_matrix *m, int r, int8_t *out) {
+    if (tb_is_tl(m->fmt)) {
+        int block = tb_format_block(m->fmt);
+        for (int s = 0; s < tb_tl_steps(m); s++) tb_tl_decode(m, r, s, out + (size_t)s * block);
+        return;
+    }
+    for (int k = 0; k < m->kpad; k++) out[k] = (int8_t)ternary_at(m, r, k);
+}
+
 int tb_unpack_ternary(const tb_matrix *m, signed char *out) {
     tb_clear_error();
     if (!m || !out) return tb_fail("unpack: NULL argument");
     if (!formats[m->fmt].ternary)
         return tb_fail("unpack: %s is not a ternary format; use the float unpack", formats[m->fmt].name);
+    int8_t *row = malloc((size_t)m->kpad);
+    if (!row) return tb_fail("unpack: out of memory");
     for (int r = 0; r < m->rows; r++) {
-        int8_t *o = (int8_t *)out + (size_t)r * (size_t)m->cols;
-        for (int k = 0; k < m->cols; k++) o[k] = (int8_t)ternary_at(m, r, k);
+        ternary_row(m, r, row);
+        memcpy((int8_t *)out + (size_t)r * (size_t)m->cols, row, (size_t)m->cols);
     }
+    free(row);
     return 0;
 }
 
 void tb_unpack_float_row(const tb_matrix *m, int r, float *o) {
     const float *half = m->fmt == TB_F16 ? tb_half_table() : NULL;
+    if (tb_is_tl(m->fmt)) {
+        int8_t w[TB_TL2_BLOCK];
+        int block = tb_format_block(m->fmt);
+        for (int k = 0; k < m->cols; k++) {
+            if (k % block == 0) tb_tl_decode(m, r, k / block, w);
+            o[k] = (float)w[k % block] * m->scale;
+        }
+        return;
+    }
     for (int k = 0; k < m->cols; k++) {
         if (formats[m->fmt].ternary) {
             o[k] = (float)ternary_at(m, r, k) * m->scale;

@@ -173,6 +173,69 @@ static void gemv_i8(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y
     gemv_int(w, x, r0, r1, y, o, TB_I8);
 }
 
+/* ---------------- lookup tables: tl1, tl2 (layout in tb_internal.h) ---------------- */
+
+/* a negated at the lanes whose bit is set in bits[0..1] (lane i: bit i % 8 of byte i / 8) */
+TB_INLINE int8x16_t tl_neg(int8x16_t a, const uint8_t *bits) {
+    const uint8x16_t pick = vreinterpretq_u8_u64(vdupq_n_u64(0x8040201008040201ull));
+    int8x16_t m = vreinterpretq_s8_u8(vtstq_u8(vcombine_u8(vdup_n_u8(bits[0]), vdup_n_u8(bits[1])), pick));
+    return vsubq_s8(veorq_s8(a, m), m);
+}
+
+/* A 16-byte index vector holds 4 rows x 4 groups: tbl4 looks each up in a 64-byte
+ * table of 4 groups, and pairwise adds sum a row's four groups into its int32 lane
+ * (8 A + B per look-up pair within int16: at most 8 x 96 + 42). */
+TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o, int fmt) {
+    uint32_t *out = y;
+    const int steps = tb_tl_steps(w);
+    const size_t pf = (size_t)o->prefetch, step_bytes = tb_tl_step_bytes(fmt);
+    const uint8x16_t slot = vreinterpretq_u8_u32(vdupq_n_u32(0x30201000)), low = vdupq_n_u8(15);
+    for (int rp = r0; rp < r1; rp += TB_TL_ROWS * TB_TL_PANEL) { /* a panel, k-chunk by k-chunk */
+        const int rend = r1 - rp < TB_TL_ROWS * TB_TL_PANEL ? r1 : rp + TB_TL_ROWS * TB_TL_PANEL;
+        for (int c0 = 0; c0 < steps; c0 += TB_TL_CHUNK) {
+            const int c1 = steps - c0 < TB_TL_CHUNK ? steps : c0 + TB_TL_CHUNK;
+            for (int r = rp; r < rend; r += TB_TL_ROWS) {
+                const uint8_t *p = tb_tl_step(w, r, c0);
+                int32x4_t acc[TB_TL_ROWS / 4];
+                for (int v = 0; v < TB_TL_ROWS / 4; v++) acc[v] = vdupq_n_s32(0);
+                for (int s = c0; s < c1; s++, p += step_bytes) {
+                    if (pf)
+                        for (size_t off = 0; off < step_bytes; off += 64)
+                            __builtin_prefetch((const void *)((uintptr_t)p + off + pf));
+                    const int8_t *t = x->lut + (size_t)s * TB_TL_LUT_STEP;
+                    for (int hi = 0; hi < 2; hi++) {
+                        const int8x16x4_t ta = vld1q_s8_x4(t + 64 * hi), tb = vld1q_s8_x4(t + 128 + 64 * hi);
+#pragma GCC unroll 4
+                        for (int v = 0; v < TB_TL_ROWS / 4; v++) { /* rows 4 v .. 4 v + 3: sub-block v / 4 */
+                            uint8x16_t raw = vld1q_u8(p + 16 * v);
+                            uint8x16_t idx = vorrq_u8(hi ? vshrq_n_u8(raw, 4) : vandq_u8(raw, low), slot);
+                            int8x16_t a = vqtbl4q_s8(ta, idx), b = vqtbl4q_s8(tb, idx);
+                            if (fmt == TB_TL2) {
+                                const uint8_t *bits = p + TB_TL_SUBS * TB_TL_SUB + TB_TL2_SIGNS * (v / 4) + 8 * hi + 2 * (v % 4);
+                                a = tl_neg(a, bits);
+                                b = tl_neg(b, bits);
+                            }
+                            acc[v] = vpadalq_s16(acc[v], vaddq_s16(vshlq_n_s16(vpaddlq_s8(a), 3), vpaddlq_s8(b)));
+                        }
+                    }
+                }
+                uint32_t rows[TB_TL_ROWS];
+                for (int v = 0; v < TB_TL_ROWS / 4; v++) vst1q_u32(rows + 4 * v, vreinterpretq_u32_s32(acc[v]));
+                const int nr = rend - r < TB_TL_ROWS ? rend - r : TB_TL_ROWS;
+                for (int i = 0; i < nr; i++) out[r + i] = (c0 ? out[r + i] : 0) + rows[i]; /* modulo 2^32 */
+            }
+        }
+    }
+}
+
+static void gemv_tl1(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_tl(w, x, r0, r1, y, o, TB_TL1);
+}
+
+static void gemv_tl2(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    gemv_tl(w, x, r0, r1, y, o, TB_TL2);
+}
+
 /* Four weights of a float-format row at element k as floats (f16 widening is
  * baseline AArch64). */
 TB_INLINE float32x4_t load_w4(int fmt, const tb_matrix *w, int r, int k) {
@@ -341,8 +404,23 @@ TB_INLINE void decode_panel_fmt(const tb_matrix *w, int r, void *panel, int fmt)
     }
 }
 
+/* tl rows decoded one by one into u codes (after the panel, in scratch), then
+ * interleaved as decode_panel_fmt lays out ternary panels. */
+static void decode_panel_tl(const tb_matrix *w, int r, uint8_t *panel) {
+    const int kpad = w->kpad;
+    uint8_t *rows = panel + (size_t)MR * kpad;
+    for (int i = 0; i < MR; i++) {
+        if (r + i < w->rows_pad) tb_tl_codes(w, r + i, 0, rows + (size_t)i * kpad);
+        else memset(rows + (size_t)i * kpad, 0, (size_t)kpad);
+    }
+    for (int g = 0; g < kpad / 4; g++)
+        for (int i = 0; i < MR; i++) memcpy(panel + ((size_t)g * MR + i) * 4, rows + (size_t)i * kpad + 4 * g, 4);
+}
+
 static void decode_panel(const tb_matrix *w, int r, void *panel) {
     switch (w->fmt) {
+    case TB_TL1:
+    case TB_TL2: decode_panel_tl(w, r, panel); break;
     case TB_I2S: decode_panel_fmt(w, r, panel, TB_I2S); break;
     case TB_TQ1: decode_panel_fmt(w, r, panel, TB_TQ1); break;
     case TB_F16: decode_panel_fmt(w, r, panel, TB_F16); break;
@@ -445,9 +523,9 @@ static uint64_t read_four_streams(const uint8_t *p, const uint8_t *end) {
 #define TB_ARM_TABLE                                                                               \
     {                                                                                              \
         .gemv = {[TB_I2S] = gemv_i2s, [TB_TQ1] = gemv_tq1, [TB_F16] = gemv_float, [TB_F32] = gemv_float, \
-                 [TB_I8] = gemv_i8},                                                               \
+                 [TB_I8] = gemv_i8, [TB_TL1] = gemv_tl1, [TB_TL2] = gemv_tl2},                      \
         .gemm = {[TB_I2S] = gemm_ternary, [TB_TQ1] = gemm_ternary, [TB_F16] = gemm_float,           \
-                 [TB_F32] = gemm_float},                                                           \
+                 [TB_F32] = gemm_float, [TB_TL1] = gemm_ternary, [TB_TL2] = gemm_ternary},          \
         .dot = dot_f32, .axpy = axpy_f32, .to_half = to_half, .scores_h = scores_h, .mix_h = mix_h,  \
         .read = {read_plain, read_prefetch, read_four_streams},                                    \
     }

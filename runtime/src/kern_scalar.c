@@ -9,6 +9,15 @@
 /* Exact dot product of row r with int8 activations q (kpad of them). */
 static int32_t dot_int(const tb_matrix *w, int r, const int8_t *q) {
     int32_t acc = 0;
+    if (tb_is_tl(w->fmt)) { /* the weights themselves, not the tables: the reference checks those */
+        int8_t v[TB_TL2_BLOCK];
+        int block = tb_format_block(w->fmt);
+        for (int s = 0; s < tb_tl_steps(w); s++) {
+            tb_tl_decode(w, r, s, v);
+            for (int k = 0; k < block; k++) acc += v[k] * q[s * block + k];
+        }
+        return acc;
+    }
     for (int k = 0; k < w->kpad; k++) {
         int v;
         if (w->fmt == TB_I2S) {
@@ -97,9 +106,35 @@ static uint64_t read_four_streams(const uint8_t *b, const uint8_t *e) {
     return RESULT;
 }
 
+/* Group g's table entry i: digit j of i (base 3, first weight most significant)
+ * minus one is the weight met by activation x_j. Unused entries are 0. */
+void tb_tl_lut_portable(int fmt, const int8_t *q, int kpad, int8_t *lut) {
+    const int gsize = fmt == TB_TL1 ? 2 : 3, entries = fmt == TB_TL1 ? 9 : 14;
+    const int steps = kpad / (8 * gsize);
+    for (int s = 0; s < steps; s++)
+        for (int g = 0; g < 8; g++) {
+            const int8_t *x = q + (s * 8 + g) * gsize;
+            int8_t *a = lut + (size_t)s * TB_TL_LUT_STEP + 64 * (g / 4) + 16 * (g % 4), *b = a + 128;
+            for (int i = 0; i < 16; i++) {
+                int sa = 0, sb = 0;
+                for (int j = 0; i < entries && j < gsize; j++) {
+                    int pow3 = j == gsize - 1 ? 1 : j == gsize - 2 ? 3 : 9;
+                    int w = i / pow3 % 3 - 1;
+                    int u = x[j] + 128; /* x >> 3 and x & 7 without shifting a negative value */
+                    sa += w * ((u >> 3) - 16);
+                    sb += w * (u & 7);
+                }
+                a[i] = (int8_t)sa;
+                b[i] = (int8_t)sb;
+            }
+        }
+}
+
 const tb_kernels tb_kernels_scalar = {
-    .gemv = {[TB_I2S] = mm_int, [TB_TQ1] = mm_int, [TB_F16] = mm_float, [TB_F32] = mm_float, [TB_I8] = mm_int},
-    .gemm = {[TB_I2S] = mm_int, [TB_TQ1] = mm_int, [TB_F16] = mm_float, [TB_F32] = mm_float, [TB_I8] = mm_int},
+    .gemv = {[TB_I2S] = mm_int, [TB_TQ1] = mm_int, [TB_F16] = mm_float, [TB_F32] = mm_float, [TB_I8] = mm_int,
+             [TB_TL1] = mm_int, [TB_TL2] = mm_int},
+    .gemm = {[TB_I2S] = mm_int, [TB_TQ1] = mm_int, [TB_F16] = mm_float, [TB_F32] = mm_float, [TB_I8] = mm_int,
+             [TB_TL1] = mm_int, [TB_TL2] = mm_int},
     .read = {read_plain, read_prefetch, read_four_streams},
 };
 

@@ -310,6 +310,31 @@ static void TB_FN(gemv_f32)(const tb_matrix *w, const tb_act *x, int r0, int r1,
     gemv_float(w, x, r0, r1, y, o, TB_F32);
 }
 
+#include "kern_x86_lut.h"
+
+#if TB_X86_W == 512
+/* with VBMI, the vpermb versions (kern_x86_avx512*_vbmi.c) */
+void TB_CAT(gemv_tl1, TB_CAT(TB_SUFFIX, vbmi))(const tb_matrix *, const tb_act *, int, int, void *, const tb_kopts *);
+void TB_CAT(gemv_tl2, TB_CAT(TB_SUFFIX, vbmi))(const tb_matrix *, const tb_act *, int, int, void *, const tb_kopts *);
+static void TB_FN(gemv_tl1_any)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    if (tb_x86_vbmi()) TB_CAT(gemv_tl1, TB_CAT(TB_SUFFIX, vbmi))(w, x, r0, r1, y, o);
+    else TB_FN(gemv_tl1)(w, x, r0, r1, y, o);
+}
+static void TB_FN(gemv_tl2_any)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    if (tb_x86_vbmi()) TB_CAT(gemv_tl2, TB_CAT(TB_SUFFIX, vbmi))(w, x, r0, r1, y, o);
+    else TB_FN(gemv_tl2)(w, x, r0, r1, y, o);
+}
+void TB_CAT(tl_codes, TB_CAT(TB_SUFFIX, vbmi))(const tb_matrix *, int, uint8_t *);
+TB_INLINE void tl_row_codes(const tb_matrix *w, int r, uint8_t *u) {
+    if (tb_x86_vbmi()) TB_CAT(tl_codes, TB_CAT(TB_SUFFIX, vbmi))(w, r, u);
+    else tb_tl_codes(w, r, 0, u);
+}
+#define TL_GEMV(f) TB_FN(f##_any)
+#else
+TB_INLINE void tl_row_codes(const tb_matrix *w, int r, uint8_t *u) { tb_tl_codes(w, r, 0, u); }
+#define TL_GEMV(f) TB_FN(f)
+#endif
+
 /* ---------------- GEMM ---------------- */
 
 /* Decodes rows [r, r + TB_GEMM_MR) into scratch, row-major with stride kpad, as u
@@ -322,6 +347,10 @@ static void TB_FN(decode_panel)(const tb_matrix *w, int r, uint8_t *scratch) {
         uint8_t *d = scratch + (size_t)i * kpad * esize;
         if (r + i >= w->rows_pad) {
             memset(d, 0, (size_t)kpad * esize);
+            continue;
+        }
+        if (tb_is_tl(fmt)) {
+            tl_row_codes(w, r + i, d);
             continue;
         }
         for (int c = 0; c < nc; c++) {
@@ -507,10 +536,11 @@ static uint64_t TB_FN(read_four_streams)(const uint8_t *p, const uint8_t *end) {
 #define TB_X86_TABLE                                                                                  \
     {                                                                                                 \
         .gemv = {[TB_I2S] = TB_FN(gemv_i2s), [TB_TQ1] = TB_FN(gemv_tq1), [TB_F16] = TB_FN(gemv_f16),   \
-                 [TB_F32] = TB_FN(gemv_f32), [TB_I8] = TB_FN(gemv_i8)},                               \
+                 [TB_F32] = TB_FN(gemv_f32), [TB_I8] = TB_FN(gemv_i8), [TB_TL1] = TL_GEMV(gemv_tl1),     \
+                 [TB_TL2] = TL_GEMV(gemv_tl2)},                                                       \
         .gemm = {[TB_I2S] = TB_FN(gemm), [TB_TQ1] = TB_FN(gemm), [TB_F16] = TB_FN(gemm),               \
-                 [TB_F32] = TB_FN(gemm)},                                                             \
-        .quantise = TB_FN(quantise), .dot = TB_FN(dot_f32), .axpy = TB_FN(axpy_f32),                  \
+                 [TB_F32] = TB_FN(gemm), [TB_TL1] = TB_FN(gemm), [TB_TL2] = TB_FN(gemm)},             \
+        .quantise = TB_FN(quantise), .tl_lut = TB_FN(tl_lut), .dot = TB_FN(dot_f32), .axpy = TB_FN(axpy_f32),                  \
         .to_half = TB_FN(to_half), .scores_h = TB_FN(scores_h), .mix_h = TB_FN(mix_h),                \
         .read = {TB_FN(read_plain), TB_FN(read_prefetch), TB_FN(read_four_streams)},                  \
     }

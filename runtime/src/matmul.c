@@ -93,7 +93,9 @@ typedef struct {
     int interleave;        /* build the GEMM layout (qt / ft): a GEMM kernel will read it */
     tb_act act;
     tb_quant_fn quantise;
-    int8_t *q, *qt;
+    /* tl formats under a GEMV kernel: each token's tables, built once for every row */
+    void (*tl_lut)(int fmt, const int8_t *q, int kpad, int8_t *lut);
+    int8_t *q, *qt, *lut;
     int32_t *qsum;
     float *f, *ft, *xscale;  /* xscale[t] = 127 / max|x_t| */
     int bad;                 /* some token holds a NaN or an infinity */
@@ -173,6 +175,8 @@ static void prep_range(prep_job *j, int t0, int t1) {
             j->qsum[t] = acc;
         }
         if (bad) __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+        else if (j->lut)
+            j->tl_lut(j->fmt, j->q + (size_t)t * kpad, kpad, j->lut + (size_t)t * (kpad / tb_format_block(j->fmt)) * TB_TL_LUT_STEP);
     }
 }
 
@@ -216,10 +220,13 @@ static int prepare(tb_ctx *c, prep_job *j) {
     int n = j->n, kpad = j->kpad;
     int npad = j->interleave ? (n + TB_NTILE - 1) / TB_NTILE * TB_NTILE : 1;
     size_t elem = integer ? 1 : sizeof(float);
-    size_t rows_b = align64((size_t)n * kpad * elem);
+    /* 64 bytes of slack: the tl table builders load whole vectors around a k-step's activations */
+    size_t rows_b = align64((size_t)n * kpad * elem) + 64;
     size_t inter_b = j->interleave ? align64((size_t)npad * kpad * elem) : 0;
     size_t extra_b = integer ? 2 * align64((size_t)n * 4) : 0;
-    if (tb_grow(&c->act_buf, &c->act_bytes, rows_b + inter_b + extra_b) != 0) return -1;
+    int tables = tb_is_tl(j->fmt) && !j->interleave;
+    size_t lut_b = tables ? (size_t)n * (size_t)(kpad / tb_format_block(j->fmt)) * TB_TL_LUT_STEP : 0;
+    if (tb_grow(&c->act_buf, &c->act_bytes, rows_b + inter_b + extra_b + lut_b) != 0) return -1;
     uint8_t *b = c->act_buf;
     j->act = (tb_act){.n = n, .npad = npad, .kpad = kpad};
     if (integer) {
@@ -228,7 +235,8 @@ static int prepare(tb_ctx *c, prep_job *j) {
         j->qsum = (int32_t *)(b + rows_b + inter_b);
         j->xscale = (float *)(b + rows_b + inter_b + align64((size_t)n * 4));
         j->f = j->ft = NULL;
-        j->act.q = j->q; j->act.qt = j->qt; j->act.qsum = j->qsum;
+        j->lut = tables ? (int8_t *)(b + rows_b + inter_b + extra_b) : NULL;
+        j->act.q = j->q; j->act.qt = j->qt; j->act.qsum = j->qsum; j->act.lut = j->lut;
     } else {
         j->f = (float *)b;
         j->ft = j->interleave ? (float *)(b + rows_b) : NULL;
@@ -295,7 +303,11 @@ static void mm_rows(mm_job *j, int mi, int r0, int r1, const tb_kopts *o) {
     if (j->per_token) {
         for (int t = 0; t < a->n; t++) {
             tb_act one = {.n = 1, .npad = 1, .kpad = a->kpad};
-            if (integer) { one.q = a->q + (size_t)t * a->kpad; one.qsum = a->qsum + t; }
+            if (integer) {
+                one.q = a->q + (size_t)t * a->kpad;
+                one.qsum = a->qsum + t;
+                if (a->lut) one.lut = a->lut + (size_t)t * (a->kpad / tb_format_block(w->fmt)) * TB_TL_LUT_STEP;
+            }
             else one.f = a->f + (size_t)t * a->kpad;
             j->fn(w, &one, r0, r1, (uint8_t *)j->y[mi] + (size_t)t * rows * 4, o);
         }
@@ -374,10 +386,11 @@ static int run(tb_ctx *c, const tb_matrix *const *ws, int count, prep_job *j, vo
         c->scratch_bytes = need;
     }
     j->quantise = k->quantise ? k->quantise : tb_quantise_portable;
+    j->tl_lut = k->tl_lut ? k->tl_lut : tb_tl_lut_portable;
     j->interleave = gemm;
     if (prepare(c, j) != 0) return -1;
     mm_job m = {.c = c, .count = count, .ws = ws, .act = &j->act, .fn = fn, .per_token = per_token,
-                .unit = gemm ? TB_GEMM_MR : TB_GROUP, .prefetch = c->tuning[w->fmt].prefetch, .yf = yf,
+                .unit = gemm ? TB_GEMM_MR : tb_format_row_unit(w->fmt), .prefetch = c->tuning[w->fmt].prefetch, .yf = yf,
                 .xscale = j->xscale};
     m.ustart[0] = 0;
     for (int i = 0; i < count; i++) {
@@ -442,7 +455,7 @@ int tb_matmul_i8(tb_ctx *c, const tb_matrix *w, const signed char *x, int n, int
     if (check_call(c, x, n, y)) return -1;
     if (!w) return tb_fail("matmul: matrix is NULL");
     if (!tb_format_int_act(w->fmt))
-        return tb_fail("integer matmul needs an integer format (i2s, tq1, int8); %s is a float format",
+        return tb_fail("integer matmul needs an integer format (i2s, tq1, int8, tl1, tl2); %s is a float format",
                        tb_format_name(w->fmt));
     prep_job j = {.fmt = w->fmt, .cols = w->cols, .kpad = w->kpad, .xi = (const int8_t *)x, .n = n};
     void *out = y;

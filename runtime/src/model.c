@@ -85,7 +85,7 @@ static int check_config(const tb_model_config *c) {
     if (c->head_dim % 2) return tb_fail("model: head_dim (%d) must be even for RoPE", c->head_dim);
     if (!(c->norm_eps > 0) || !(c->rope_theta > 0))
         return tb_fail("model: norm_eps and rope_theta must be positive");
-    if (c->weight_fmt != TB_I2S && c->weight_fmt != TB_TQ1 && c->weight_fmt != TB_F16 && c->weight_fmt != TB_F32)
+    if (!tb_format_is_ternary(c->weight_fmt) && c->weight_fmt != TB_F16 && c->weight_fmt != TB_F32)
         return tb_fail("model: unknown weight format id %d", c->weight_fmt);
     if (c->head_fmt != TB_F16 && c->head_fmt != TB_F32 && c->head_fmt != TB_I8)
         return tb_fail("model: the head format must be f16, int8 or f32 (format id %d given)", c->head_fmt);

@@ -35,6 +35,21 @@ TB_INLINE vi vi_set8(int c) { return _mm512_set1_epi8((char)c); }
 TB_INLINE vi vi_set16(int c) { return _mm512_set1_epi16((short)c); }
 TB_INLINE vi vi_set32(int c) { return _mm512_set1_epi32(c); }
 TB_INLINE vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
+TB_INLINE vi vi_or(vi a, vi b) { return _mm512_or_si512(a, b); }
+/* bytes of a picked by the low 4 bits of idx within each 128-bit lane; 0 where bit 7 is set */
+TB_INLINE vi vi_shuf8(vi a, vi idx) { return _mm512_shuffle_epi8(a, idx); }
+TB_INLINE vi vi_bcast128(const void *p) { return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p)); }
+/* a negated at byte p where bit p of bits[] is set (reads VB / 8 bytes) */
+TB_INLINE vi vi_neg_bits(vi a, const uint8_t *bits) {
+    uint64_t m;
+    memcpy(&m, bits, 8);
+    return _mm512_mask_sub_epi8(a, (__mmask64)m, _mm512_setzero_si512(), a);
+}
+/* a times d, bytewise, for d in {-1, 0, 1} */
+TB_INLINE vi vi_mulsign8(vi a, vi d) {
+    vi z = _mm512_setzero_si512();
+    return _mm512_mask_sub_epi8(_mm512_maskz_mov_epi8(_mm512_test_epi8_mask(d, d), a), _mm512_movepi8_mask(d), z, a);
+}
 TB_INLINE vi vi_xor(vi a, vi b) { return _mm512_xor_si512(a, b); }
 TB_INLINE vi vi_add8(vi a, vi b) { return _mm512_add_epi8(a, b); }
 TB_INLINE vi vi_add16(vi a, vi b) { return _mm512_add_epi16(a, b); }
@@ -135,6 +150,21 @@ TB_INLINE vi vi_set8(int c) { return _mm256_set1_epi8((char)c); }
 TB_INLINE vi vi_set16(int c) { return _mm256_set1_epi16((short)c); }
 TB_INLINE vi vi_set32(int c) { return _mm256_set1_epi32(c); }
 TB_INLINE vi vi_and(vi a, vi b) { return _mm256_and_si256(a, b); }
+TB_INLINE vi vi_or(vi a, vi b) { return _mm256_or_si256(a, b); }
+TB_INLINE vi vi_shuf8(vi a, vi idx) { return _mm256_shuffle_epi8(a, idx); }
+TB_INLINE vi vi_bcast128(const void *p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p)); }
+/* AVX2 has no byte masks: bit p of the 32 bits goes to byte p by a byte broadcast, a
+ * per-byte bit test and a compare */
+TB_INLINE vi vi_neg_bits(vi a, const uint8_t *bits) {
+    int32_t m;
+    memcpy(&m, bits, 4);
+    const vi spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                                       3, 3, 3, 3, 3, 3, 3, 3);
+    const vi bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    vi s = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(m), spread), bit), bit);
+    return _mm256_sub_epi8(_mm256_xor_si256(a, s), s);
+}
+TB_INLINE vi vi_mulsign8(vi a, vi d) { return _mm256_sign_epi8(a, d); }
 TB_INLINE vi vi_xor(vi a, vi b) { return _mm256_xor_si256(a, b); }
 TB_INLINE vi vi_add8(vi a, vi b) { return _mm256_add_epi8(a, b); }
 TB_INLINE vi vi_add16(vi a, vi b) { return _mm256_add_epi16(a, b); }

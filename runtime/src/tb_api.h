@@ -21,12 +21,13 @@ const char *tb_variant_name(int i);
 int tb_variant_supported(const char *name, char *why, int why_len);
 const char *tb_variant_best(void);
 
-/* Weight formats: "i2s", "tq1", "f16", "f32", "int8" (per-row scale; int8 activations). */
+/* Weight formats: "i2s", "tq1", "f16", "f32", "int8" (per-row scale; int8 activations),
+ * "tl1", "tl2" (ternary, lookup tables). */
 int tb_format_count(void);
 const char *tb_format_name(int fmt);
 int tb_format_id(const char *name);
 int tb_format_is_ternary(int fmt);
-/* 1 for the formats whose kernels take per-token int8 activations (i2s, tq1, int8):
+/* 1 for the formats whose kernels take per-token int8 activations (i2s, tq1, int8, tl1, tl2):
  * exact integer dot products. */
 int tb_format_int_act(int fmt);
 /* Column padding granularity: rows are stored padded with zero weights to this. */
@@ -34,6 +35,9 @@ int tb_format_block(int fmt);
 /* Bytes a rows x cols matrix takes in a format (padding and row scales included), as
  * tb_matrix_bytes would report it; 0 for an unknown format or a negative size. */
 size_t tb_format_matrix_bytes(int fmt, int rows, int cols);
+/* 0 when a format can hold a rows x cols matrix (as tb_matrix_new would accept it); else
+ * -1, and tb_last_error() names the limit. */
+int tb_format_check_shape(int fmt, int rows, int cols);
 
 /* A context owns a persistent thread pool, the chosen variant and scratch memory.
  * It is not safe to use one context from two Python threads at once. */
@@ -71,7 +75,7 @@ int tb_unpack_float(const tb_matrix *m, float *out);
 /* y[n][rows] = W x[n][cols]. n == 1 runs the GEMV kernel, n > 1 the GEMM kernel.
  * Ternary formats quantise each token of x to int8 (absmax, 127/max|x|). */
 int tb_matmul(tb_ctx *ctx, const tb_matrix *w, const float *x, int n, float *y);
-/* Integer formats (i2s, tq1, int8): exact integer dot products y[n][rows] = sum_k w*x. */
+/* Integer formats (i2s, tq1, int8, tl1, tl2): exact integer dot products y[n][rows] = sum_k w*x. */
 int tb_matmul_i8(tb_ctx *ctx, const tb_matrix *w, const signed char *x, int n, int *y);
 /* tb_matmul for `count` matrices of one format and column count on the same input:
  * the input is quantised once and all of them run in one hand-off to the threads.
@@ -104,7 +108,7 @@ typedef struct {
     int act_silu;        /* 0: relu(x)^2 (BitNet b1.58 2B4T); 1: silu(x) (LLaMA style) */
     int sub_norms;       /* 1: RMSNorm before o_proj and before down_proj */
     int tied_head;       /* 1: the output head is the embedding matrix */
-    int weight_fmt;      /* tb_format_id of the linear layers: i2s, tq1 or f16 */
+    int weight_fmt;      /* tb_format_id of the linear layers: a ternary format (i2s, tq1, tl1, tl2) or f16 */
     int head_fmt;        /* tb_format_id of the embedding / output head: f16, int8 (f32 for tests) */
     int float_act_quant; /* float weight formats: quantise each linear's input per token to int8
                             and back (x -> round(x s) / s), the float reference of BitNet's math */

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include "tb_api.h"
 
-enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_NFORMATS = 5 };
+enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_TL1 = 5, TB_TL2 = 6, TB_NFORMATS = 7 };
 
 /* i2s: blocks of 256 weights in 64 bytes; byte j holds u = w+1 of elements
  * j, j+64, j+128, j+192 in bits 0-1, 2-3, 4-5, 6-7. Shifting a 64-byte (or 32-,
@@ -22,6 +22,50 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_NFORMATS = 
  * embedding / output head format). Activations are quantised per token as for
  * the ternary formats (w8a8), so the dot products are exact int32 too. */
 #define TB_I8_BLOCK 64
+
+/* Lookup-table formats (tl1, tl2, after bitnet.cpp's TL1/TL2). A group of columns is
+ * one 4-bit index into a table of the partial sums of its activations, built once per
+ * token and shared by every row:
+ *   tl1: groups of 2, index 3 (w0+1) + (w1+1): 9 entries, 2 bits per weight;
+ *   tl2: groups of 3, code c = 9 (w0+1) + 3 (w1+1) + (w2+1); negating the weights maps
+ *        c to 26 - c, so c <= 13 is stored as index c, sign 0, and c > 13 as index
+ *        26 - c, sign 1 (the entry negated): 14 entries, 5 bits per 3 weights.
+ * A table look-up reads 16 lanes of one group's table (pshufb, NEON tbl) or 64 lanes
+ * of four groups' (vpermb, NEON tbl4), so each look-up vector must hold many rows at
+ * one group: rows are stored in blocks of TB_TL_ROWS, not in 4-row groups, in k-steps
+ * of 8 groups, and a block is TB_TL_SUBS sub-blocks of 16 rows. In a k-step, byte
+ * 4 r + j of sub-block b's 64 bytes holds its row r's group j (low nibble) and group
+ * 4 + j (high nibble): a nibble plus 16 j indexes a 64-byte table holding groups
+ * j = 0..3. tl2 then has 16 bytes of sign bits per sub-block: 8 whose bit p is the
+ * sign of the low nibble of byte p, then 8 for the high nibbles. A k-step of a block
+ * is one sequential stream (sub-blocks' indices, then their signs), and one load of a
+ * token's tables serves 64 rows: with 16, the table reads (from L2) outnumbered the
+ * weight reads four to one and held the GEMV to a third of the read bandwidth.
+ * Blocks are grouped in panels of TB_TL_PANEL, stored k-chunk by k-chunk: TB_TL_CHUNK
+ * k-steps of the panel's first block, the same k-steps of its second, ..., then the
+ * next k-chunk. A GEMV meets each 16 KiB chunk of tables once per panel, so they stay
+ * in L1 while 4 blocks stream past them, and the weights are still read in order
+ * (read block by block, 74 KB of tables for 6912 columns of tl2 came from L2 for
+ * every block). The last panel of a matrix may hold fewer blocks.
+ * Table entries (sum of w_j x_j) reach 384 in tl2, beyond int8, so each table is two:
+ * with x = 8 (x >> 3) + (x & 7), A = sum w_j (x_j >> 3) in [-48, 48] and B = sum
+ * w_j (x_j & 7) in [-21, 21] are int8 and stay exact when negated, and two look-ups
+ * of each (a row's low and high groups) still add up in a byte; kernels add 8 A + B.
+ * A token's tables take TB_TL_LUT_STEP bytes per k-step: A of groups 0-3, A of
+ * groups 4-7, B of 0-3, B of 4-7, 16 entries per group. */
+#define TB_TL_SUBS 4
+#define TB_TL_ROWS (16 * TB_TL_SUBS)
+#define TB_TL_PANEL 4   /* blocks */
+#define TB_TL_CHUNK 64  /* k-steps */
+#define TB_TL1_BLOCK 16 /* columns per k-step */
+#define TB_TL2_BLOCK 24
+#define TB_TL_SUB 64    /* index bytes per k-step of a sub-block */
+#define TB_TL2_SIGNS 16 /* sign bytes per k-step of a tl2 sub-block */
+#define TB_TL_LUT_STEP 256
+int tb_format_row_block(int fmt);
+/* The rows of a GEMV work unit: a row group, or a tl panel. */
+int tb_format_row_unit(int fmt);
+static inline int tb_is_tl(int fmt) { return fmt == TB_TL1 || fmt == TB_TL2; }
 
 /* Memory layout, shared by every format: rows are stored in groups of TB_GROUP,
  * interleaved in chunks of TB_CHUNK bytes (chunk c of rows 4g..4g+3, then chunk
@@ -91,6 +135,7 @@ typedef struct {
     const int32_t *qsum;  /* integer formats: [n], sum of q over k */
     const float *f;       /* float formats: [n][kpad] */
     const float *ft;      /* float GEMM: [kpad][npad] */
+    const int8_t *lut;    /* tl formats, GEMV: [n][kpad / block][TB_TL_LUT_STEP] tables */
 } tb_act;
 
 /* What a kernel call needs besides weights and activations. */
@@ -138,6 +183,7 @@ typedef struct {
     tb_mm_fn gemv[TB_NFORMATS];
     tb_mm_fn gemm[TB_NFORMATS];   /* NULL: the GEMV kernel runs token by token */
     tb_quant_fn quantise;  /* NULL: the portable versions, for this and the ones below */
+    void (*tl_lut)(int fmt, const int8_t *q, int kpad, int8_t *lut);
     tb_dot_fn dot;
     tb_axpy_fn axpy;
     tb_to_half_fn to_half;
@@ -154,6 +200,9 @@ typedef struct {
 } tb_variant;
 
 const tb_variant *tb_find_variant(const char *name);
+/* x86: the CPU has AVX-512 VBMI (vpermb), which the avx512 variants' tl kernels use.
+ * TERNBENCH_NO_VBMI=1 in the environment says no, so that tests reach the pshufb path. */
+int tb_x86_vbmi(void);
 
 /* Matrices: allocate (data uninitialised but for padding rows, which hold zero
  * weights), and pack one row of ternary values (float formats store value * scale;
@@ -167,6 +216,25 @@ long tb_fill_ternary(tb_matrix *m, const int8_t *w, float scale);
 void tb_unpack_float_row(const tb_matrix *m, int r, float *out);
 /* Pack one row of float weights into a float format (f16, f32, int8). */
 void tb_pack_float_row(tb_matrix *m, int r, const float *src);
+
+/* tl formats: the bytes of one k-step of a block, the k-step count, k-step s of the
+ * block holding row r (k-steps of one k-chunk follow each other), and the weights of
+ * row r in k-step s (16 or 24, in column order). */
+static inline size_t tb_tl_step_bytes(int fmt) { return TB_TL_SUBS * (TB_TL_SUB + (fmt == TB_TL2 ? TB_TL2_SIGNS : 0)); }
+static inline int tb_tl_steps(const tb_matrix *m) { return m->kpad / (m->fmt == TB_TL1 ? TB_TL1_BLOCK : TB_TL2_BLOCK); }
+static inline uint8_t *tb_tl_step(const tb_matrix *m, int r, int s) {
+    const int steps = tb_tl_steps(m), blk = r / TB_TL_ROWS, panel = blk / TB_TL_PANEL, c = s / TB_TL_CHUNK;
+    const int left = m->rows_pad / TB_TL_ROWS - panel * TB_TL_PANEL, nb = left < TB_TL_PANEL ? left : TB_TL_PANEL;
+    const int cs = steps - c * TB_TL_CHUNK < TB_TL_CHUNK ? steps - c * TB_TL_CHUNK : TB_TL_CHUNK;
+    return m->data + (size_t)panel * TB_TL_PANEL * TB_TL_ROWS * m->row_bytes +
+           ((size_t)c * nb * TB_TL_CHUNK + (size_t)(blk % TB_TL_PANEL) * cs + s % TB_TL_CHUNK) * tb_tl_step_bytes(m->fmt);
+}
+void tb_tl_decode(const tb_matrix *m, int r, int s, int8_t *w);
+/* Row r from k-step s0 on as u = w + 1 codes (u: where k-step s0's go): the operand
+ * of the integer GEMMs. */
+void tb_tl_codes(const tb_matrix *m, int r, int s0, uint8_t *u);
+/* A token's tables (TB_TL_LUT_STEP bytes per k-step) from its kpad int8 activations. */
+void tb_tl_lut_portable(int fmt, const int8_t *q, int kpad, int8_t *lut);
 
 /* Per-architecture kernel tables (defined in the matching kern_*.c file). */
 extern const tb_kernels tb_kernels_scalar;

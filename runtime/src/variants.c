@@ -2,6 +2,7 @@
  * x86 features come from CPUID plus XGETBV (the OS must save the wide registers);
  * ARM features from the auxiliary vector (HWCAP). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "tb_internal.h"
 
@@ -54,6 +55,22 @@ static int supported_avx512(char *why, int why_len) {
            need(f.avx512bw, "AVX-512BW", why, why_len) &&
            need(f.avx512vl, "AVX-512VL", why, why_len) &&
            need(f.os_zmm, "OS support for AVX-512 state (XCR0)", why, why_len);
+}
+
+int tb_x86_vbmi(void) {
+    static int known = -1; /* idempotent: a race only computes it twice */
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (v < 0) {
+        unsigned a, b, c = 0, d;
+        const char *off = getenv("TERNBENCH_NO_VBMI");
+        v = 0;
+        if (!(off && *off && strcmp(off, "0") != 0) && __get_cpuid_max(0, NULL) >= 7) {
+            __cpuid_count(7, 0, a, b, c, d);
+            v = (int)((c >> 1) & 1);
+        }
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v;
 }
 
 static int supported_avx512vnni(char *why, int why_len) {

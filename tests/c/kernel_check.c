@@ -306,6 +306,25 @@ static void long_rows(const variant *vs, int nv, tb_ctx *ref, int fmt) {
 }
 
 /* A NaN or an infinity in the input is refused, naming the token, in every variant. */
+/* The lookup-table formats store 64-row blocks in panels of four, k-chunk by k-chunk:
+ * shapes of several panels (the last one short) and several k-chunks. */
+static void tl_panels(const variant *vs, int nv, tb_ctx *ref, int fmt) {
+    static const int shapes[][2] = {{333, 3100}, {700, 1537}};
+    for (int i = 0; i < COUNT(shapes); i++)
+        for (int n = 1; n <= 2; n++) {
+            int rows = shapes[i][0], cols = shapes[i][1];
+            rng_state = (uint64_t)fmt << 40 ^ (uint64_t)rows << 20 ^ (uint64_t)cols ^ (uint64_t)n;
+            signed char *w = xmalloc((size_t)rows * cols), *x = xmalloc((size_t)n * cols);
+            float *xf = xmalloc((size_t)n * cols * sizeof(float));
+            random_ternary(w, (size_t)rows * cols);
+            random_i8(x, (size_t)n * cols);
+            random_floats(xf, (size_t)n * cols, 3.0f);
+            shape s = {fmt, rows, cols, n, "panels"};
+            int_case(vs, nv, ref, w, x, xf, &s);
+            free(w); free(x); free(xf);
+        }
+}
+
 static void non_finite(const variant *vs, int nv, tb_ctx *ref, int fmt) {
     const int rows = 8, cols = 300, n = 3;
     float *w = xmalloc((size_t)rows * cols * sizeof(float)), *x = xmalloc((size_t)n * cols * sizeof(float));
@@ -480,7 +499,9 @@ int main(int argc, char **argv) {
         if (tb_format_is_ternary(fmt) || strcmp(name, "int8") == 0) {
             int_sweep(vs, nv, ref, fmt);
             int_extremes(vs, nv, ref, fmt);
-            if (strcmp(name, "tq1") == 0) long_rows(vs, nv, ref, fmt);
+            int tl = strncmp(name, "tl", 2) == 0;
+            if (strcmp(name, "tq1") == 0 || tl) long_rows(vs, nv, ref, fmt);
+            if (tl) tl_panels(vs, nv, ref, fmt);
         } else {
             float_sweep(vs, nv, ref, fmt);
         }
