@@ -8,7 +8,8 @@ import pytest
 HARNESS = Path(__file__).resolve().parent.parent / "harness"
 # lowest first: a module may import from its own layer and those before it, never from a later one
 LAYERS = [("harness", "harness.inputs", "harness.yaml_source", "harness.energy"), ("harness.models",),
-          ("harness.measure", "harness.engines"), ("harness.sweep",), ("harness.claims", "harness.report", "harness.gate"),
+          ("harness.measure", "harness.engines"), ("harness.sweep",),
+          ("harness.claims", "harness.report", "harness.gate", "harness.fleet"),
           ("harness.cli", "harness.__main__")]
 TOP_LEVEL_MAX = 5
 

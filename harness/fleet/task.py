@@ -1,0 +1,123 @@
+"""The sweep on one node: the node's own plan (its CPUs, memory and variants decide what it
+skips), run by the local sweep runner into a temporary results directory, each record yielded to
+the driver as soon as it is on disk here, with the point's files and the directory's header
+files (config, fingerprint, manifest, energy, plan).
+
+Ray calls node_sweep as a streaming generator task. The sweep runs in a thread because the
+runner reports records through a callback, and only this function's own frame can yield.
+
+Items yielded, in order:
+    {"kind": "plan", ...}       the points this node will run, skip (with reasons) or has already
+    {"kind": "point", ...}      one record and its files, as each lands
+    {"kind": "end", ...}        the final header files and the outcome
+    {"kind": "refused", ...}    instead of the rest: why this node runs nothing (other code than
+                                the driver's, a --resume it cannot continue, a configuration it
+                                cannot use)"""
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+from pathlib import Path
+
+from . import software
+
+NOT_SHIPPED = ("points.jsonl", "points.csv", "points.parquet")   # the driver keeps its own
+
+
+class Refused(Exception):
+    pass
+
+
+def header_files(root: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(root.iterdir())
+            if f.is_file() and f.name not in NOT_SHIPPED and not f.name.endswith(".tmp")}
+
+
+def point_files(root: Path, point) -> dict[str, bytes]:
+    from harness.measure.point import Files
+
+    files = Files.under(root, point)
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in (files.pyperf, files.sidecar, files.log)
+            if p.is_file()}
+
+
+def _write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _sweep(request: dict, tmp: Path, emit) -> None:
+    from harness.energy import EnergyUnavailable
+    from harness.measure.fingerprint import fingerprint
+    from harness.measure.point import tune
+    from harness.sweep import plan as sweep_plan
+    from harness.sweep import runner
+    from harness.sweep.config import ConfigError, load_config
+    from harness.sweep.results import ResultsDir, ResultsError
+
+    # the configuration with the model files it names beside it, so relative paths resolve here
+    conf_dir = tmp / "config"
+    _write_tree(conf_dir, {request["config_name"]: request["config_text"].encode(), **request["model_files"]})
+    here, there = str(conf_dir), request["config_dir"]
+    try:
+        config = load_config(conf_dir / request["config_name"])
+    except ConfigError as e:
+        raise Refused(f"the configuration cannot run here: {str(e).replace(here, there)}") from None
+    plan = sweep_plan.expand(config)
+    results = ResultsDir(tmp / "results")
+    resume = bool(request["prior"].get("points.jsonl"))
+    if request["prior"]:
+        results.create()
+        _write_tree(results.path, request["prior"])
+    done = {k for k, r in results.latest().items() if r.get("status") == "ok"} if resume else set()
+    emit({"kind": "plan", "points": [p.key for p in plan.points if p.key not in done],
+          "already": [p.key for p in plan.points if p.key in done],
+          "skipped": [{"key": s.point.key, "reason": s.reason} for s in plan.skipped]})
+    if not plan.points:
+        raise Refused("no point of the sweep can run on this node (the skipped points say why)")
+    tune(plan.points, lambda msg: None)
+    by_key = {p.key: p for p in plan.points}
+
+    def send(res, record):
+        emit({"kind": "point", "record": record,
+              "files": {**header_files(res.path), **point_files(res.path, by_key[record["key"]])}})
+
+    try:
+        outcome = runner.run(config, plan, results, fingerprint(), resume, quiet=True, on_record=send)
+    except (runner.ResumeRefused, ResultsError) as e:
+        raise Refused(str(e).replace(str(results.path), request["results_dir"])) from None
+    except EnergyUnavailable as e:
+        raise Refused(f"energy backend {config.energy.backend!r} cannot be used here: {e}") from None
+    emit({"kind": "end", "files": header_files(results.path), "interrupted": outcome.interrupted,
+          "over_budget": [p.key for p in outcome.over_budget]})
+
+
+def node_sweep(request: dict):
+    """The Ray task (a generator): request holds the driver's software identity, the configuration
+    (text, name, directory on the driver, model files), the results this node's directory on the
+    driver already has (for --resume), and that directory's path (for messages)."""
+    why = software.mismatch(request["software"], software.identity())
+    if why:
+        yield {"kind": "refused", "reason": why}
+        return
+    items: queue.Queue = queue.Queue()
+    finished = object()
+    with tempfile.TemporaryDirectory(prefix="ternbench-fleet-") as tmp:
+        def work():
+            try:
+                _sweep(request, Path(tmp), items.put)
+            except Refused as e:
+                items.put({"kind": "refused", "reason": str(e)})
+            except BaseException as e:   # noqa: BLE001 -- re-raised in the task's own thread below
+                items.put(e)
+            finally:
+                items.put(finished)
+
+        threading.Thread(target=work, name="ternbench-sweep", daemon=True).start()
+        while (item := items.get()) is not finished:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
