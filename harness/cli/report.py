@@ -45,8 +45,12 @@ def add_parser(sub):
 
 def load_results(path: Path):
     """A results directory read back, with its table built, or UsageError in one line."""
+    from harness.fleet.layout import machine_dirs
     from harness.sweep.results import Results, ResultsError
 
+    if machine_dirs(path):
+        raise UsageError(f"{path} holds one results directory per machine (a fleet run): `ternbench compare {path}` "
+                         "reports them side by side, with the claims judged per machine")
     try:
         results = Results(path)
         results.frame()   # a malformed record fails here, not halfway through the page
