@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 from pathlib import Path
@@ -126,8 +127,9 @@ def nodes(args) -> int:
     from harness.fleet import nodes as fleet_nodes
 
     settings = _settings(args, _config(args.config) if args.config else None)
-    ray, chosen, others = _connect(settings)
-    ray.shutdown()
+    with contextlib.redirect_stdout(sys.stderr):
+        ray, chosen, others = _connect(settings)
+        ray.shutdown()
     if args.json:
         print_json({"chosen": [{"machine_id": n.machine_id, "node_id": n.node_id, "hostname": n.hostname, "ip": n.ip,
                                 "cpus": n.cpus, "labels": n.labels} for n in chosen],
@@ -172,18 +174,21 @@ def run(args) -> int:
         raise UsageError(f"--resume: {out} does not exist")
     if machine_dirs(out) and not args.resume:
         raise UsageError(f"{out} already holds results; add --resume to finish that fleet run, or choose another --out")
-    ray, chosen, others = _connect(settings)
-    try:
-        if not chosen:
-            from harness.fleet.nodes import no_node_message
+    # Ray prints what it hears from the cluster (a raylet that died, say) on stdout: stderr is
+    # where that belongs, and stdout stays the summary's (--json)
+    with contextlib.redirect_stdout(sys.stderr):
+        ray, chosen, others = _connect(settings)
+        try:
+            if not chosen:
+                from harness.fleet.nodes import no_node_message
 
-            raise UsageError(no_node_message(settings.address or "auto", settings, others))
-        log = (lambda m: None) if args.quiet or args.json else (lambda m: print(m, file=sys.stderr, flush=True))
-        runs = [collect.NodeRun(n, ResultsDir(out / n.machine_id)) for n in chosen]
-        log(f"{config.name}: {len(runs)} node(s); results in {out}/<machine-id>/")
-        completed = collect.run_all(ray, runs, _request(config), settings.resource, config.baseline, log)
-    finally:
-        ray.shutdown()
+                raise UsageError(no_node_message(settings.address or "auto", settings, others))
+            log = (lambda m: None) if args.quiet or args.json else (lambda m: print(m, file=sys.stderr, flush=True))
+            runs = [collect.NodeRun(n, ResultsDir(out / n.machine_id)) for n in chosen]
+            log(f"{config.name}: {len(runs)} node(s); results in {out}/<machine-id>/")
+            completed = collect.run_all(ray, runs, _request(config), settings.resource, config.baseline, log)
+        finally:
+            ray.shutdown()
     return _report(args, settings, out, runs, completed, collect.stale_dirs(out, runs))
 
 
