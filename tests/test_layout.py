@@ -110,8 +110,8 @@ def test_few_modules_at_the_top():
     assert len(top) <= TOP_LEVEL_MAX, top
 
 
-@pytest.mark.parametrize("package", ["claims", "cli", "energy", "engines", "gate", "measure", "models", "report",
-                                     "sweep"])
+@pytest.mark.parametrize("package", ["claims", "cli", "energy", "engines", "fleet", "gate", "measure", "models",
+                                     "report", "sweep"])
 def test_every_package_is_installed(package):
     text = (HARNESS.parent / "pyproject.toml").read_text()
     assert f'"harness.{package}"' in text
