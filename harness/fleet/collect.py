@@ -33,6 +33,7 @@ class NodeRun:
     already: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     over_budget: list[str] = field(default_factory=list)
+    nice: int | None = None            # the priority the node measured at (0 as locally)
 
     def cpu(self) -> str | None:
         return cpu_identity(self.results.read_json("sysinfo.json") or {}) if self.results.path.is_dir() else None
@@ -40,7 +41,7 @@ class NodeRun:
     def summary(self) -> dict:
         n = self.node
         return {"machine_id": n.machine_id, "results": str(self.results.path), "hostname": n.hostname, "ip": n.ip,
-                "node_id": n.node_id, "cpu_id": self.cpu(), "status": self.status, "reason": self.reason or None,
+                "node_id": n.node_id, "cpu_id": self.cpu(), "nice": self.nice, "status": self.status, "reason": self.reason or None,
                 "planned": len(self.planned), "ok": self.ok, "failed": self.failed, "already_finished": self.already,
                 "skipped": self.skipped, "not_run_over_budget": self.over_budget,
                 "missing": [k for k in self.planned if k not in self.ok and k not in {f["key"] for f in self.failed}]}
@@ -84,9 +85,12 @@ class Collector:
         kind = item.get("kind")
         if kind == "plan":
             run.status, run.planned = "running", item["points"]
-            run.already, run.skipped = item["already"], item["skipped"]
+            run.already, run.skipped, run.nice = item["already"], item["skipped"], item["nice"]
             self._say(run, f"on {run.node.where()}: {len(run.planned)} point(s) to run, {len(run.skipped)} "
                            f"skipped" + (f", {len(run.already)} already finished" if run.already else ""))
+            if run.nice:
+                self._say(run, f"warning: measuring at nice {run.nice}, below the machine's other processes "
+                               "(Ray's worker_niceness): start its Ray with RAY_worker_niceness=0 ray start ...")
         elif kind == "point":
             record = item["record"]
             write_files(run.results, item["files"])

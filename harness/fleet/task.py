@@ -15,6 +15,7 @@ Items yielded, in order:
                                 cannot use)"""
 from __future__ import annotations
 
+import os
 import queue
 import tempfile
 import threading
@@ -49,7 +50,7 @@ def _write_tree(root: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
-def _sweep(request: dict, tmp: Path, emit) -> None:
+def _sweep(request: dict, tmp: Path, nice: int, emit) -> None:
     from harness.energy import EnergyUnavailable
     from harness.measure.fingerprint import fingerprint
     from harness.measure.point import tune
@@ -73,7 +74,7 @@ def _sweep(request: dict, tmp: Path, emit) -> None:
         results.create()
         _write_tree(results.path, request["prior"])
     done = {k for k, r in results.latest().items() if r.get("status") == "ok"} if resume else set()
-    emit({"kind": "plan", "points": [p.key for p in plan.points if p.key not in done],
+    emit({"kind": "plan", "nice": nice, "points": [p.key for p in plan.points if p.key not in done],
           "already": [p.key for p in plan.points if p.key in done],
           "skipped": [{"key": s.point.key, "reason": s.reason} for s in plan.skipped]})
     if not plan.points:
@@ -95,6 +96,20 @@ def _sweep(request: dict, tmp: Path, emit) -> None:
           "over_budget": [p.key for p in outcome.over_budget]})
 
 
+def as_locally() -> int:
+    """The node's sweep starts its processes as `ternbench run` would: Ray runs its workers at
+    nice 15 (its worker_niceness), below every other process of the machine, and sets
+    OMP_NUM_THREADS to the task's CPUs, where the harness asks for one BLAS thread. Returns the
+    niceness it could get (lowering it needs CAP_SYS_NICE or RLIMIT_NICE, else it stays)."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)   # this thread; the sweep's thread and processes inherit it
+    except OSError:
+        pass
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def node_sweep(request: dict):
     """The Ray task (a generator): request holds the driver's software identity, the configuration
     (text, name, directory on the driver, model files), the results this node's directory on the
@@ -103,12 +118,13 @@ def node_sweep(request: dict):
     if why:
         yield {"kind": "refused", "reason": why}
         return
+    nice = as_locally()
     items: queue.Queue = queue.Queue()
     finished = object()
     with tempfile.TemporaryDirectory(prefix="ternbench-fleet-") as tmp:
         def work():
             try:
-                _sweep(request, Path(tmp), items.put)
+                _sweep(request, Path(tmp), nice, items.put)
             except Refused as e:
                 items.put({"kind": "refused", "reason": str(e)})
             except BaseException as e:   # noqa: BLE001 -- re-raised in the task's own thread below
