@@ -25,7 +25,7 @@ class NodeRun:
     """One node's share of the sweep, as the driver has seen it so far."""
     node: Node
     results: ResultsDir
-    status: str = "waiting"            # waiting, running, done, interrupted, refused, lost
+    status: str = "waiting"            # waiting, running, done, interrupted, refused, failed, lost
     reason: str = ""
     planned: list[str] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
@@ -124,6 +124,9 @@ class Collector:
                 run.status, run.reason = "lost", "its task ended without finishing the sweep"
         except ray.exceptions.TaskCancelledError:
             run.status = "interrupted"
+        except ray.exceptions.RayTaskError as e:   # the task raised: the node runs, its ternbench does not
+            run.status, run.reason = "failed", _reason(e)
+            self._say(run, f"failed: {run.reason}")
         except ray.exceptions.RayError as e:
             run.status, run.reason = "lost", _reason(e)
             self._say(run, f"lost: {run.reason}")
