@@ -8,6 +8,7 @@ The simulated nodes share one fingerprint and one hostname: each gets its machin
 `ternbench-machine` node label, as identical VMs would."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -146,6 +147,7 @@ def test_a_node_lost_mid_sweep_keeps_its_finished_points_and_resume_runs_the_res
     assert proc.returncode == 1, stdout + stderr
     c = {m["machine_id"]: m for m in json.loads(stdout)["machines"]}["node-c"]
     assert c["status"] == "lost" and c["missing"], c
+    assert c["reason"]                                         # Ray's word for it: NodeDiedError ...
     before = ResultsDir(out / "node-c").records()
     assert 0 < len(before) < 8 and [r["key"] for r in before] == c["ok"]
     # the machine comes back (a new Ray node, the same machine label): only the rest runs
@@ -210,7 +212,7 @@ def test_without_ray_fleet_says_how_to_install_it(tmp_path):
 
 
 def test_machine_ids_stay_distinct_and_code_mismatch_names_both_versions():
-    from harness.fleet import nodes, software
+    from harness.fleet import nodes, software, task
 
     same = [nodes.Node("aa11" * 8, "vm", "10.0.0.1", 2, 1), nodes.Node("bb22" * 8, "vm", "10.0.0.2", 2, 1),
             nodes.Node("cc33" * 8, "vm", "10.0.0.2", 2, 1), nodes.Node("dd44" * 8, "db/1", "10.0.0.3", 2, 1,
@@ -219,6 +221,26 @@ def test_machine_ids_stay_distinct_and_code_mismatch_names_both_versions():
     assert ids == ["vm-10.0.0.1", "vm-10.0.0.2-bb22bb22", "vm-10.0.0.2-cc33cc33", "epyc-9004"]
     mine = software.identity()
     assert software.mismatch(mine, dict(mine)) is None
+    # a node sent another version's identity by its driver refuses before anything runs, naming both
     other = {**mine, "code": "0123456789ab", "git_commit": "f" * 40}
-    why = software.mismatch(mine, other)
-    assert "this node runs ternbench" in why and "code 0123456789ab" in why and f"code {mine['code']}" in why
+    (item,) = list(task.node_sweep({"software": other}))
+    assert item["kind"] == "refused" and "this node runs ternbench" in item["reason"]
+    assert f"code {mine['code']}" in item["reason"] and "the driver runs ternbench 0.1.0, commit fffffff" \
+        in item["reason"] and "code 0123456789ab" in item["reason"]
+
+
+def test_the_fleet_section_of_a_sweep(tmp_path):
+    from harness.sweep.config import ConfigError, FleetConfig, load_config
+
+    text = SWEEP.replace("  resource: tb\n", "  address: head:6379\n  resource: null\n  labels: {rack: a, gen: 5}\n"
+                                             "  nodes: 2\n")
+    assert load_config(write(tmp_path, text)).fleet == FleetConfig("head:6379", None, (("rack", "a"), ("gen", "5")), 2)
+    plain = load_config(write(tmp_path, SWEEP.replace("fleet:\n  resource: tb\n", ""), "plain.yaml")).fleet
+    assert plain == FleetConfig() and plain.resource == "ternbench"
+    for section, message in [("fleet: [a]", "key 'fleet': must be a mapping"),
+                             ("fleet: {zone: a}", "key 'fleet.zone': unknown key; allowed: address, resource"),
+                             ("fleet: {labels: [a]}", "key 'fleet.labels': must be a mapping of Ray node labels"),
+                             ("fleet: {address: 5}", "key 'fleet.address': must be text, got 5")]:
+        bad = write(tmp_path, SWEEP.replace("fleet:\n  resource: tb\n", section + "\n"), "bad.yaml")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(bad)
