@@ -1,14 +1,15 @@
 """`ternbench fleet` on a local Ray cluster of three nodes on this one machine
 (ray.cluster_utils.Cluster): a tiny sweep on every node, its results collected per machine and
-compared; a node killed mid-sweep, then --resume finishing it with nothing lost or repeated; a
-changed CPU refused on resume; and the one-line messages (no Ray, no cluster, no node). Functional
-only: the nodes share two cores, so no figure here means anything.
+compared; a node killed mid-sweep and a Ctrl-C of the driver, then --resume finishing with nothing
+lost or repeated; a changed CPU refused on resume; and the one-line messages (no Ray, no cluster,
+no node). Functional only: the nodes share two cores, so no figure here means anything.
 
 The simulated nodes share one fingerprint and one hostname: each gets its machine id from a
 `ternbench-machine` node label, as identical VMs would."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -129,19 +130,29 @@ def test_a_sweep_on_every_node_collected_per_machine_compared_and_resumed(cluste
 
 
 @needs_ray
-def test_a_node_lost_mid_sweep_keeps_its_finished_points_and_resume_runs_the_rest(cluster, tmp_path):
+def test_a_lost_node_and_ctrl_c_keep_every_finished_point_and_resume_runs_the_rest(cluster, tmp_path):
     cfg = write(tmp_path, SWEEP.replace("generation: [4, 6]", "generation: [4, 6, 8, 10]")
                 .replace("resource: tb", "resource: tb\n  labels: {ternbench-machine: node-c}"))
     out = tmp_path / "fleet"
-    root = os.path.dirname(os.path.dirname(runtime.__file__))
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "fleet", "run", str(cfg), "--address", cluster.address,
-                             "--out", str(out), "--json"], cwd=root, env={**os.environ, "PYTHONPATH": root},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     points = out / "node-c" / "points.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and not (points.exists() and points.read_text()):
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()
+    root = os.path.dirname(os.path.dirname(runtime.__file__))
+
+    def start(*extra):
+        return subprocess.Popen([sys.executable, "-m", "harness", "fleet", "run", str(cfg), "--address",
+                                 cluster.address, "--out", str(out), "--json", *extra], cwd=root,
+                                env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def wait_for_records(proc, n):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and \
+                not (points.exists() and points.read_text().count("\n") >= n):
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+
+    # the node dies after its first group of points (the formats of one test land together)
+    proc = start()
+    wait_for_records(proc, 1)
     cluster.remove_node(cluster.nodes_by_machine["node-c"], allow_graceful=False)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stdout + stderr
@@ -150,17 +161,26 @@ def test_a_node_lost_mid_sweep_keeps_its_finished_points_and_resume_runs_the_res
     assert c["reason"]                                         # Ray's word for it: NodeDiedError ...
     before = ResultsDir(out / "node-c").records()
     assert 0 < len(before) < 8 and [r["key"] for r in before] == c["ok"]
-    # the machine comes back (a new Ray node, the same machine label): only the rest runs
+    # the machine comes back (a new Ray node, the same machine label); --resume, then Ctrl-C on the driver
     cluster.nodes_by_machine["node-c"] = cluster.add_node(**node_args("node-c"))
     cluster.wait_for_nodes()
+    proc = start("--resume")
+    wait_for_records(proc, len(before) + 1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    c = {m["machine_id"]: m for m in json.loads(stdout)["machines"]}["node-c"]
+    middle = ResultsDir(out / "node-c").records()
+    assert c["status"] == "interrupted" and middle[: len(before)] == before and len(before) < len(middle) < 8
+    # --resume again: only the rest runs
     proc = fleet("run", str(cfg), "--address", cluster.address, "--out", str(out), "--resume", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     c = summary(proc)["node-c"]
     after = ResultsDir(out / "node-c").records()
     got = [r["key"] for r in after]
     assert len(got) == len(set(got)) == 8                      # nothing lost, nothing twice
-    assert after[: len(before)] == before                       # the finished points untouched
-    assert sorted(c["already_finished"]) == sorted(r["key"] for r in before)
+    assert after[: len(middle)] == middle                       # the finished points untouched
+    assert sorted(c["already_finished"]) == sorted(r["key"] for r in middle)
 
 
 @needs_ray

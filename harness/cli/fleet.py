@@ -28,11 +28,15 @@ Start a cluster: `ray start --head --resources='{"ternbench": 1}'` on one machin
 from a checkout of the same commit with `make setup` done (its .venv/bin/ray)."""
 
 RUN_HELP = """\
-Run the sweep CONFIG once on each chosen node; the fleet: section of CONFIG (address, resource,
-labels, nodes) gives defaults that the options override.
+Run the sweep CONFIG once on each chosen node of the Ray cluster. Every finished point is written
+at once into OUT/<machine-id>/ (OUT: results/NAME by default), as `ternbench run` writes a results
+directory; a machine's id is its Ray node label ternbench-machine, else its hostname (`ternbench
+fleet nodes` lists them). The fleet: section of CONFIG (address, resource, labels, nodes) gives
+defaults that the options override. Progress per node on stderr, then a summary per machine:
+points finished, failed, skipped and missing, with reasons. Then: ternbench compare OUT.
 
-exit status: 0 every node finished every runnable point; 1 a point failed, or a node was lost or
-refused; 2 bad configuration or arguments, no Ray, an unreachable cluster, no node that
+exit status: 0 every node finished every runnable point; 1 a point failed, or a node was refused,
+failed or lost; 2 bad configuration or arguments, no Ray, an unreachable cluster, no node that
 qualifies, or every node refused; 130 interrupted (every finished point is kept)."""
 
 
