@@ -8,14 +8,15 @@ from harness.cli.common import EXIT_OK, UsageError, print_json
 
 HELP = """\
 Write DIR/index.html (default reports/compare-<names>/): the same sweep on several machines,
-side by side, for comparing CPUs. A fleet directory (`ternbench fleet run`: one results directory
-per machine) stands for all of its machines. A header per machine (CPU, cores, virtualisation, how
-energy was obtained, the claims judged on its points alone); then the points every machine ran, matched on model, format, head format,
-threads and test (the kernel variant is each machine's own, and shown), with tokens/s, its
-ratio to the first machine, tokens/s per thread, speed-up over the baseline with its interval, J/token and the
-fraction of the machine's read bandwidth; each machine at its highest thread count; plots per
-test; and the points only one machine has. J/token ratios are taken only between two
-measurements, or two estimates made with the same model: never measured against estimated.
+side by side, for comparing CPUs. A fleet directory (`ternbench fleet run`: one results
+directory per machine) stands for all of its machines. A header per machine (CPU, cores,
+virtualisation, how energy was obtained, the claims judged on its points alone); then the points
+every machine ran, matched on model, format, head format, threads and test (the kernel variant
+is each machine's own, and shown), with tokens/s, its ratio to the first machine, tokens/s per
+thread, speed-up over the baseline with its interval, J/token and the fraction of the machine's
+read bandwidth; each machine at its highest thread count; plots per test; and the points only
+one machine has. J/token ratios are taken only between two measurements, or two estimates made
+with the same model: never measured against estimated.
 
 exit status: 0 written; 2 fewer than two directories, one that is not a results directory,
 or a bad option."""

@@ -41,7 +41,8 @@ class NodeRun:
     def summary(self) -> dict:
         n = self.node
         return {"machine_id": n.machine_id, "results": str(self.results.path), "hostname": n.hostname, "ip": n.ip,
-                "node_id": n.node_id, "cpu_id": self.cpu(), "nice": self.nice, "status": self.status, "reason": self.reason or None,
+                "node_id": n.node_id, "cpu_id": self.cpu(), "nice": self.nice, "status": self.status,
+                "reason": self.reason or None,
                 "planned": len(self.planned), "ok": self.ok, "failed": self.failed, "already_finished": self.already,
                 "skipped": self.skipped, "not_run_over_budget": self.over_budget,
                 "missing": [k for k in self.planned if k not in self.ok and k not in {f["key"] for f in self.failed}]}

@@ -381,7 +381,6 @@ class _Validator:
             out.append(Exclusion(match, line))
         return tuple(out)
 
-
     def fleet(self):
         if "fleet" not in self.doc:
             return FleetConfig()
