@@ -24,6 +24,7 @@ from test_sweep_config import write
 # Ray gives "localhost" the machine's own network address; on this (non-cluster) setting it keeps
 # every node, and the driver's address, on the loopback interface
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")   # nothing leaves this machine
 try:
     import ray
 except ImportError:
@@ -61,7 +62,7 @@ def node_args(machine):
 def cluster():
     from ray.cluster_utils import Cluster
 
-    c = Cluster(initialize_head=True, head_node_args=node_args(MACHINES[0]))
+    c = Cluster(initialize_head=True, head_node_args={**node_args(MACHINES[0]), "include_dashboard": False})
     nodes = {MACHINES[0]: c.head_node}
     for m in MACHINES[1:]:
         nodes[m] = c.add_node(**node_args(m))
