@@ -12,7 +12,9 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -182,6 +184,8 @@ def test_a_lost_node_and_ctrl_c_keep_every_finished_point_and_resume_runs_the_re
     assert len(got) == len(set(got)) == 8                      # nothing lost, nothing twice
     assert after[: len(middle)] == middle                       # the finished points untouched
     assert sorted(c["already_finished"]) == sorted(r["key"] for r in middle)
+    # what the killed tasks left in the node's temporary directory, the next task removed
+    assert not list(Path(tempfile.gettempdir()).glob("ternbench-fleet-*"))
 
 
 @needs_ray

@@ -24,6 +24,7 @@ from pathlib import Path
 from . import software
 
 NOT_SHIPPED = ("points.jsonl", "points.csv", "points.parquet")   # the driver keeps its own
+TMP_PREFIX = "ternbench-fleet-"   # + the task's pid: what a killed task leaves is found by it
 
 
 class Refused(Exception):
@@ -96,6 +97,27 @@ def _sweep(request: dict, tmp: Path, nice: int, emit) -> None:
           "over_budget": [p.key for p in outcome.over_budget]})
 
 
+def sweep_stale_dirs() -> None:
+    """A task killed outright (a cancelled run, a lost driver) leaves its temporary directory: the
+    next task on the node removes those whose process is gone."""
+    import shutil
+
+    for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*"):
+        pid = d.name[len(TMP_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def as_locally() -> int:
     """The node's sweep starts its processes as `ternbench run` would: Ray runs its workers at
     nice 15 (its worker_niceness), below every other process of the machine, and sets
@@ -121,7 +143,8 @@ def node_sweep(request: dict):
     nice = as_locally()
     items: queue.Queue = queue.Queue()
     finished = object()
-    with tempfile.TemporaryDirectory(prefix="ternbench-fleet-") as tmp:
+    sweep_stale_dirs()
+    with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         def work():
             try:
                 _sweep(request, Path(tmp), nice, items.put)
