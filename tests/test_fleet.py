@@ -209,7 +209,8 @@ def test_choosing_nodes_and_user_errors(cluster, tmp_path):
 def test_one_line_errors_without_a_cluster(tmp_path):
     cfg = write(tmp_path, SWEEP)
     for args, message in [(["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
-                          (["--address", "no-port"], "expected HOST:PORT")]:
+                          (["--address", "no-port"], "expected HOST:PORT"),
+                          (["--address", "ray://127.0.0.1:10001"], "Ray Client (ray://) cannot stream results")]:
         proc = fleet("run", str(cfg), *args, "--out", str(tmp_path / "x"))
         if ray is None:
             message = "pip install"

@@ -58,8 +58,8 @@ def _nodes(text: str) -> int:
 
 def _selection(p) -> None:
     p.add_argument("--address", metavar="ADDR",
-                   help="the cluster: HOST:PORT of the head node, ray://HOST:PORT, or auto (default: fleet.address, "
-                        "else $RAY_ADDRESS)")
+                   help="the cluster: HOST:PORT of the head node, or auto (default: fleet.address, else "
+                        "$RAY_ADDRESS); run from a machine of the cluster: Ray Client (ray://) cannot stream results")
     p.add_argument("--resource", metavar="NAME",
                    help="take only nodes offering this Ray custom resource, and hold all of it while measuring "
                         "(default: fleet.resource, else 'ternbench'; none: every alive node)")

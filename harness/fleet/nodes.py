@@ -33,11 +33,10 @@ class Node:
 def _check_reachable(address: str) -> None:
     """Ray waits minutes on an address where no cluster answers, printing C++ log lines meanwhile:
     a plain TCP connection first turns that into one line."""
-    target = address.removeprefix("ray://")
-    host, sep, port = target.rpartition(":")
+    host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise FleetError(f"--address {address!r}: expected HOST:PORT (the head node's GCS, 6379 by default), "
-                         "ray://HOST:PORT (Ray Client) or auto (the cluster this machine belongs to)")
+        raise FleetError(f"--address {address!r}: expected HOST:PORT (the head node's GCS, 6379 by default) "
+                         "or auto (the cluster this machine belongs to)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as e:
@@ -52,6 +51,10 @@ def connect(address: str | None):
         raise FleetError("no Ray cluster given: add --address HOST:PORT (or auto), set fleet.address in the "
                          "configuration, or RAY_ADDRESS; start a cluster with `ray start --head`")
     ray = import_ray()
+    if address.startswith("ray://"):
+        # Ray Client cannot carry streaming generator tasks, which bring each point back as it lands
+        raise FleetError(f"--address {address}: Ray Client (ray://) cannot stream results back; run ternbench "
+                         "fleet on a machine of the cluster (the head node, say) with --address HOST:PORT")
     if address != "auto":
         _check_reachable(address)
     try:
