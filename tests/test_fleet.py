@@ -113,6 +113,9 @@ def test_a_sweep_on_every_node_collected_per_machine_compared_and_resumed(cluste
     assert all(m in page for m in MACHINES) and "Claims" in page
     proc = ternbench("compare", *[str(out / m) for m in MACHINES], "--out", str(html), "--json")
     assert json.loads(proc.stdout)["shared_points"] == 4
+    proc = ternbench("report", str(out), "--out", str(tmp_path / "rep"))    # `report` on a fleet directory
+    assert proc.stdout.startswith(f"report: {tmp_path / 'rep' / 'index.html'}")
+    assert all(f"  {m}: " in proc.stdout for m in MACHINES) and (tmp_path / "rep" / "index.html").is_file()
     # the same again is refused without --resume; with it, nothing is left to do
     proc = fleet("run", str(cfg), "--address", cluster.address, "--out", str(out))
     assert proc.returncode == 2 and "--resume" in proc.stderr

@@ -35,22 +35,15 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from harness.cli.report import default_out, evaluate_claims, load_results
+    from harness.cli.report import default_out, write_machines
     from harness.fleet.layout import machine_dirs
-    from harness.report import write_compare
 
     if args.claims is not None and not args.claims.is_file():
         raise UsageError(f"--claims {args.claims}: no such file")
     paths = [d for p in args.results for d in (machine_dirs(p) or [p])]
     if len(paths) < 2:
         raise UsageError("needs at least two results directories to compare (for one, use `ternbench report`)")
-    results = [load_results(p) for p in paths]
-    claims = [evaluate_claims(args.claims, r) for r in results]
-    out = args.out or default_out(*args.results, prefix="compare-")
-    try:
-        path, summary = write_compare(results, out, claims)
-    except OSError as e:
-        raise UsageError(f"--out {out}: cannot write: {e}") from None
+    path, summary = write_machines(paths, args.out or default_out(*args.results, prefix="compare-"), args.claims)
     if args.json:
         print_json(summary)
     else:
