@@ -14,6 +14,7 @@ MAX_WARMUPS = 1_000
 MAX_PROCESSES = 100           # worker processes per point
 MAX_TOKENS = 1 << 20          # prompt or generation length (a model's own context is checked too)
 MAX_SEED = 2 ** 63 - 1
+MAX_NODES = 10_000            # machines of one fleet run
 
 
 class InputError(ValueError):

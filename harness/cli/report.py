@@ -25,6 +25,8 @@ in order:
   7. every point: mean, 95% CI, n, median, speed-up, J/token, bandwidth; skipped and failed points.
 Partial results (failed or skipped points, no baseline, no energy) give "no data" where a
 section has nothing to show. A claims file that cannot be evaluated is reported in the page.
+A fleet directory (`ternbench fleet run`: one results directory per machine) gets the page of
+`ternbench compare` across its machines, each machine's claims judged on its own points.
 
 exit status: 0 written; 1 written, but the claims could not be evaluated (the reason is on
 stderr and in the page); 2 not a results directory, or a bad option."""
@@ -45,8 +47,12 @@ def add_parser(sub):
 
 def load_results(path: Path):
     """A results directory read back, with its table built, or UsageError in one line."""
+    from harness.fleet.layout import machine_dirs
     from harness.sweep.results import Results, ResultsError
 
+    if machine_dirs(path):
+        raise UsageError(f"{path} holds one results directory per machine (a fleet run), not one sweep: "
+                         f"`ternbench compare {path}` reports them side by side")
     try:
         results = Results(path)
         results.frame()   # a malformed record fails here, not halfway through the page
@@ -93,13 +99,47 @@ def default_out(*paths: Path, prefix: str = "") -> Path:
     return Path("reports") / (prefix + "-".join(p.resolve().name or "results" for p in paths))
 
 
+def write_machines(paths: list[Path], out: Path, claims_path: Path | None, lossless: dict | None = None):
+    """The page across machines (`compare`, and `report` on a fleet directory), each machine's
+    claims judged on its own points; returns (path, the --json summary)."""
+    from harness.report import write_compare
+
+    results = [load_results(p) for p in paths]
+    claims = [evaluate_claims(claims_path, r, lossless) for r in results]
+    try:
+        return write_compare(results, out, claims)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write: {e}") from None
+
+
+def run_fleet(args, machines: list[Path], lossless: dict | None) -> int:
+    """A fleet directory: one page across its machines, as `ternbench compare` writes it."""
+    path, summary = write_machines(machines, args.out or default_out(args.results, prefix="compare-"), args.claims,
+                                   lossless)
+    errors = [f"{m['label']}: {m['claims_error']}" for m in summary["machines"] if m["claims_error"]]
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"report: {path}")
+        for m in summary["machines"]:
+            for c in m["claims"] or []:
+                print(f"  {m['label']}: {c['line']}")
+    for e in errors:
+        print(f"ternbench report: error: {e}", file=sys.stderr)
+    return EXIT_FAILURE if errors else EXIT_OK
+
+
 def run(args) -> int:
+    from harness.fleet.layout import machine_dirs
     from harness.report import write_single
 
     if args.claims is not None and not args.claims.is_file():
         raise UsageError(f"--claims {args.claims}: no such file")
     lossless = read_lossless(args.lossless)
-    results = load_results(args.results)
+    machines = machine_dirs(args.results)
+    if len(machines) > 1:
+        return run_fleet(args, machines, lossless)
+    results = load_results(machines[0] if machines else args.results)
     verdicts, error = evaluate_claims(args.claims, results, lossless)
     out = args.out or default_out(args.results)
     try:

@@ -8,11 +8,13 @@ the same model with the same parameters."""
 from __future__ import annotations
 
 import datetime
+import math
 import re
 
 from harness.measure.fingerprint import cpu_identity
 
 from . import plots, points, provenance
+from .single import claims_section
 
 MATCH = ("model", "format", "head_format", "threads", "test")
 
@@ -62,6 +64,13 @@ def like_energy(a: dict, b: dict) -> bool:
     return a.get("energy_provenance") is not None and a.get("energy_provenance") == b.get("energy_provenance")
 
 
+def _interval(lo, hi) -> tuple | None:
+    def finite(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    return (lo, hi) if finite(lo) and finite(hi) else None
+
+
 def _cell(r: dict | None, first: dict | None, skipped: dict) -> dict:
     if r is None:
         return {"status": "missing",
@@ -75,7 +84,7 @@ def _cell(r: dict | None, first: dict | None, skipped: dict) -> dict:
             "unstable": r.get("unstable"),
             "per_thread": r["tps_median"] / r["threads"] if r.get("threads") else None,
             "ratio": r["tps_median"] / first["tps_median"] if base_ok and first.get("tps_median") else None,
-            "speedup": r.get("speedup"),
+            "speedup": r.get("speedup"), "speedup_ci": _interval(r.get("speedup_ci95_low"), r.get("speedup_ci95_high")),
             "j": r.get("j_per_token"), "estimated": r.get("energy_measured") is False,
             "j_ratio": (r["j_per_token"] / first["j_per_token"]
                         if base_ok and like_energy(r, first) and first["j_per_token"] > 0 else None),
@@ -146,13 +155,16 @@ def _only_one(keys, indexes, skipped_by_machine, labels) -> list[dict]:
     return out
 
 
-def context(results_list) -> dict:
+def context(results_list, claims=None) -> dict:
+    """claims: per machine, (verdict dicts, or None and the error) of its own results; None: not judged."""
     labels = _labels(results_list)
     all_rows = [points.rows(r) for r in results_list]
     for rows in all_rows:
         for r in rows:   # the variant is shown per machine; it is no part of a series here
             r["series"] = points.series_label(r, show_variant=False)
     machines = [_machine(label, res, rows) for label, res, rows in zip(labels, results_list, all_rows)]
+    for m, judged in zip(machines, claims or [None] * len(machines)):
+        m["claims"] = claims_section(*judged) if judged else None
     indexes, not_compared = [], []
     for m, rows in zip(machines, all_rows):
         index, extra = _index(rows, m["best_variant"])
@@ -190,6 +202,9 @@ def summary(ctx: dict, path) -> dict:
     """What `ternbench compare --json` prints."""
     return {"path": str(path),
             "machines": [{"label": m["label"], "results": m["path"], "cpu": m["cpu"], "points": m["points"],
-                          "ok": m["ok"], "energy": m["energy"]["label"]} for m in ctx["machines"]],
+                          "ok": m["ok"], "energy": m["energy"]["label"],
+                          "claims": [{"id": c["id"], "verdict": c["verdict"], "line": c["line"]}
+                                     for c in m["claims"]["items"]] if m["claims"] else None,
+                          "claims_error": m["claims"]["error"] if m["claims"] else None} for m in ctx["machines"]],
             "shared_points": len(ctx["shared"]), "at_most_threads": len(ctx["top"]),
             "only_one_machine": len(ctx["only_one"]), "not_compared": len(ctx["not_compared"])}

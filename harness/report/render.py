@@ -93,8 +93,9 @@ def write_single(results, out_dir, claims: list[dict] | None = None, claims_erro
     return path, single.summary(ctx, path)
 
 
-def write_compare(results_list, out_dir):
-    """DIR/index.html comparing several results directories; returns (path, the --json summary)."""
-    ctx = compare.context(results_list)
+def write_compare(results_list, out_dir, claims=None):
+    """DIR/index.html comparing several results directories, with each one's claim verdicts when
+    given (compare.context); returns (path, the --json summary)."""
+    ctx = compare.context(results_list, claims)
     path = _write("compare.html.j2", ctx, out_dir)
     return path, compare.summary(ctx, path)

@@ -49,9 +49,12 @@ KEYS = {
     "pin_threads": "pin the worker to the first N usable CPUs (N = the point's threads)",
     "exclude": "a list of mappings of point fields (engine, model, format, head_format, variant, threads, workload: pp "
                "or tg, test: such as tg128) whose matching points are left out",
+    "fleet": "for `ternbench fleet run` only: a mapping with address, resource, labels, nodes",
 }
 REQUIRED = ("models", "threads", "workloads")
 ENERGY_KEYS = ("backend", "idle_seconds", "watts_per_core", "idle_watts", "powercap_root")
+FLEET_KEYS = ("address", "resource", "labels", "nodes")
+FLEET_RESOURCE = "ternbench"   # the custom resource a node offers ternbench by default
 
 
 class ConfigError(Exception):
@@ -93,6 +96,16 @@ class EnergyConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """Where `ternbench fleet run` runs the sweep; `ternbench run` ignores it, so one file serves
+    both. None in a field: not set here (the command line or its default decides)."""
+    address: str | None = None
+    resource: str | None = FLEET_RESOURCE   # None: every alive node qualifies
+    labels: tuple[tuple[str, str], ...] = ()
+    nodes: int | None = None                # at most this many nodes; None: all that qualify
+
+
+@dataclass(frozen=True)
 class Exclusion:
     match: dict          # key -> tuple of allowed values (as text)
     line: int
@@ -121,6 +134,7 @@ class SweepConfig:
     pin_threads: bool = False
     exclude: tuple[Exclusion, ...] = ()
     engines: tuple[EngineRef, ...] = ()   # external engines (ternbench's own formats are `formats`)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
     @property
     def sha256(self) -> str:
@@ -199,6 +213,7 @@ class _Validator:
             energy=self.energy(), time_budget_s=self.duration("time_budget"),
             seed=self.integer("seed", 0, 0, inputs.MAX_SEED),
             pin_threads=self.boolean("pin_threads", False), exclude=self.exclusions(), engines=engines,
+            fleet=self.fleet(),
         )
 
     def engines(self) -> tuple[tuple[str, ...], tuple[EngineRef, ...]]:
@@ -498,6 +513,35 @@ class _Validator:
                 match[key] = tuple(str(x) for x in vs)
             out.append(Exclusion(match, line))
         return tuple(out)
+
+    def fleet(self):
+        if "fleet" not in self.doc:
+            return FleetConfig()
+        value = self.doc["fleet"]
+        if not isinstance(value, yaml_source.LDict):
+            raise self.fail("fleet", "must be a mapping such as {address: auto, resource: ternbench, nodes: 4}")
+        for key in value:
+            if key not in FLEET_KEYS:
+                raise self.where.error(f"unknown key; allowed: {', '.join(FLEET_KEYS)}", value.lines[key],
+                                       f"fleet.{key}")
+        out = {}
+        for key in ("address", "resource"):
+            v = value.get(key, FleetConfig.resource if key == "resource" else None)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise self.where.error(f"must be text, got {v!r}", value.lines[key], f"fleet.{key}")
+            out[key] = v.strip() if v else None
+        labels = value.get("labels", {})
+        if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
+                                                   and not isinstance(v, bool) for k, v in labels.items()):
+            raise self.where.error(f"must be a mapping of Ray node labels to values, got {labels!r}",
+                                   value.lines.get("labels"), "fleet.labels")
+        nodes = value.get("nodes")
+        if nodes is not None:
+            try:
+                nodes = inputs.count(nodes, "it", 1, inputs.MAX_NODES)
+            except inputs.InputError as e:
+                raise self.where.error(str(e).removeprefix("it "), value.lines["nodes"], "fleet.nodes") from None
+        return FleetConfig(labels=tuple((k, str(v)) for k, v in labels.items()), nodes=nodes, **out)
 
 
 def with_engine_bins(config: SweepConfig, **bins: str | None) -> SweepConfig:

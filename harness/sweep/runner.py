@@ -156,13 +156,15 @@ class Arm:
 
 
 def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict, resume: bool,
-        quiet: bool = False) -> Outcome:
-    return run_arms(config, plan, [Arm(results, fingerprint)], resume, quiet)
+        quiet: bool = False, on_record=None) -> Outcome:
+    return run_arms(config, plan, [Arm(results, fingerprint)], resume, quiet, on_record)
 
 
-def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, quiet: bool = False) -> Outcome:
+def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, quiet: bool = False,
+             on_record=None) -> Outcome:
     """The sweep, once per arm, each point of every arm interleaved with the points it is compared
-    with, and every record on disk when its group is done."""
+    with, and every record on disk when its group is done. on_record(results, record), if given,
+    hears of each record once it is on disk (a fleet node streams it to the driver)."""
     log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     energy = sweep_energy.prepare(config.energy, log)
     settings = Settings(config.repetitions, config.warmups, config.processes, config.seed, config.pin_threads,
@@ -203,6 +205,8 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
                             for arm, done in zip(arms, finished) if p.key not in done]
             for (arm, _), record in zip(owners, records):
                 arm.results.append(record)
+                if on_record:
+                    on_record(arm.results, record)
                 if arm is arms[0]:
                     (outcome.ok if record["status"] == "ok" else outcome.failed).append(record["key"])
             for arm in arms:
