@@ -132,7 +132,6 @@ def run_bench(cmd: list[str], meter, log) -> tuple[dict, list[dict]]:
 
 
 def main(argv=None) -> int:
-    import numpy  # noqa: F401  (the probe's runtime needs it loaded before pinning takes effect)
     import pyperf
 
     from harness.engines import gguf_model
