@@ -136,6 +136,7 @@ def main(argv=None) -> int:
 
     from harness.engines import gguf_model
     from harness.engines.llamacpp import version_line
+    from harness.models.gguf_file import GgufFile
     from harness.measure import conditions, probe
     from harness.measure.point import Point
     from harness.measure.worker import Sidecar
@@ -168,13 +169,14 @@ def main(argv=None) -> int:
         if not offers["progress"]:
             meter = None    # no window to bracket: see the module's docstring
         cmd = command(bench, point, args.gguf, args.warmups + args.values, offers)
-        head = gguf_model.head_type(args.gguf)
+        model = GgufFile(args.gguf)
+        head = gguf_model.head_type(model)
         with Context(point["threads"], tuning="off") as ctx:
             before = probe.measure_bandwidth(ctx, 3)
             side.write("process", started=time.time(), conditions_before=conditions.snapshot(), runtime_build=None,
                        variant=point["variant"], threads=point["threads"], affinity=sorted(os.sched_getaffinity(0)),
-                       pinned=bool(args.pin), setup_s=None, weight_bytes=gguf_model.weight_bytes(args.gguf),
-                       bytes_per_token=gguf_model.bytes_per_token(args.gguf),
+                       pinned=bool(args.pin), setup_s=None, weight_bytes=gguf_model.weight_bytes(model),
+                       bytes_per_token=gguf_model.bytes_per_token(model),
                        probe_before_gbps=before.passes[probe.PLAIN], probe_before_patterns=before.passes,
                        tuning=None, kv_cache=point.get("kv_cache", "f16"), energy=meter.name if meter else None,
                        engine={"name": point["engine"], "version": version_line(bench), "bin": args.bin,

@@ -30,15 +30,20 @@ WRITER_VERSION = 1
 QUANT_TYPES = {"tq1_0": "TQ1_0", "tq2_0": "TQ2_0", "f16": "F16", "i2_s": "I2_S", "tl1": "TL1", "tl2": "TL2"}
 
 
-def head_type(path) -> str:
+def _header(file) -> GgufFile:
+    """FILE: a path, or a GgufFile already read (a caller asking several questions reads it once)."""
+    return file if isinstance(file, GgufFile) else GgufFile(file)
+
+
+def head_type(file) -> str:
     """The type of the tensor the output head reads: output.weight, or the embedding when tied."""
-    tensors = GgufFile(path).tensors
+    tensors = _header(file).tensors
     t = tensors.get("output.weight", tensors.get("token_embd.weight"))
     return t.type.lower() if t is not None else "unknown"
 
 
-def weight_bytes(path) -> int:
-    return sum(t.nbytes for t in GgufFile(path).tensors.values())
+def weight_bytes(file) -> int:
+    return sum(t.nbytes for t in _header(file).tensors.values())
 
 
 def identity(spec, seed: int, checkpoint: str | None = None) -> str:
@@ -192,12 +197,12 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
     return out
 
 
-def bytes_per_token(path: Path) -> int:
+def bytes_per_token(file) -> int:
     """The weight bytes an engine reads to generate one token from this GGUF: every tensor once,
     except that the embedding table is read one row per token when a separate output head exists
     (tied, it is the output head and read whole). So bandwidth fractions compare across engines
     even where embeddings differ (llama.cpp keeps a TQ model's embedding in Q6_K)."""
-    tensors = GgufFile(path).tensors
+    tensors = _header(file).tensors
     total = sum(t.nbytes for t in tensors.values())
     embd = tensors.get("token_embd.weight")
     if embd is not None and "output.weight" in tensors:

@@ -2,6 +2,7 @@
 each point this machine cannot run set aside with the reason; plus a rough duration estimate."""
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,9 +55,9 @@ def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens:
         head = sizes.default_head_format(fmt) if head == "auto" else head
         resolved, why = resolve_variant(variant)
         yield Point(ref.label, fmt, head, resolved or variant, threads, kind, tokens), why
+    held = _file_format(ref) if config.engines else None
     for engine in config.engines:
         why = found[engine.name][1]
-        held = _file_format(ref)
         for fmt in engine.formats:
             point = Point(ref.label, fmt, engines.HEAD_FORMAT[fmt], ENGINE_VARIANT, threads, kind, tokens,
                           engine=engine.name)
@@ -67,11 +68,15 @@ def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens:
 
 def _file_format(ref: ModelRef) -> str | None:
     """An engine's name for the linears of a GGUF model (None for presets: any format is written)."""
-    if ref.kind != "gguf":
-        return None
+    return _linear_type(ref.path) if ref.kind == "gguf" else None
+
+
+@functools.lru_cache(maxsize=None)
+def _linear_type(path: str) -> str:
+    """Read once per file, not once per thread count and workload."""
     from harness.models.gguf_file import GgufModel
 
-    return GgufModel(ref.path).linear_type().lower()
+    return GgufModel(path).linear_type().lower()
 
 
 def _disk(point: Point, ref: ModelRef, seed: int) -> str:

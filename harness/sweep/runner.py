@@ -114,11 +114,9 @@ def comparison_groups(points: list[Point]) -> list[list[Point]]:
     return groups
 
 
-def _label(p) -> str:
+def _label(p: Point) -> str:
     """A point within its comparison group, as the progress display names it."""
-    get = (lambda k, d=None: p.get(k, d)) if isinstance(p, dict) else (lambda k, d=None: getattr(p, k, d))
-    engine = get("engine", "ternbench")
-    return f"{get('format')}+{get('head_format')}" if engine == "ternbench" else f"{engine} {get('format')}"
+    return f"{p.format}+{p.head_format}" if p.engine == "ternbench" else f"{p.engine} {p.format}"
 
 
 def _sources(group: list[Point], plan: Plan, seed: int, note) -> tuple[dict, dict]:
@@ -211,8 +209,8 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
                     (outcome.ok if record["status"] == "ok" else outcome.failed).append(record["key"])
             for arm in arms:
                 arm.results.rebuild_tables(config.baseline)
-            progress.finish("; ".join(f"{_label(r)} {r['tokens_per_s']['median']:.2f} tokens/s" if r["status"] == "ok"
-                                      else f"{_label(r)} FAILED, {r['reason']}" for r in records))
+            progress.finish("; ".join(f"{_label(p)} {r['tokens_per_s']['median']:.2f} tokens/s" if r["status"] == "ok"
+                                      else f"{_label(p)} FAILED, {r['reason']}" for (_, p), r in zip(owners, records)))
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
