@@ -6,16 +6,16 @@
 #include <string.h>
 #include "tb_internal.h"
 
-/* row_block: rows are padded to it and stored in blocks of it (TB_GROUP, or TB_TL_ROWS);
- * row_unit: the rows of a GEMV work unit (a tl panel) */
-static const struct { const char *name; int ternary, int_act, block, max_cols, row_block, row_unit; } formats[TB_NFORMATS] = {
-    [TB_I2S] = {"i2s", 1, 1, TB_I2S_BLOCK, TB_MAX_COLS, TB_GROUP, TB_GROUP},
-    [TB_TQ1] = {"tq1", 1, 1, TB_TQ1_BLOCK, TB_MAX_COLS, TB_GROUP, TB_GROUP},
-    [TB_F16] = {"f16", 0, 0, TB_F16_BLOCK, TB_MAX_COLS, TB_GROUP, TB_GROUP},
-    [TB_F32] = {"f32", 0, 0, TB_F32_BLOCK, TB_MAX_COLS, TB_GROUP, TB_GROUP},
-    [TB_I8] = {"int8", 0, 1, TB_I8_BLOCK, TB_I8_MAX_COLS, TB_GROUP, TB_GROUP},
-    [TB_TL1] = {"tl1", 1, 1, TB_TL1_BLOCK, TB_MAX_COLS, TB_TL_ROWS, TB_TL_ROWS * TB_TL_PANEL},
-    [TB_TL2] = {"tl2", 1, 1, TB_TL2_BLOCK, TB_MAX_COLS, TB_TL_ROWS, TB_TL_ROWS * TB_TL_PANEL},
+/* row_block: rows are padded to it and stored in blocks of it (TB_GROUP, or TB_TL_ROWS),
+ * and a GEMV shares its rows between threads in blocks */
+static const struct { const char *name; int ternary, int_act, block, max_cols, row_block; } formats[TB_NFORMATS] = {
+    [TB_I2S] = {"i2s", 1, 1, TB_I2S_BLOCK, TB_MAX_COLS, TB_GROUP},
+    [TB_TQ1] = {"tq1", 1, 1, TB_TQ1_BLOCK, TB_MAX_COLS, TB_GROUP},
+    [TB_F16] = {"f16", 0, 0, TB_F16_BLOCK, TB_MAX_COLS, TB_GROUP},
+    [TB_F32] = {"f32", 0, 0, TB_F32_BLOCK, TB_MAX_COLS, TB_GROUP},
+    [TB_I8] = {"int8", 0, 1, TB_I8_BLOCK, TB_I8_MAX_COLS, TB_GROUP},
+    [TB_TL1] = {"tl1", 1, 1, TB_TL1_BLOCK, TB_MAX_COLS, TB_TL_ROWS},
+    [TB_TL2] = {"tl2", 1, 1, TB_TL2_BLOCK, TB_MAX_COLS, TB_TL_ROWS},
 };
 
 int tb_format_count(void) { return TB_NFORMATS; }
@@ -25,7 +25,6 @@ int tb_format_is_ternary(int f) { return valid_fmt(f) && formats[f].ternary; }
 int tb_format_int_act(int f) { return valid_fmt(f) && formats[f].int_act; }
 int tb_format_block(int f) { return valid_fmt(f) ? formats[f].block : 0; }
 int tb_format_row_block(int f) { return valid_fmt(f) ? formats[f].row_block : 0; }
-int tb_format_row_unit(int f) { return valid_fmt(f) ? formats[f].row_unit : 0; }
 
 int tb_format_id(const char *name) {
     for (int f = 0; f < TB_NFORMATS; f++)

@@ -257,7 +257,7 @@ static int prepare(tb_ctx *c, prep_job *j) {
 
 /* ---- sharing the rows between threads ---- */
 
-/* Units of work are row groups (GEMV) or GEMM panels, numbered across all the
+/* Units of work are row blocks (GEMV) or GEMM panels, numbered across all the
  * matrices of a call. Thread i owns an equal share and reads it from the front,
  * `claim` units at a time, so its weights stream in order; a thread that runs out
  * takes claims from the back of the other shares, so a thread that started late
@@ -390,7 +390,7 @@ static int run(tb_ctx *c, const tb_matrix *const *ws, int count, prep_job *j, vo
     j->interleave = gemm;
     if (prepare(c, j) != 0) return -1;
     mm_job m = {.c = c, .count = count, .ws = ws, .act = &j->act, .fn = fn, .per_token = per_token,
-                .unit = gemm ? TB_GEMM_MR : tb_format_row_unit(w->fmt), .prefetch = c->tuning[w->fmt].prefetch, .yf = yf,
+                .unit = gemm ? TB_GEMM_MR : tb_format_row_block(w->fmt), .prefetch = c->tuning[w->fmt].prefetch, .yf = yf,
                 .xscale = j->xscale};
     m.ustart[0] = 0;
     for (int i = 0; i < count; i++) {
