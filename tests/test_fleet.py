@@ -273,3 +273,46 @@ def test_the_fleet_section_of_a_sweep(tmp_path):
         bad = write(tmp_path, SWEEP.replace("fleet:\n  resource: tb\n", section + "\n"), "bad.yaml")
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(bad)
+
+
+def test_the_driver_appends_each_record_at_once_and_builds_the_tables_when_the_node_ends(tmp_path):
+    """Rebuilding points.csv/parquet per point would cost the driver CPU while the node measures its
+    next point (the same CPU when the driver runs on a node): records land as they arrive, the
+    tables once, at the node's end, lost or not."""
+    from types import SimpleNamespace
+
+    from harness.fleet import collect, nodes
+    from harness.measure import record
+    from harness.measure.point import Point
+
+    points = [Point("tiny", f, f, "scalar", 1, "generation", 4) for f in ("i2s", "f16")]
+    recs = [record.failed(p, "a test", "", "", 1.0, 2.0) for p in points]
+    run = collect.NodeRun(nodes.Node("aa11" * 8, "vm", "10.0.0.1", 2, 1, machine_id="vm"),
+                          ResultsDir(tmp_path / "vm"))
+    run.results.create()
+    seen = []
+
+    def stream(lost):
+        yield {"kind": "plan", "points": [p.key for p in points], "already": [], "skipped": [], "nice": 0}
+        for r in recs:
+            yield {"kind": "point", "record": r, "files": {}}
+            seen.append((keys(run.results.path), run.results.file("points.csv").exists()))
+        if lost:
+            raise RayError("the node died")
+        yield {"kind": "end", "files": {}, "interrupted": False, "over_budget": []}
+
+    class RayError(Exception):
+        pass
+
+    fake_ray = SimpleNamespace(get=lambda item: item, exceptions=SimpleNamespace(
+        RayError=RayError, TaskCancelledError=type("TaskCancelledError", (RayError,), {}),
+        RayTaskError=type("RayTaskError", (RayError,), {})))
+    collect.Collector([run], None, lambda msg: None).follow(fake_ray, run, stream(lost=False))
+    assert seen == [([points[0].key], False), ([p.key for p in points], False)]
+    assert run.status == "done" and run.results.file("points.csv").read_text().count("\n") == 3
+    # a node lost mid-stream: what arrived is kept, and its tables are written all the same
+    run = collect.NodeRun(run.node, ResultsDir(tmp_path / "lost"))
+    run.results.create()
+    collect.Collector([run], None, lambda msg: None).follow(fake_ray, run, stream(lost=True))
+    assert run.status == "lost" and "the node died" in run.reason
+    assert keys(run.results.path) == [p.key for p in points] and run.results.file("points.csv").is_file()

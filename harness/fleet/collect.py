@@ -95,8 +95,7 @@ class Collector:
         elif kind == "point":
             record = item["record"]
             write_files(run.results, item["files"])
-            run.results.append(record)
-            run.results.rebuild_tables(self.baseline)
+            run.results.append(record)   # the record, safe on disk; its tables wait for the node's end
             if record["status"] == "ok":
                 run.ok.append(record["key"])
                 outcome = f"{record['tokens_per_s']['median']:.2f} tokens/s"
@@ -107,7 +106,6 @@ class Collector:
             self._say(run, f"{done}/{len(run.planned)} {record['key']}: {outcome}")
         elif kind == "end":
             write_files(run.results, item["files"])
-            run.results.rebuild_tables(self.baseline)
             run.over_budget = item["over_budget"]
             run.status = "interrupted" if item["interrupted"] else "done"
             self._say(run, f"finished: {len(run.ok)} ok, {len(run.failed)} failed"
@@ -117,7 +115,20 @@ class Collector:
             self._say(run, f"refused: {run.reason}")
 
     def follow(self, ray, run: NodeRun, stream) -> None:
-        """One node's stream, to its end or the node's loss."""
+        """One node's stream, to its end or the node's loss; then the results' tables (points.csv,
+        points.parquet), once: rebuilt after every point, as `ternbench run` does between its
+        points, they would cost this process CPU while the node measures its next point, the
+        same CPU when the driver runs on a node of the cluster."""
+        try:
+            self._follow(ray, run, stream)
+        finally:
+            if run.results.has_points():
+                try:
+                    run.results.rebuild_tables(self.baseline)
+                except (OSError, ValueError) as e:
+                    self._say(run, f"could not write the results' tables: {e}")
+
+    def _follow(self, ray, run: NodeRun, stream) -> None:
         try:
             for ref in stream:
                 self.handle(run, ray.get(ref))
