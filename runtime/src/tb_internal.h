@@ -47,9 +47,9 @@ enum { TB_I2S = 0, TB_TQ1 = 1, TB_F16 = 2, TB_F32 = 3, TB_I8 = 4, TB_TL1 = 5, TB
  * in L1 while 4 blocks stream past them, and the weights are still read in order
  * (read block by block, 74 KB of tables for 6912 columns of tl2 came from L2 for
  * every block). 16 k-steps a chunk, not 64: on Zen 5 tl2's GEMV from memory ran 7%
- * faster (0.86-0.95 of its bytes advantage over i2s became 0.92-1.02; a 64-step chunk
- * spends longer on one block's 20 KB before the next block's stream starts). The
- * last panel of a matrix may hold fewer blocks. A GEMV work unit is one block.
+ * faster (0.87-0.95 of its bytes advantage over i2s became 0.92-1.02, builds
+ * alternated; see the README). The last panel of a matrix may hold fewer blocks. A
+ * GEMV work unit is one block.
  * Table entries (sum of w_j x_j) reach 384 in tl2, beyond int8, so each table is two:
  * with x = 8 (x >> 3) + (x & 7), A = sum w_j (x_j >> 3) in [-48, 48] and B = sum
  * w_j (x_j & 7) in [-21, 21] are int8 and stay exact when negated, and two look-ups
