@@ -120,16 +120,6 @@ class Collector:
         points, they would cost this process CPU while the node measures its next point, the
         same CPU when the driver runs on a node of the cluster."""
         try:
-            self._follow(ray, run, stream)
-        finally:
-            if run.results.has_points():
-                try:
-                    run.results.rebuild_tables(self.baseline)
-                except (OSError, ValueError) as e:
-                    self._say(run, f"could not write the results' tables: {e}")
-
-    def _follow(self, ray, run: NodeRun, stream) -> None:
-        try:
             for ref in stream:
                 self.handle(run, ray.get(ref))
             if run.status in ("waiting", "running"):
@@ -145,6 +135,12 @@ class Collector:
         except (OSError, ValueError) as e:
             run.status, run.reason = "lost", f"the driver could not write its results: {e}"
             self._say(run, run.reason)
+        finally:
+            if run.results.has_points():
+                try:
+                    run.results.rebuild_tables(self.baseline)
+                except (OSError, ValueError) as e:
+                    self._say(run, f"could not write the results' tables: {e}")
 
 
 def _reason(e: Exception) -> str:

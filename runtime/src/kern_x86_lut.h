@@ -116,7 +116,7 @@ TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void
     const int steps = tb_tl_steps(w);
     const size_t pf = (size_t)o->prefetch, step_bytes = tb_tl_step_bytes(fmt);
     for (int rp = r0, rend; rp < r1; rp = rend) {
-        rend = tl_panel_end(rp, r1);
+        rend = tb_tl_panel_end(rp, r1);
         for (int c0 = 0; c0 < steps; c0 += TB_TL_CHUNK) {
             const int c1 = steps - c0 < TB_TL_CHUNK ? steps : c0 + TB_TL_CHUNK;
             for (int r = rp; r < rend; r += TB_TL_ROWS) {

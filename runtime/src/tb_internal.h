@@ -232,7 +232,7 @@ static inline uint8_t *tb_tl_step(const tb_matrix *m, int r, int s) {
 }
 /* The end of the rows [r, r1) that share r's panel: a GEMV share starts at any block, and
  * walks its rows panel by panel so each k-chunk of tables serves every block of one. */
-static inline int tl_panel_end(int r, int r1) {
+static inline int tb_tl_panel_end(int r, int r1) {
     const int end = (r / (TB_TL_ROWS * TB_TL_PANEL) + 1) * TB_TL_ROWS * TB_TL_PANEL;
     return end < r1 ? end : r1;
 }
