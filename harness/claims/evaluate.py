@@ -420,7 +420,7 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str, str]:
         (lambda r, row: threads_match(c, r, row["threads"]),
          lambda: f"No point ran at {threads} (threads run: "
                  f"{', '.join(str(t) for t in sorted({row['threads'] for _, row in rows}))}).",
-         lambda: f"no point at {threads}: add it to threads"),
+         lambda: f"no point at {threads}: add {'max' if c.threads == 'all' else c.threads} to threads"),
         (lambda r, row: row["model"] in c.models,
          lambda: f"No point of the claimed sizes ({sizes(c.models)}) ran; sizes run: "
                  f"{sizes(ordered(c, {row['model'] for _, row in rows}))}.",
@@ -570,12 +570,16 @@ def _lossless(c: Claim, data: dict | None, verdict) -> Verdict:
                f"--prompts {c.prompts or 100} --tokens {c.tokens or 32} --json > lossless.json")
     if not data:
         return verdict(NOT_TESTABLE, f"No lossless result was given: run `{command}` and pass lossless.json "
-                                     "(ternbench report RESULTS --lossless lossless.json).")
+                                     "(ternbench report RESULTS --lossless lossless.json).",
+                       short="needs a lossless result: `ternbench lossless ... --json > lossless.json`, then "
+                             "report --lossless lossless.json")
     by_format = {r.get("format"): r for r in data.get("results") or [] if isinstance(r, dict)}
     found = [by_format[f] for f in c.formats if isinstance(by_format.get(f, {}).get("exact_rate"), (int, float))]
     if not found:
         return verdict(NOT_TESTABLE, f"The lossless result has no {'/'.join(c.formats)} figure (it has: "
-                                     f"{', '.join(map(str, by_format)) or 'none'}); run `{command}`.")
+                                     f"{', '.join(map(str, by_format)) or 'none'}); run `{command}`.",
+                       short=f"the lossless result has no {'/'.join(c.formats)} figure: rerun ternbench lossless "
+                             f"--formats {','.join(c.formats)}")
     model = str(data.get("model"))
     points = [CountedPoint(model, r["format"], "", 0, "", 0, float(r["exact_rate"]), None, None) for r in found]
     differences = []
