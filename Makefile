@@ -8,7 +8,7 @@ SOURCES := pyproject.toml setup.py $(wildcard runtime/*.py runtime/src/*.c runti
 CC ?= cc
 CWARN := -std=c11 -Wall -Wextra -Werror -pthread
 
-.PHONY: bench test setup browser sanitize warnings arm clean
+.PHONY: bench test setup browser sanitize warnings arm docs clean
 
 bench: setup
 	$(VENV)/bin/ternbench run configs/default.yaml
@@ -53,10 +53,15 @@ sanitize: setup
 	    --expect-runtime build/asan
 	tests/c/run_native.sh
 
+# The manual (docs/, mkdocs.yml) into site/. --strict: a broken link or anchor, or a page left
+# out of the nav, fails the build. mkdocs comes with the test extra, so `make setup` installs it.
+docs: setup
+	$(VPY) -m mkdocs build --strict --site-dir site
+
 # The AArch64 kernels (neon, dotprod) under qemu-user: needs gcc-aarch64-linux-gnu,
 # qemu-user and libc6-dev-arm64-cross (Debian packages; .ci/run installs them).
 arm:
 	tests/c/run_arm_emulated.sh
 
 clean:
-	rm -rf build $(VENV) runtime/_rt*.so runtime/_rt.c *.egg-info
+	rm -rf build site $(VENV) runtime/_rt*.so runtime/_rt.c *.egg-info
