@@ -102,3 +102,33 @@ def test_the_readmes_screenshot_is_a_small_png():
         data = path.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n"), f"{shot} is not a PNG"
         assert len(data) <= SCREENSHOT_MAX_BYTES, f"{shot} is {len(data)} bytes; compress it"
+
+
+ITEM = re.compile(r"^(\s*)([-*]|\d+\.)\s")
+
+
+def list_problems(text: str) -> list[str]:
+    """Lists GitHub renders but Python-Markdown (MkDocs) would run into the paragraph above or
+    flatten: a list right under a paragraph line, or nested by other than 4 spaces."""
+    problems, fence, prev = [], False, ""
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        elif not fence and (m := ITEM.match(line)):
+            if not m.group(1) and prev.strip() and not prev.startswith(" ") and not ITEM.match(prev):
+                problems.append(f"line {i}: a list needs a blank line above it")
+            if len(m.group(1)) % 4:
+                problems.append(f"line {i}: nest lists by 4 spaces")
+        prev = line
+    return problems
+
+
+def test_the_list_check_finds_what_mkdocs_would_garble():
+    assert list_problems("Text:\n- a\n  - b\n") == ["line 2: a list needs a blank line above it",
+                                                   "line 3: nest lists by 4 spaces"]
+    assert list_problems("Text:\n\n- a\n    - b\n```\nx:\n- y\n```\n") == []
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
+def test_lists_render_in_mkdocs_as_on_github(page):
+    assert list_problems((DOCS / page).read_text()) == []
