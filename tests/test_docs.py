@@ -132,3 +132,13 @@ def test_the_list_check_finds_what_mkdocs_would_garble():
 @pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
 def test_lists_render_in_mkdocs_as_on_github(page):
     assert list_problems((DOCS / page).read_text()) == []
+
+
+def test_without_mkdocs_the_build_tests_skip_or_fail_as_required(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mkdocs", None)  # makes `import mkdocs` raise ImportError
+    monkeypatch.setattr(sys.modules[__name__], "REQUIRE", False)
+    with pytest.raises(pytest.skip.Exception, match="pip install -e '.\\[docs\\]'"):
+        mkdocs()
+    monkeypatch.setattr(sys.modules[__name__], "REQUIRE", True)
+    with pytest.raises(pytest.fail.Exception, match="TERNBENCH_REQUIRE_DOCS=1 forbids skipping"):
+        mkdocs()
