@@ -705,3 +705,111 @@ def test_energy_ratios_between_machines_need_like_meters():
     assert not compare.like_energy(pkg_dram, pkg_only)          # package + DRAM against package alone
     est = row("estimated: cpu-time model, 6.075 W per busy core + 27 W idle", measured=False)
     assert compare.like_energy(est, dict(est)) and not compare.like_energy(est, pkg_dram)
+
+
+# --- the first screen of a measured sweep ----------------------------------------------------------
+
+POWER_W = 132.0   # what the simulated package draws: the meter must read it back
+
+
+class LivePowercap:
+    """A powercap tree whose package counter runs at POWER_W from the moment it starts, as a real
+    RAPL zone would; the file is replaced whole each time, so a reader never sees half a number."""
+
+    def __init__(self, root: Path):
+        import threading
+        import time
+
+        self.zone = root / "intel-rapl:0"
+        self.zone.mkdir(parents=True)
+        (self.zone / "name").write_text("package-0\n")
+        (self.zone / "max_energy_range_uj").write_text("262143328850\n")
+        self._t0, self._clock, self._stop = time.monotonic(), time.monotonic, threading.Event()
+        self._write()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _write(self):
+        uj = int(POWER_W * 1e6 * (self._clock() - self._t0))
+        tmp = self.zone / ".energy_uj.tmp"
+        tmp.write_text(f"{uj}\n")
+        tmp.replace(self.zone / "energy_uj")
+
+    def _run(self):
+        while not self._stop.wait(0.002):
+            self._write()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
+MEASURED_SWEEP = """\
+models: [125M]
+formats: [i2s, f16]
+threads: [1]
+workloads:
+  generation: [64, 256]
+repetitions: 2
+warmups: 1
+processes: 3
+energy: {backend: powercap, powercap_root: rapl, idle_seconds: 0.5}
+"""
+
+
+@pytest.fixture(scope="module")
+def measured_sweep(tmp_path_factory):
+    """The sweep a researcher runs first: 125M, i2s against f16, one thread, with energy measured
+    from a (simulated) RAPL zone, then reported with the shipped claims."""
+    from test_sweep_config import write
+
+    d = tmp_path_factory.mktemp("measured")
+    meter = LivePowercap(d / "rapl")
+    try:
+        ternbench("run", str(write(d, MEASURED_SWEEP, "sweep.yaml")), "--out", str(d / "run"), "-q", timeout=900)
+    finally:
+        meter.stop()
+    proc = ternbench("report", str(d / "run"), "--out", str(d / "report"), "--json")
+    return d / "run", d / "report" / "index.html", json.loads(proc.stdout)
+
+
+def test_the_first_screen_gives_every_claim_a_verdict_or_its_reason(measured_sweep, tmp_path):
+    run, page, summary = measured_sweep
+    for c in summary["claims"]:
+        assert c["status"] != "not testable here" or c["short"], c["line"]
+        assert c["line"].startswith(c["verdict"])
+    text = page.read_text()
+    glance = section(text, "glance")
+    for c in summary["claims"]:
+        assert html_text(c["line"]) in glance
+    # 1 thread only: the all-threads claims say what to add, the energy claim what is missing
+    lines = {c["id"]: c["line"] for c in summary["claims"]}
+    assert "add max to threads" in lines["x86-speedup"] and "add 2 to threads" in lines["x86-speedup-2-threads"]
+    errors, probe = browser_errors(tmp_path, page, 1366, 768)
+    assert errors == [], errors
+    assert probe["glance"]["tableTop"] < 768 and probe["glance"]["clipped"] is False, probe
+
+
+def test_the_first_screen_shows_the_measured_energy_and_only_positive_intervals(measured_sweep):
+    run, page, _ = measured_sweep
+    frame = Results(run).frame()
+    assert (frame.energy_measured == True).all()   # noqa: E712 (a pandas column)
+    # the simulated zone's power, read back through the sampler and the timed windows
+    assert frame.watts.min() == pytest.approx(POWER_W, rel=0.02) and frame.watts.max() == pytest.approx(POWER_W, rel=0.02)
+    glance = section(page.read_text(), "glance")
+    assert "Energy measured: measured: powercap package-0" in glance and "W average over the timed passes" in glance
+    assert "J/token" in glance and "energy reduction (95% CI)" in glance
+    # every interval on the page has positive ends; every speed-up has one (3 rounds, paired)
+    bounds = [float(x) for pair in re.findall(r"\(([-\d.]+)x?&ndash;([-\d.]+)x?", glance) for x in pair]
+    assert bounds and min(bounds) > 0
+    i2s = frame[frame.format == "i2s"]
+    assert (i2s.speedup_method == "paired").all() and (i2s.speedup_ci95_low > 0).all()
+    assert (i2s.speedup_ci95_low <= i2s.speedup).all() and (i2s.speedup <= i2s.speedup_ci95_high).all()
+    assert (frame.tps_mean_ci95_low > 0).all()
+    assert glance.count(">baseline<") == 2 * 2   # the f16 rows: speed-up and energy reduction columns, two tests
+
+
+def html_text(s: str) -> str:
+    import html
+
+    return html.escape(s, quote=False)

@@ -82,6 +82,7 @@ def test_good_config_loads_with_defaults(tmp_path):
     (GOOD + "energy: rapl\n", 7, "energy", "unknown backend 'rapl'"),
     (GOOD + "exclude:\n  - {formt: i2s}\n", 8, "exclude.formt", "unknown point field"),
     (GOOD + "pin_threads: yes please\n", 7, "pin_threads", "true or false"),
+    (GOOD + "processes: 4\nmax_processes: 3\n", 8, "max_processes", "fewer than processes (4)"),
     (GOOD + "formats: [i2s]\n", 7, None, "appears twice (first on line 2)"),
     (GOOD + "threads: [1\n", None, None, "invalid YAML"),
 ])

@@ -312,3 +312,56 @@ def test_compared_points_run_interleaved_in_rounds(tmp_path):
         assert sorted(order[2 * rnd: 2 * rnd + 2]) == ["f16", "i2s"], order
     records = [json.loads(x) for x in (tmp_path / "res" / "points.jsonl").read_text().splitlines()]
     assert all(r["processes"] == 3 and r["values"] == 9 for r in records)
+
+
+def test_a_comparison_gets_extra_rounds_while_it_asks_for_them(tmp_path):
+    """run_group measures `processes` rounds, then one more each time the rule asks (up to the
+    bound): every point of the group gets the round, the records say how many were planned and
+    name one group run, so their rounds pair."""
+    from harness.measure import execute
+    from harness.measure.point import Files, Point, Settings, Source
+    from harness.models.presets import find_model
+
+    write(tmp_path, SWEEP)
+    spec = find_model(tmp_path / "tiny.yaml")
+    source = Source("preset", str(tmp_path / "tiny.yaml"), spec)
+    points = [Point("tiny", f, "int8" if f == "i2s" else "f16", runtime.best_variant(), 1, "tg", 4) for f in ("i2s", "f16")]
+    asked = []
+
+    def more(interim):
+        asked.append([len(i.process_tps) for i in interim])
+        return len(asked) < 3           # two extra rounds, then enough
+
+    jobs = [execute.Job(p, source, Settings(repetitions=2, warmups=0, processes=2), Files.under(tmp_path / "r", p))
+            for p in points]
+    records = execute.run_group(jobs, more=more, max_rounds=5)
+    assert asked == [[2, 2], [3, 3], [4, 4]]
+    for r in records:
+        assert r["status"] == "ok" and r["processes"] == 4 and r["rounds_planned"] == 2
+        assert len(r["process_tokens_per_s"]) == 4
+    assert records[0]["group_run"] == records[1]["group_run"]
+    # the bound holds whatever the rule says
+    jobs = [execute.Job(p, source, Settings(repetitions=1, warmups=0, processes=1), Files.under(tmp_path / "s", p))
+            for p in points]
+    assert [r["processes"] for r in execute.run_group(jobs, more=lambda i: True, max_rounds=2)] == [2, 2]
+
+
+def test_the_extra_round_rule_asks_for_unstable_points_and_wide_speed_ups():
+    from harness.measure.execute import Interim
+    from harness.measure.point import Point
+    from harness.sweep.runner import why_more_rounds
+
+    def interim(fmt, tps, unstable=()):
+        p = Point("tiny", fmt, "int8" if fmt == "i2s" else "f16", "avx2", 1, "tg", 4)
+        return Interim(p, tps, {"unstable": list(unstable)})
+
+    steady = [interim("i2s", [50.0, 51.0, 50.5]), interim("f16", [10.0, 10.2, 10.1])]
+    assert why_more_rounds(steady, "f16") is None
+    noisy = [interim("i2s", [50.0, 51.0, 50.5], ["the hypervisor stole 17% of the CPU time (limit 10%)"]),
+             interim("f16", [10.0, 10.2, 10.1])]
+    assert "i2s+int8 unstable (the hypervisor stole 17%" in why_more_rounds(noisy, "f16")
+    wide = [interim("i2s", [50.0, 30.0, 50.5]), interim("f16", [10.0, 10.2, 10.1])]
+    assert why_more_rounds(wide, "f16").startswith("i2s+int8 speed-up ")
+    two = [interim("i2s", [50.0, 51.0]), interim("f16", [10.0, 10.2])]
+    assert "n too small for an interval (2 rounds" in why_more_rounds(two, "f16")
+    assert why_more_rounds(two, None) is None      # no baseline, no speed-up to narrow

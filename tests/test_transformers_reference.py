@@ -195,3 +195,27 @@ def test_packing_matches_transformers():
     np.testing.assert_array_equal(ternary.pack_ternary(t.numpy().astype(np.int8)), packed.numpy())
     np.testing.assert_array_equal(ternary.unpack_ternary(packed.numpy()),
                                   hf_bitnet.unpack_weights(packed, dtype=torch.int8).numpy())
+
+
+def test_the_generate_command_reproduces_transformers_with_f32_head_and_cache(tmp_path):
+    """The CLI path, as a user runs it: with --head-format f32 --kv-cache f32 the greedy tokens
+    are transformers' own, every one of the 32; the top logits come within RTOL."""
+    from clirun import ternbench
+
+    kind, options, seed = MODELS["bitnet-gqa"]
+    model, cls = random_model(kind, options, seed)
+    save_online_quantised(model, tmp_path)
+    hf = cls.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    want_tokens, want_logits = transformers_greedy(hf, PROMPT, STEPS)
+    proc = ternbench("generate", str(tmp_path), "--tokens", ",".join(map(str, PROMPT)), "-n", str(STEPS),
+                     "--head-format", "f32", "--kv-cache", "f32", "--threads", "1", "--top", "300", "--json")
+    got = json.loads(proc.stdout)
+    assert got["kv_cache"] == "f32" and got["head_format"] == "f32"
+    assert got["tokens"] == want_tokens
+    for step, want in zip(got["top_logits"], want_logits):
+        logits = dict(step)
+        assert len(logits) == 300     # the whole vocabulary: --top is capped by it, not by a fixed 1000
+        err = max(abs(v - want[t]) for t, v in logits.items()) / np.abs(want).max()
+        assert err < RTOL
+    too_many = ternbench("generate", str(tmp_path), "--tokens", "3", "-n", "1", "--top", "301", check=False)
+    assert too_many.returncode == 2 and "--top 301 is more than the vocabulary of 300 tokens" in too_many.stderr

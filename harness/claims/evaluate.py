@@ -57,7 +57,8 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from harness.measure.point import TIMED_AS
+from harness.measure import stats
+from harness.measure.point import TIMED_AS, WORKLOADS
 
 from .differences import (
     arch_of,
@@ -104,12 +105,15 @@ class Verdict:
     checks: list = field(default_factory=list)     # [{check, ok, text}]: ceiling, baseline, trend, sizes
     per_size: list = field(default_factory=list)   # [{model, published, measured, ratio}]
     counted: list = field(default_factory=list)    # the points judged, machine:key
+    short: str = ""           # the one reason in words a researcher acts on, when nothing is judged
 
     @property
     def line(self) -> str:
-        """The verdict in one line: status, by what, the figures against the published range."""
+        """The verdict in one line: status, by what, the figures against the published range, or
+        the reason it could not be judged."""
         figures = f"; measured {self.measured}" if self.measured else ""
-        return f"{self.verdict}: {self.id}: published {self.range}{figures}"
+        reason = f"; {self.short}" if self.short and self.status in (NOT_TESTABLE, SAME_POINTS) else ""
+        return f"{self.verdict}: {self.id}: published {self.range}{figures}{reason}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "line": self.line}
@@ -178,36 +182,34 @@ def _programs(c: Claim, points: list[CountedPoint]) -> str:
 
 
 def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
-    def verdict(v, why, measured="", differences=(), points=(), checks=(), per_size=()):
+    def verdict(v, why, measured="", differences=(), points=(), checks=(), per_size=(), short=""):
         programs = _programs(c, list(points)) if points else ""
         return Verdict(c.id, c.title, c.source, c.statement, qualified(v, list(points), c), measured,
                        range_text(c), list(differences), why, status=v, programs=programs,
                        claimed_programs=c.runtimes or "", checks=list(checks), per_size=list(per_size),
-                       counted=[p.key for p in points])
+                       counted=[p.key for p in points], short=short)
 
     if c.metric == "build_comparison":
         return verdict(NOT_TESTABLE, "This claim compares two builds of the published runtime (an earlier and a "
                                      "later release); ternbench has one runtime build of its own, so there is no "
-                                     "pair of builds to compare.")
+                                     "pair of builds to compare.",
+                       short="compares two releases of bitnet.cpp's kernels; ternbench has one build to measure")
     if c.metric == "lossless":
         return _lossless(c, lossless, verdict)
     if not results:
-        return verdict(NOT_TESTABLE, "No results were given.")
+        return verdict(NOT_TESTABLE, "No results were given.", short="no results were given")
     machines = [r for r in results if c.arch in ("any", arch_of(r.fingerprint))]
     if not machines:
+        archs = sorted({arch_of(r.fingerprint) or "unknown" for r in results})
         seen = ", ".join(sorted({f"{arch_of(r.fingerprint) or 'unknown'} ({cpu_name(r.fingerprint)})"
                                  for r in results}))
         return verdict(NOT_TESTABLE, f"The claim was made on {c.arch} ({' / '.join(c.cpu) or 'CPU not named'}); "
                                      f"these results come from {seen}, and another architecture cannot test it.",
-                       differences=machine_differences(c, results))
-    points, why_none = _points(c, machines)
+                       differences=machine_differences(c, results),
+                       short=f"an {c.arch} claim; these results are from {'/'.join(archs)}: run the sweep on {c.arch}")
+    points, why_none, short = _points(c, machines)
     if not points:
-        return verdict(NOT_TESTABLE, why_none, differences=list_differences(c, machines, []))
-    unstable = [p for p in points if p.unstable]
-    if unstable and len(unstable) == len(points):
-        return verdict(NOT_TESTABLE, f"Every matching point was unstable, so none is judged: "
-                                     f"{_unstable_list(unstable)}.", differences=list_differences(c, machines, []))
-    points = [p for p in points if not p.unstable]
+        return verdict(NOT_TESTABLE, why_none, differences=list_differences(c, machines, []), short=short)
     left_out = 0
     if c.metric == "energy_reduction":
         measured = [p for p in points if p.measured]
@@ -218,9 +220,20 @@ def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
                                          "that charges both formats the same watts restates the speed-up (reduction "
                                          f"= 1 - 1/speed-up: {estimate}), so it is not evidence about energy and is "
                                          "not set beside the published range.",
-                           "", list_differences(c, machines, points), points)
+                           "", list_differences(c, machines, points), points,
+                           short="needs measured energy: no RAPL counter was readable for this sweep, and an "
+                                 "estimate only restates the speed-up (see `ternbench sysinfo`)")
         left_out = len(points) - len(measured)
         points = measured
+    placed = {id(p): _place(c, p) for p in points}
+    undecided = [p for p in points if placed[id(p)] == UNDECIDED]
+    if len(undecided) == len(points):
+        return verdict(UNRELIABLE, f"Every matching point's 95% interval crosses a bound of the published range "
+                                   f"{range_text(c)} and is too wide to place it: {_interval_list(c, undecided)}. "
+                                   "More rounds narrow the intervals (raise processes, or max_processes).",
+                       measured_text(c, points), list_differences(c, machines, points), points,
+                       short="too noisy to decide: rerun with more processes")
+    points = [p for p in points if placed[id(p)] != UNDECIDED]
     status, why = _judge(c, points)
     per_size = _per_size(c, points)
     checks = _trend(c, per_size) + _ceiling_check(c, points) + _baseline_check(c, points)
@@ -229,19 +242,65 @@ def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
         status = UNRELIABLE
         why = " ".join(x["text"] for x in failed) + f" (Judged against the range alone: {why})"
     diffs = list_differences(c, machines, points)
+    unstable = [p for p in points if p.unstable]
     if unstable:
-        diffs.append(f"{plural(len(unstable), 'unstable point')} left out: {_unstable_list(unstable)}")
+        diffs.append(f"{plural(len(unstable), 'point')} measured on a noisy host, judged on {'its' if len(unstable) == 1 else 'their'} "
+                     f"interval: {_unstable_list(unstable)}")
+    if undecided:
+        diffs.append(f"{plural(len(undecided), 'point')} left out, {'its' if len(undecided) == 1 else 'their'} 95% "
+                     f"interval too wide to place against the range: {_interval_list(c, undecided)}")
+    edge = [p for p in points if placed[id(p)] == EDGE]
+    if edge:
+        why += f" At a bound of the range (95% interval crossing it, judged by the figure): {_interval_list(c, edge)}."
     if left_out:
         diffs.append(f"{left_out} points with estimated energy left out")
+    no_interval = [p for p in points if p.low is None]
+    if no_interval:
+        why += (f" {plural(len(no_interval), 'point')} {'has' if len(no_interval) == 1 else 'have'} no interval "
+                f"({no_interval[0].interval_note or 'none recorded'}): judged by the figure alone.")
     v = verdict(status, why, measured_text(c, points), diffs, points, checks, per_size)
     if status == UNRELIABLE:
         v.verdict = v.verdict.replace(UNRELIABLE, f"{UNRELIABLE}: " + ("weak baseline" if any(
             x["check"] == "baseline" for x in failed) else "above the bytes ceiling"), 1)
+    if unstable:
+        head, sep, tail = v.verdict.partition(" (by ")
+        v.verdict = f"{head}, noisy host ({_noise(unstable, len(points))}){sep}{tail}"
     return v
 
 
 def _unstable_list(points: list[CountedPoint]) -> str:
     return "; ".join(f"{p.model} {p.format} t{p.threads} {p.test} ({p.unstable})" for p in points)
+
+
+def _noise(unstable: list[CountedPoint], n: int) -> str:
+    """What the host did to the counted points, in a few words: 2 of 6 points unstable, up to 17% CPU stolen."""
+    steal = [p.steal for p in unstable if p.steal is not None]
+    text = f"{len(unstable)} of {n} points unstable"
+    return text + (f", up to {max(steal):.0%} CPU stolen" if steal and max(steal) >= 0.01 else "")
+
+
+# Where a point's figure lies against a range, judged by its 95% interval: inside one zone; at a
+# bound (the interval crosses it but is narrow: placed by its figure); or undecided (it crosses a
+# bound and is too wide to say on which side the figure lies).
+EDGE, UNDECIDED = "edge", "undecided"
+
+
+def _zone(c: Claim, v: float) -> str:
+    return "below" if v < c.lo else "above" if c.hi is not None and v > c.hi else "within"
+
+
+def _place(c: Claim, p: CountedPoint) -> str:
+    if p.low is None or p.high is None:
+        return _zone(c, p.value)
+    low, high = _zone(c, p.low), _zone(c, p.high)
+    if low == high:
+        return low
+    return EDGE if p.low > 0 and p.high / p.low <= stats.NARROW else UNDECIDED
+
+
+def _interval_list(c: Claim, points: list[CountedPoint]) -> str:
+    return "; ".join(f"{p.model} {p.format} t{p.threads} {p.test} {fmt_value(c, p.value)} "
+                     f"(95% {fmt_value(c, p.low)}-{fmt_value(c, p.high)})" for p in points)
 
 
 def _per_size(c: Claim, points: list[CountedPoint]) -> list[dict]:
@@ -340,41 +399,55 @@ def _pct(x) -> str:
     return "unknown" if x is None else f"{100 * x:.0f}%"
 
 
-def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
-    """The points that count for the claim, or none and why (the condition that removed the last
-    candidates, or the sweep's own skip reasons for the points the claim needed)."""
+def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str, str]:
+    """The points that count for the claim, or none, why (the condition that removed the last
+    candidates, or the sweep's own skip reasons for the points the claim needed), and that reason
+    in a few words that say what to change."""
     rows = [(r, row) for r in machines for row in r.frame().to_dict("records")]
+    threads = threads_words(c, machines)
     stages = [
         (lambda r, row: c.baseline is None or any(split_baseline(b)[1] == c.baseline for b in alternatives(r.baseline)),
          lambda: f"These results have no {c.baseline} baseline (theirs: "
-                 f"{', '.join(sorted({str(r.baseline) for r in machines}))}), so no {noun(c)} against it."),
+                 f"{', '.join(sorted({str(r.baseline) for r in machines}))}), so no {noun(c)} against it.",
+         lambda: f"no {c.baseline} baseline: set baseline: {c.baseline}"),
         (lambda r, row: _ternary_side(c, row),
-         lambda: f"No {_formats_text(c)} point ran."),
+         lambda: f"No {_formats_text(c)} point ran.",
+         lambda: f"no {_formats_text(c)} point: add {c.formats[0] if c.formats else c.engine_formats[0]} to formats"),
         (lambda r, row: row["workload"] == c.workload,
-         lambda: f"No {c.workload} point ran ({c.workload} = {TIMED_AS[c.workload]})."),
+         lambda: f"No {c.workload} point ran ({c.workload} = {TIMED_AS[c.workload]}).",
+         lambda: f"no {WORKLOADS[c.workload]} point: add {'generation' if c.workload == 'tg' else 'prompt'}: "
+                 f"[{c.tokens or 128}] to workloads"),
         (lambda r, row: threads_match(c, r, row["threads"]),
-         lambda: f"No point ran at {threads_words(c, machines)} (threads run: "
-                 f"{', '.join(str(t) for t in sorted({row['threads'] for _, row in rows}))})."),
+         lambda: f"No point ran at {threads} (threads run: "
+                 f"{', '.join(str(t) for t in sorted({row['threads'] for _, row in rows}))}).",
+         lambda: f"no point at {threads}: add {'max' if c.threads == 'all' else c.threads} to threads"),
         (lambda r, row: row["model"] in c.models,
          lambda: f"No point of the claimed sizes ({sizes(c.models)}) ran; sizes run: "
-                 f"{sizes(ordered(c, {row['model'] for _, row in rows}))}."),
+                 f"{sizes(ordered(c, {row['model'] for _, row in rows}))}.",
+         lambda: f"no {_size_span(c)} point at {threads}: add {c.models[0]} to models"),
         (lambda r, row: row["status"] == "ok",
-         lambda: f"The {len(rows)} matching points failed ({rows[0][1].get('reason') or 'no reason recorded'})."),
+         lambda: f"The {len(rows)} matching points failed ({rows[0][1].get('reason') or 'no reason recorded'}).",
+         lambda: f"the {len(rows)} matching points failed: see the report's failed points"),
         (lambda r, row: _value(c, row) is not None,
          lambda: {"speedup": f"The matching points have no {c.baseline} baseline point at the same model, threads "
                              "and test, so no speed-up.",
                   "energy_reduction": "The matching points have no energy reduction: no energy figures, or the "
                                       f"ternary and {c.baseline} figures were not obtained the same way.",
-                  "tokens_per_s": "The matching points have no tokens/s figure."}[c.metric]),
+                  "tokens_per_s": "The matching points have no tokens/s figure."}[c.metric],
+         lambda: {"speedup": f"no {c.baseline} point beside the matching points: add {c.baseline} to formats",
+                  "energy_reduction": "no energy reduction: the points have no like energy figures",
+                  "tokens_per_s": "the matching points have no tokens/s figure"}[c.metric]),
     ]
-    for keep, why in stages:
+    for keep, why, short in stages:
         kept = [(r, row) for r, row in rows if keep(r, row)]
         if not kept:
             skipped = skip_reasons(c, machines, c.models)
             if skipped:   # the sweep's own reasons, e.g. too big for this machine's memory
+                first = next(iter(skipped.items()))
                 return [], why() + " The sweep skipped " + "; ".join(
-                    f"{sizes(models)} ({reason})" for reason, models in skipped.items()) + "."
-            return [], why()
+                    f"{sizes(models)} ({reason})" for reason, models in skipped.items()) + ".", \
+                    f"{sizes(first[1])} skipped here: {first[0]}"
+            return [], why(), short()
         rows = kept
     points = [CountedPoint(row["model"], row["format"], row["head_format"], int(row["threads"]), row["test"],
                            int(row["tokens"]), _value(c, row), _bool(row.get("energy_measured")),
@@ -385,7 +458,9 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
                            baseline_fraction=_number(row.get("baseline_bandwidth_fraction")),
                            bytes_per_token=_number(row.get("bytes_per_token")),
                            unstable=row.get("unstable") if isinstance(row.get("unstable"), str) else "",
-                           engine=row["engine"], baseline_engine=_baseline_engine(row), baseline_vs_llamacpp=_number(row.get("baseline_vs_llamacpp")))
+                           engine=row["engine"], baseline_engine=_baseline_engine(row),
+                           baseline_vs_llamacpp=_number(row.get("baseline_vs_llamacpp")),
+                           **_interval(c, row), steal=_number(row.get("steal_fraction")))
               for r, row in rows]
     # the claim's own programs when the results have them: its engine, against its baseline's
     for attr, want in (("engine", c.engine), ("baseline_engine", c.baseline_engine)):
@@ -399,7 +474,26 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str]:
             points = exact
     if c.metric == "tokens_per_s" and len(c.formats) > 1:
         points = _most_compact(c, points)
-    return points, ""
+    return points, "", ""
+
+
+def _size_span(c: Claim) -> str:
+    return c.models[0] if len(c.models) == 1 else f"{c.models[0]}-{c.models[-1]}"
+
+
+def _interval(c: Claim, row: dict) -> dict:
+    """The 95% interval of the figure a claim judges, how it was obtained, or why there is none."""
+    if c.metric == "tokens_per_s":
+        low, high = _number(row.get("tps_mean_ci95_low")), _number(row.get("tps_mean_ci95_high"))
+        return {"low": low, "high": high, "method": "geometric mean of process means",
+                "interval_note": _text(row.get("tps_interval_note"))}
+    prefix = "speedup" if c.metric == "speedup" else "energy_reduction"
+    return {"low": _number(row.get(f"{prefix}_ci95_low")), "high": _number(row.get(f"{prefix}_ci95_high")),
+            "method": _text(row.get("speedup_method")), "interval_note": _text(row.get("speedup_note"))}
+
+
+def _text(v) -> str:
+    return v if isinstance(v, str) else ""
 
 
 def _baseline_engine(row: dict) -> str:
@@ -436,7 +530,9 @@ def _most_compact(c: Claim, points: list[CountedPoint]) -> list[CountedPoint]:
 
 
 def _value(c: Claim, row: dict) -> float | None:
-    column = {"speedup": "speedup", "energy_reduction": "energy_reduction", "tokens_per_s": "tps_median"}[c.metric]
+    # tokens/s: the geometric mean over processes where the records have it (its interval's centre)
+    column = {"speedup": "speedup", "energy_reduction": "energy_reduction",
+              "tokens_per_s": "tps_gmean" if _number(row.get("tps_gmean")) else "tps_median"}[c.metric]
     v = row.get(column)
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
@@ -474,12 +570,16 @@ def _lossless(c: Claim, data: dict | None, verdict) -> Verdict:
                f"--prompts {c.prompts or 100} --tokens {c.tokens or 32} --json > lossless.json")
     if not data:
         return verdict(NOT_TESTABLE, f"No lossless result was given: run `{command}` and pass lossless.json "
-                                     "(ternbench report RESULTS --lossless lossless.json).")
+                                     "(ternbench report RESULTS --lossless lossless.json).",
+                       short="needs a lossless result: `ternbench lossless ... --json > lossless.json`, then "
+                             "report --lossless lossless.json")
     by_format = {r.get("format"): r for r in data.get("results") or [] if isinstance(r, dict)}
     found = [by_format[f] for f in c.formats if isinstance(by_format.get(f, {}).get("exact_rate"), (int, float))]
     if not found:
         return verdict(NOT_TESTABLE, f"The lossless result has no {'/'.join(c.formats)} figure (it has: "
-                                     f"{', '.join(map(str, by_format)) or 'none'}); run `{command}`.")
+                                     f"{', '.join(map(str, by_format)) or 'none'}); run `{command}`.",
+                       short=f"the lossless result has no {'/'.join(c.formats)} figure: rerun ternbench lossless "
+                             f"--formats {','.join(c.formats)}")
     model = str(data.get("model"))
     points = [CountedPoint(model, r["format"], "", 0, "", 0, float(r["exact_rate"]), None, None) for r in found]
     differences = []

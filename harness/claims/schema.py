@@ -300,6 +300,11 @@ class CountedPoint:
     baseline_vs_llamacpp: float | None = None   # its baseline's tokens/s / llama.cpp F16's, same shape
     bytes_per_token: float | None = None
     unstable: str = ""                # why the point's conditions make it unreliable ("" when stable)
+    low: float | None = None          # the figure's 95% interval (None: none could be computed)
+    high: float | None = None
+    method: str = ""                  # how the figure and interval were obtained (paired, unpaired, ...)
+    interval_note: str = ""           # why there is no interval
+    steal: float | None = None        # the share of CPU time the hypervisor stole during the point
 
     @property
     def key(self) -> str:

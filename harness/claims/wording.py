@@ -77,4 +77,19 @@ def measured_text(c: Claim, points: list[CountedPoint], label: str = "") -> str:
     fmt = f" in {'/'.join(used)}" if len(c.formats) > 1 else ""
     where = f"{sizes(ordered(c, {p.model for p in points}))}{fmt}; {'/'.join(sorted({p.test for p in points}))}, " \
             f"{thread_text}"
-    return f"{figure}{label} over {plural(len(points), 'point')} ({where})"
+    return f"{figure}{label}{interval_text(c, points)} over {plural(len(points), 'point')} ({where})"
+
+
+def interval_text(c: Claim, points: list[CountedPoint]) -> str:
+    """The 95% intervals behind the figures and how they were obtained: " (95% 4.40x-5.30x,
+    paired)", or for several points the span they cover."""
+    known = [p for p in points if p.low is not None and p.high is not None]
+    if not known:
+        return ""
+    lo, hi = fmt_value(c, min(p.low for p in known)), fmt_value(c, max(p.high for p in known))
+    methods = "/".join(sorted({p.method for p in known if p.method}))
+    how = f", {methods}" if methods else ""
+    if len(points) == 1:
+        return f" (95% {lo}-{hi}{how})"
+    which = "" if len(known) == len(points) else f" for {len(known)} of them"
+    return f" (95% intervals within {lo}-{hi}{which}{how})"

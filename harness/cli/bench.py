@@ -35,7 +35,8 @@ def add_parser(sub):
     p = sub.add_parser("bench", help="benchmark one model point (prompt processing and generation)",
                        description=HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True,
-                   help="preset name (see `ternbench models`), a model YAML or a checkpoint directory")
+                   help="preset name (see `ternbench models`), a model YAML, a checkpoint directory or a GGUF file "
+                        "(llama.cpp TQ1_0/TQ2_0, bitnet.cpp I2_S, F16/F32)")
     p.add_argument("--format", default="i2s", choices=runtime.LINEAR_FORMATS, help="weight format of the linears")
     p.add_argument("--head-format", choices=runtime.HEAD_FORMATS,
                    help="embedding / output head format (default: int8 for ternary formats, f16 for float ones)")

@@ -20,7 +20,11 @@ per step; tokens/s is reported for both. --prompt needs the checkpoint's tokeniz
 A GGUF file (llama.cpp's TQ1_0 / TQ2_0, bitnet.cpp's I2_S, F16 or F32 linears; architectures
 bitnet, bitnet-b1.58, llama) is repacked into ternbench's formats without loss where they can
 hold it (one scale per matrix), with its head as stored (Q6_K or Q8_0 dequantised into f32);
-the conversion is said on stderr. Give its prompt as --tokens."""
+the conversion is said on stderr. Give its prompt as --tokens.
+
+To reproduce transformers' BitNetForCausalLM token for token (its KV cache and logits are
+float32), use --head-format f32 --kv-cache f32; the defaults (the checkpoint's own head
+precision, an f16 cache like llama.cpp's) can part from it after a dozen steps on a near-tie."""
 
 
 def add_parser(sub):
@@ -39,11 +43,15 @@ def add_parser(sub):
     p.add_argument("--head-format", choices=runtime.HEAD_FORMATS,
                    help="embedding / output head format (default: the checkpoint's own precision, f16 for an "
                         "f16 embedding, else f32)")
+    p.add_argument("--kv-cache", choices=runtime.KV_FORMATS, default="f16",
+                   help="KV cache format (default f16, as llama.cpp's; f32 with --head-format f32 reproduces "
+                        "transformers' float32 reference exactly)")
     p.add_argument("--threads", type=int, default=runtime.usable_cpus(),
                    help="worker threads (default: the usable CPUs)")
     p.add_argument("--variant", default="auto", help="kernel variant (default auto: the best this CPU runs)")
     p.add_argument("--top", type=int, default=5, metavar="K",
-                   help="keep each step's K largest logits (token, logit) in the JSON output (default 5; 0: none)")
+                   help="keep each step's K largest logits (token, logit) in the JSON output (default 5; 0: none; "
+                        "at most the vocabulary)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -51,15 +59,17 @@ def add_parser(sub):
 def run(args) -> int:
     inputs.count(args.n, "-n", 1, inputs.MAX_TOKENS)
     inputs.threads(args.threads)
-    inputs.count(args.top, "--top", 0, 1000)
+    inputs.count(args.top, "--top", 0, inputs.MAX_TOKENS)
     ctx = make_context(args.threads, args.variant)   # first: a bad variant should not wait for a load
     with ctx:
         ckpt, tokenizer, prompt, model, load_s = load(args)
+        if args.top > ckpt.shape.vocab:
+            raise UsageError(f"--top {args.top} is more than the vocabulary of {ckpt.shape.vocab} tokens")
         head_format = model.head_format
         variant = ctx.variant
         result = generate(model, ctx, prompt, args.n, args.top)
     result.update(checkpoint=str(args.checkpoint), format=model.weight_format, head_format=head_format,
-                  variant=variant, threads=args.threads, load_seconds=round(load_s, 4))
+                  kv_cache=model.kv_format, variant=variant, threads=args.threads, load_seconds=round(load_s, 4))
     if tokenizer:
         result["text"] = tokenizer.decode(result["tokens"])
     report(result, ckpt, args.json)
@@ -103,7 +113,7 @@ def load(args):
         head_format = args.head_format or checkpoint_head_format(ckpt)
         t0 = time.perf_counter()
         model = load_checkpoint(args.checkpoint, args.format, head_format,
-                                max_ctx=len(prompt) + args.n, checkpoint=ckpt)
+                                max_ctx=len(prompt) + args.n, checkpoint=ckpt, kv_format=args.kv_cache)
         return ckpt, tokenizer, prompt, model, time.perf_counter() - t0
     except CheckpointError as e:
         raise UsageError(str(e)) from None
@@ -129,7 +139,7 @@ def load_gguf_file(args):
         notes: list[str] = []
         t0 = time.perf_counter()
         model = load_gguf(args.checkpoint, args.format or linear, args.head_format or head,
-                          max_ctx=len(prompt) + args.n, notes=notes)
+                          max_ctx=len(prompt) + args.n, kv_format=args.kv_cache, notes=notes)
         seconds = time.perf_counter() - t0
     except GgufError as e:
         raise UsageError(str(e)) from None
@@ -199,7 +209,7 @@ def report(r: dict, ckpt, as_json: bool) -> None:
         return
     s = ckpt.shape
     print(f"{r['checkpoint']}: {ckpt.info.model_type}, {s.layers} layers, hidden {s.hidden}, vocab {s.vocab}; "
-          f"weights {r['format']}, head {r['head_format']}; variant {r['variant']}, {r['threads']} thread{'s' * (r['threads'] != 1)} "
+          f"weights {r['format']}, head {r['head_format']}, KV cache {r['kv_cache']}; variant {r['variant']}, {r['threads']} thread{'s' * (r['threads'] != 1)} "
           f"(loaded in {r['load_seconds']:.2f} s)")
     print(f"prompt ({len(r['prompt_tokens'])} tokens): {' '.join(map(str, r['prompt_tokens']))}")
     print(f"generated ({len(r['tokens'])} tokens): {' '.join(map(str, r['tokens']))}")

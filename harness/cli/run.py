@@ -46,6 +46,19 @@ def add_parser(sub):
 LONG_RUN_S = 24 * 3600   # past this estimate, without a time budget, a run asks for --yes
 
 
+def skip_lines(skipped) -> list[str]:
+    """The skipped points, one line per reason: twelve points skipped because llama.cpp is not
+    installed are one line with the count and the fix, not twelve."""
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        by_reason.setdefault(s.reason, []).append(s.point.key)
+    out = []
+    for reason, keys in by_reason.items():
+        what = keys[0] if len(keys) == 1 else f"{len(keys)} points ({keys[0]} and {len(keys) - 1} more)"
+        out.append(f"  skip  {what}: {reason}")
+    return out
+
+
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600} h {seconds // 60 % 60:02d} min" if seconds >= 3600 else \
@@ -66,8 +79,8 @@ def dry_run(config, plan, as_json: bool, energy_plan: str) -> int:
           f"{config.processes} process(es) x ({config.warmups} warm-up + {config.repetitions} values) each")
     for p in plan.points:
         print(f"  run   {p.key:<52} ~{estimates[p.key]:7.1f} s")
-    for s in plan.skipped:
-        print(f"  skip  {s.point.key:<52} {s.reason}")
+    for line in skip_lines(plan.skipped):
+        print(line)
     for line in plan.unused_exclusions:
         print(f"  note: the exclusion on line {line} of {config.path.name} matches no point")
     print(f"energy: {energy_plan}")
@@ -141,8 +154,8 @@ def run(args) -> int:
                          f"{LONG_RUN_S // 3600} h; set time_budget in the configuration, or add --yes to run it all "
                          "(--dry-run lists the points)")
     if not plan.points:
-        for s in plan.skipped:
-            print(f"  skip  {s.point.key}: {s.reason}", file=sys.stderr)
+        for line in skip_lines(plan.skipped):
+            print(line, file=sys.stderr)
         raise UsageError(f"{args.config}: no point of this sweep can run on this machine (reasons above)")
     if args.resume and not args.out:
         raise UsageError("--resume needs --out DIR: the results directory to continue")
@@ -154,8 +167,8 @@ def run(args) -> int:
         raise UsageError(f"--resume: {out} does not exist")
     log = (lambda m: None) if args.quiet or args.json else (lambda m: print(m, file=sys.stderr, flush=True))
     log(f"{config.name}: {len(plan.points)} point(s), {len(plan.skipped)} skipped; results in {out}")
-    for s in plan.skipped:
-        log(f"  skip  {s.point.key}: {s.reason}")
+    for line in skip_lines(plan.skipped):
+        log(line)
     fingerprint = machine_fingerprint()
     tune(plan.points, log)
     try:

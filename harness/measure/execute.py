@@ -16,12 +16,13 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import harness
 
-from . import record
+from . import conditions, record
 from .point import Files, Point, Settings, Source
 
 LOG_TAIL_LINES = 20
@@ -44,7 +45,10 @@ def worker_command(point: Point, source: Source, settings: Settings, pyperf_tmp:
             "--model-kind", source.kind, "--seed", str(settings.seed), "--sidecar", str(sidecar), "--pin", pin,
             "--energy", energy,
             "--values", str(settings.repetitions), "--warmups", str(settings.warmups),
-            "--processes", str(settings.processes), "--loops", "1", "--append", str(pyperf_tmp), "--quiet"]
+            "--processes", str(settings.processes), "--loops", "1", "--append", str(pyperf_tmp), "--quiet",
+            # pyperf gives its workers a clean environment: the tuning mode must reach them, or a
+            # sweep run with TERNBENCH_TUNING=off has every worker measure a tuning of its own
+            "--inherit-environ", "TERNBENCH_TUNING"]
 
 
 def _signal_name(code: int) -> str:
@@ -100,13 +104,21 @@ class _Run:
         return record.failed(self.point, why, _tail(self.files.log), str(self.files.log.relative_to(self.files.root)),
                              self.started, time.time())
 
-    def record(self, settings: Settings) -> dict:
+    def so_far(self) -> "Interim | None":
+        """What the rounds run so far show (None once the point has failed)."""
+        if self.failure:
+            return None
+        procs, runs, *_ = record.read_sidecar(self.files.sidecar)
+        tps = [r["tokens"] / r["seconds"] for r in runs]
+        return Interim(self.point, record.process_means(runs, tps), conditions.summary(procs, tps))
+
+    def record(self, settings: Settings, group_run: str, rounds_planned: int) -> dict:
         if self.failure:
             return self.failure
         try:
             os.replace(self.pyperf_tmp, self.files.pyperf)
             return record.ok(self.point, self.files.pyperf, self.files.sidecar, self.files.root, self.started,
-                             time.time(), settings.idle_watts)
+                             time.time(), settings.idle_watts, group_run, rounds_planned)
         except (OSError, ValueError, KeyError) as e:
             return self._failed(f"the worker's output is unusable: {e}")
 
@@ -120,19 +132,34 @@ class Job:
     files: Files
 
 
-def run_group(jobs: list[Job], tick=lambda: None, seed: int = 0) -> list[dict]:
+@dataclass(frozen=True)
+class Interim:
+    """One point of a group between rounds: its process means so far (round order) and conditions."""
+    point: Point
+    process_tps: list[float]
+    conditions: dict
+
+
+def run_group(jobs: list[Job], tick=lambda: None, seed: int = 0, more=None, max_rounds: int = 0) -> list[dict]:
     """Measures jobs that will be compared with each other (the formats of one model, threads and
     test; or one point under two builds), interleaved in `processes` rounds of one worker process
     each, in an order shuffled per round (seeded, so a sweep can be repeated); returns their
-    records, ok or failed, in the order given."""
+    records, ok or failed, in the order given. After those rounds, while more([Interim, ...]) says
+    so and fewer than max_rounds have run, one more round each (pyperf's answer to a noisy system:
+    more runs, not silence). Every record names the group run, so its rounds pair with the others'."""
     runs = [(_Run(j.point, j.files), j) for j in jobs]
-    for rnd in range(jobs[0].settings.processes):
+    planned = jobs[0].settings.processes
+    group_run = uuid.uuid4().hex[:16]
+    rnd = 0
+    while rnd < planned or (more is not None and rnd < max_rounds and
+                            more([i for i in (r.so_far() for r, _ in runs) if i is not None])):
         order = list(runs)
         random.Random(f"{seed}:{rnd}:{jobs[0].point.key}").shuffle(order)
         for r, j in order:
             if not r.failure:
                 r.process(j.source, replace(j.settings, processes=1), tick)
-    return [r.record(j.settings) for r, j in runs]
+        rnd += 1
+    return [r.record(j.settings, group_run, planned) for r, j in runs]
 
 
 def run(point: Point, source: Source, settings: Settings, files: Files, tick=lambda: None) -> dict:

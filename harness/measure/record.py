@@ -52,12 +52,27 @@ def read_sidecar(path: Path) -> tuple[list[dict], list[dict], list[float], int, 
     return procs, runs, probes, warmups, patterns
 
 
+def by_process(runs: list[dict], values: list[float]) -> list[list[float]]:
+    """values (one per timed run) grouped by the worker process that ran them, in the order the
+    processes ran: in a sweep, process i ran in round i of its comparison group."""
+    by: dict = {}
+    for r, v in zip(runs, values):
+        by.setdefault(r.get("pid"), []).append(v)
+    return list(by.values())
+
+
 def process_means(runs: list[dict], tps: list[float]) -> list[float]:
     """The mean tokens/s of each worker process's timed runs, in the order the processes ran."""
-    by: dict = {}
-    for r, v in zip(runs, tps):
-        by.setdefault(r.get("pid"), []).append(v)
-    return [statistics.fmean(v) for v in by.values()]
+    return [statistics.fmean(v) for v in by_process(runs, tps)]
+
+
+def process_energy(runs: list[dict]) -> list[float] | None:
+    """The median J/token of each worker process's timed runs, in the order the processes ran;
+    None unless every run has a reading."""
+    if not runs or not all(r.get("energy") for r in runs):
+        return None
+    per_token = [r["energy"]["joules"] / r["tokens"] for r in runs]
+    return [statistics.median(v) for v in by_process(runs, per_token)]
 
 
 def worker_failure(sidecar: Path) -> int | None:
@@ -71,7 +86,7 @@ def worker_failure(sidecar: Path) -> int | None:
 
 
 def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: float, finished: float,
-       idle_watts: float | None = None) -> dict:
+       idle_watts: float | None = None, group_run: str | None = None, rounds_planned: int | None = None) -> dict:
     bench = pyperf.Benchmark.load(str(pyperf_file))
     per_token = bench.get_values()            # seconds per token, one per timed run
     procs, runs, probes, warmups, patterns = read_sidecar(sidecar)
@@ -108,6 +123,10 @@ def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: floa
         # values within one worker process are not independent: the interval over process means
         # is the one that says how sure a figure is across processes
         "tokens_per_s_processes": stats.summary(process_means(runs, tps)),
+        # process i ran in round i of the comparison group `group_run`: two points of one group_run
+        # are paired round by round (their speed-up is judged on the per-round ratios)
+        "process_tokens_per_s": process_means(runs, tps), "process_j_per_token": process_energy(runs),
+        "group_run": group_run, "rounds_planned": rounds_planned,
         "conditions": conditions.summary(procs, tps),
         "started": started, "finished": finished, "duration_s": finished - started,
     }

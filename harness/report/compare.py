@@ -11,6 +11,7 @@ import datetime
 import math
 import re
 
+from harness.measure import stats
 from harness.measure.fingerprint import cpu_identity
 
 from . import plots, points, provenance
@@ -71,6 +72,18 @@ def _interval(lo, hi) -> tuple | None:
     return (lo, hi) if finite(lo) and finite(hi) else None
 
 
+def _across(r: dict, first: dict) -> stats.Ratio | None:
+    """Tokens/s on this machine over the first's: two machines' processes are independent
+    samples (nothing pairs them), so the interval is the unpaired one; records without process
+    means give the ratio of medians and no interval."""
+    a, b = r.get("process_tps"), first.get("process_tps")
+    if a and b and min(a) > 0 and min(b) > 0:
+        return stats.unpaired_ratio(a, b)
+    if first.get("tps_median"):
+        return stats.Ratio(r["tps_median"] / first["tps_median"], None, None, 0, "ratio of medians")
+    return None
+
+
 def _cell(r: dict | None, first: dict | None, skipped: dict) -> dict:
     if r is None:
         return {"status": "missing",
@@ -79,11 +92,14 @@ def _cell(r: dict | None, first: dict | None, skipped: dict) -> dict:
         return {"status": "failed", "reason": f"failed: {r.get('reason') or 'no reason recorded'}",
                 "variant": r.get("variant")}
     base_ok = first is not None and first["status"] == "ok"
-    return {"status": "ok", "variant": r.get("variant"), "tps": r["tps_median"],
-            "ci": (r.get("tps_mean_ci95_low"), r.get("tps_mean_ci95_high")), "n": r.get("n"),
+    across = _across(r, first) if base_ok else None
+    return {"status": "ok", "variant": r.get("variant"), "tps": r["tps_centre"],
+            "ci": _interval(r.get("tps_mean_ci95_low"), r.get("tps_mean_ci95_high")), "n": r.get("n"),
+            "ci_note": r.get("tps_interval_note") or "no interval",
             "unstable": r.get("unstable"),
-            "per_thread": r["tps_median"] / r["threads"] if r.get("threads") else None,
-            "ratio": r["tps_median"] / first["tps_median"] if base_ok and first.get("tps_median") else None,
+            "per_thread": r["tps_centre"] / r["threads"] if r.get("threads") else None,
+            "ratio": across.value if across else None,
+            "ratio_ci": _interval(across.low, across.high) if across and r is not first else None,
             "speedup": r.get("speedup"), "speedup_ci": _interval(r.get("speedup_ci95_low"), r.get("speedup_ci95_high")),
             "j": r.get("j_per_token"), "estimated": r.get("energy_measured") is False,
             "j_ratio": (r["j_per_token"] / first["j_per_token"]

@@ -211,46 +211,51 @@ def _plot(fn):
 # --- one results directory --------------------------------------------------------------------
 
 def _mean_interval(r: dict) -> dict:
-    """The point with the interval of its mean: over process means when it has one (values within
-    a process are not independent), else over its values."""
+    """The point with the 95% interval of its plotted figure (the geometric mean over process
+    means); no bar where it has no interval."""
     lo, hi = r.get("tps_mean_ci95_low"), r.get("tps_mean_ci95_high")
-    return {**r, "_ci_low": lo if lo is not None else r["tps_mean"], "_ci_high": hi if hi is not None else r["tps_mean"]}
+    return {**r, "_ci_low": lo if lo is not None else r["tps_centre"], "_ci_high": hi if hi is not None else r["tps_centre"]}
+
+
+def _speedup_interval(r: dict) -> dict:
+    lo, hi = r.get("speedup_ci95_low"), r.get("speedup_ci95_high")
+    return {**r, "_ci_low": lo if lo is not None else r["speedup"], "_ci_high": hi if hi is not None else r["speedup"]}
 
 
 @_plot
 def tps_vs_size(rows: list[dict], test: str) -> dict | None:
-    rows = [_mean_interval(r) for r in rows if r["test"] == test and r.get("params") and r.get("tps_mean")]
+    rows = [_mean_interval(r) for r in rows if r["test"] == test and r.get("params") and r.get("tps_centre")]
     if not rows:
         return None
     fig, (ax,) = _new()
     series = _series_order(rows)
     style, threads = _threads_style(rows)
-    _lines(ax, rows, "params", "tps_mean", lambda r: r["series"], style, series, threads,
+    _lines(ax, rows, "params", "tps_centre", lambda r: r["series"], style, series, threads,
            lambda s, t: f"{s}, {t} thread{'s' if t != 1 else ''}", err=("_ci_low", "_ci_high"))
     _size_axis(ax, rows)
     _log_y(ax)
-    ax.set_ylabel("tokens/s (mean; log scale)")
+    ax.set_ylabel("tokens/s (geometric mean over processes; log scale)")
     title = f"Tokens/s by model size: {workload_title(test)}"
-    return _done(fig, [ax], title, f"{title}; lines per format and thread count, bars the 95% CI of the plotted "
-                                   "mean (over process means where a point ran several processes)")
+    return _done(fig, [ax], title, f"{title}; lines per format and thread count, bars the 95% interval of the "
+                                   "plotted figure over process means (none with fewer than 3 processes)")
 
 
 @_plot
 def speedup_vs_size(rows: list[dict], test: str, baseline: str) -> dict | None:
-    rows = [r for r in rows if r["test"] == test and r.get("params") and r.get("speedup") is not None
-            and not is_baseline(r, baseline)]
+    rows = [_speedup_interval(r) for r in rows if r["test"] == test and r.get("params")
+            and r.get("speedup") is not None and not is_baseline(r, baseline)]
     if not rows:
         return None
     fig, (ax,) = _new()
     style, threads = _threads_style(rows)
     _lines(ax, rows, "params", "speedup", lambda r: r["series"], style, _series_order(rows), threads,
-           lambda s, t: f"{s}, {t} thread{'s' if t != 1 else ''}")
+           lambda s, t: f"{s}, {t} thread{'s' if t != 1 else ''}", err=("_ci_low", "_ci_high"))
     ax.axhline(1.0, color="#444", linewidth=1, linestyle="--", label=text(f"{baseline_label(baseline)} (1x)"))
     _size_axis(ax, rows)
     ax.set_ylim(bottom=0)
-    ax.set_ylabel(text(f"speed-up over {baseline_label(baseline)} (x, median tokens/s)"))
+    ax.set_ylabel(text(f"speed-up over {baseline_label(baseline)} (x)"))
     title = f"Speed-up over {baseline_label(baseline)} by model size: {workload_title(test)}"
-    return _done(fig, [ax], title, title)
+    return _done(fig, [ax], title, f"{title}; bars the 95% interval (paired over rounds where both ran in one)")
 
 
 @_plot
@@ -266,26 +271,26 @@ def speedup_vs_threads(rows: list[dict], test: str, baseline: str) -> dict | Non
     ax.axhline(1.0, color="#444", linewidth=1, linestyle="--", label=text(f"{baseline_label(baseline)} (1x)"))
     _threads_axis(ax, rows)
     ax.set_ylim(bottom=0)
-    ax.set_ylabel(text(f"speed-up over {baseline_label(baseline)} (x, median tokens/s)"))
+    ax.set_ylabel(text(f"speed-up over {baseline_label(baseline)} (x)"))
     title = f"Speed-up over {baseline_label(baseline)} by thread count: {workload_title(test)}"
     return _done(fig, [ax], title, title)
 
 
 @_plot
 def tps_vs_threads(rows: list[dict], test: str) -> dict | None:
-    rows = [_mean_interval(r) for r in rows if r["test"] == test and r.get("tps_mean")]
+    rows = [_mean_interval(r) for r in rows if r["test"] == test and r.get("tps_centre")]
     if len({r["threads"] for r in rows}) < 2:
         return None
     fig, (ax,) = _new()
     models = _models(rows)
-    _lines(ax, rows, "threads", "tps_mean", lambda r: r["series"], lambda r: r["model"], _series_order(rows),
+    _lines(ax, rows, "threads", "tps_centre", lambda r: r["series"], lambda r: r["model"], _series_order(rows),
            models, lambda s, m: f"{s}, {m}", err=("_ci_low", "_ci_high"))
     _threads_axis(ax, rows)
     _log_y(ax)
-    ax.set_ylabel("tokens/s (mean; log scale)")
+    ax.set_ylabel("tokens/s (geometric mean over processes; log scale)")
     title = f"Thread scaling: {workload_title(test)}"
-    return _done(fig, [ax], title, f"{title}; tokens/s against threads per format and model, bars the 95% CI "
-                                   "of the plotted mean")
+    return _done(fig, [ax], title, f"{title}; tokens/s against threads per format and model, bars the 95% "
+                                   "interval of the plotted figure")
 
 
 @_plot

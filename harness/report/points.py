@@ -86,7 +86,11 @@ def rows(results) -> list[dict]:
         r["params"] = params.get(r["model"])
         r["series"] = series_label(r, len(variants) > 1)
         r["log_tail"] = by_key.get(r["key"], {}).get("log_tail") if r["status"] != "ok" else None
+        r["process_tps"] = by_key.get(r["key"], {}).get("process_tokens_per_s")
         r["estimated"] = r.get("energy_measured") is False
+        # the figure a point's interval is centred on: the geometric mean of its process means
+        # (records written before those were kept: the mean of its values)
+        r["tps_centre"] = r.get("tps_gmean") if r.get("tps_gmean") is not None else r.get("tps_mean")
     out.sort(key=sort_key)
     return out
 

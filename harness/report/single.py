@@ -137,20 +137,44 @@ def when(results) -> str:
 
 def glance(ok_rows: list[dict], tests: list[str], baseline: str | None) -> list[dict]:
     """One compact table per test, model x engine and format x threads: what the first screen
-    must answer."""
+    must answer. Every figure has its 95% interval or the reason it has none; the baseline row
+    says it is the baseline."""
     out = []
     for test in tests:
         rows = [r for r in ok_rows if r["test"] == test]
-        out.append({"test": test, "rows": [{
-            "model": r["model"], "format": r["series"], "threads": r["threads"], "tps": r.get("tps_mean"),
+        measured = any(r.get("energy_measured") is True for r in rows)
+        out.append({"test": test, "energy": measured, "rows": [{
+            "model": r["model"], "format": r["series"], "threads": r["threads"], "tps": r.get("tps_centre"),
             "tps_low": r.get("tps_mean_ci95_low"), "tps_high": r.get("tps_mean_ci95_high"),
-            **({} if plots.is_baseline(r, baseline) else {
-                "speedup": r.get("speedup"), "ceiling": r.get("speedup_ceiling"),
-                "baseline_fraction": r.get("baseline_bandwidth_fraction")}),
+            "tps_note": r.get("tps_interval_note"),
+            "baseline": plots.is_baseline(r, baseline), "speedup": r.get("speedup"),
             "speedup_low": r.get("speedup_ci95_low"), "speedup_high": r.get("speedup_ci95_high"),
+            "speedup_note": r.get("speedup_note") or ("no baseline point at this model, threads and test"
+                                                      if baseline else "this sweep names no baseline"),
+            "speedup_method": r.get("speedup_method"),
+            "ceiling": r.get("speedup_ceiling"), "baseline_fraction": r.get("baseline_bandwidth_fraction"),
             "above_ceiling": r.get("above_ceiling"), "fraction": r.get("bandwidth_fraction"),
-            "engine": points.engine_label(r.get("engine")), "unstable": r.get("unstable")}
+            "j_per_token": r.get("j_per_token") if r.get("energy_measured") is True else None,
+            "reduction": r.get("energy_reduction") if r.get("energy_measured") is True else None,
+            "reduction_low": r.get("energy_reduction_ci95_low"), "reduction_high": r.get("energy_reduction_ci95_high"),
+            "engine": points.engine_label(r.get("engine")), "unstable": r.get("unstable"),
+            "rounds": r.get("processes"), "extra_rounds": _extra(r)}
             for r in rows]})
+    return out
+
+
+def _extra(r: dict) -> int:
+    planned = r.get("rounds_planned")
+    return max(0, (r.get("processes") or 0) - planned) if planned else 0
+
+
+def measured_energy(ok_rows: list[dict]) -> list[str]:
+    """The measured energy on the first screen: its provenance and the power it read."""
+    out = []
+    for prov in sorted({r["energy_provenance"] for r in ok_rows if r.get("energy_measured") is True}):
+        watts = [r["watts"] for r in ok_rows if r.get("energy_provenance") == prov and r.get("watts")]
+        span = f"{min(watts):.1f}" if max(watts) - min(watts) < 0.05 else f"{min(watts):.1f}-{max(watts):.1f}"
+        out.append(f"{prov}; {span} W average over the timed passes")
     return out
 
 
@@ -196,6 +220,7 @@ def context(results, claims: list[dict] | None = None, claims_error: str | None 
         "claims": claims_section(claims, claims_error),
         "when": when(results),
         "glance": glance(ok_rows, tests, baseline),
+        "measured_energy": measured_energy(ok_rows),
         "fairness": fairness(ok_rows),
         "fairness_min": BASELINE_VS_LLAMACPP_MIN,
         "system": {"rows": provenance.fingerprint_rows(results.fingerprint, results.manifest), "energy": energy, "probe": probe_lines(ok_rows),

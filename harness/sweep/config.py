@@ -38,7 +38,9 @@ KEYS = {
     "workloads": "a mapping with prompt: [lengths] and/or generation: [lengths]",
     "repetitions": "timed values per worker process",
     "warmups": "untimed runs per worker process before the values",
-    "processes": "worker processes per point",
+    "processes": "worker processes per point: the rounds in which the points of a comparison run interleaved",
+    "max_processes": "up to this many rounds when a point of a comparison comes out unstable or a speed-up's "
+                     "paired interval is wider than the target (default: processes, no extra rounds)",
     "baseline": "the format speed-ups and energy reductions are relative to: a format (each engine against its "
                 "own), {engine: llamacpp, format: f16} (every point against that engine's), or a list of these in "
                 "order of preference (the first that ran at a point's model, threads and test); null: none",
@@ -127,6 +129,7 @@ class SweepConfig:
     repetitions: int = 5
     warmups: int = 1
     processes: int = 2
+    max_processes: int = 0      # 0: processes (no extra rounds)
     baseline: str | None = "f16"
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     time_budget_s: float | None = None
@@ -200,6 +203,7 @@ class _Validator:
         formats, engines = self.engines()
         prompt, generation = self.workloads()
         baseline = self.baseline(formats, engines)
+        processes = self.integer("processes", 2, 1, inputs.MAX_PROCESSES)
         return SweepConfig(
             path=self.path.resolve(), text=self.text,
             name=self.name(), description=self.string("description", ""),
@@ -209,12 +213,19 @@ class _Validator:
             threads=self.threads(), prompt=prompt, generation=generation,
             repetitions=self.integer("repetitions", 5, 1, inputs.MAX_REPETITIONS),
             warmups=self.integer("warmups", 1, 0, inputs.MAX_WARMUPS),
-            processes=self.integer("processes", 2, 1, inputs.MAX_PROCESSES), baseline=baseline,
+            processes=processes, max_processes=self.max_processes(processes), baseline=baseline,
             energy=self.energy(), time_budget_s=self.duration("time_budget"),
             seed=self.integer("seed", 0, 0, inputs.MAX_SEED),
             pin_threads=self.boolean("pin_threads", False), exclude=self.exclusions(), engines=engines,
             fleet=self.fleet(),
         )
+
+    def max_processes(self, processes: int) -> int:
+        value = self.integer("max_processes", processes, 1, inputs.MAX_PROCESSES)
+        if value < processes:
+            raise self.fail("max_processes", f"is {value}, fewer than processes ({processes}); it bounds the extra "
+                                             "rounds, so it must be at least processes")
+        return value
 
     def engines(self) -> tuple[tuple[str, ...], tuple[EngineRef, ...]]:
         """(ternbench's formats, the external engines): from `formats` and `engines`."""

@@ -17,6 +17,7 @@ from harness.sweep.config import SweepConfig, identities_differ
 from harness.sweep.plan import Plan, Skipped
 from harness.sweep.progress import Progress
 from harness.sweep.results import ResultsDir, write_atomic
+from harness.sweep.tables import baseline_for
 
 from . import energy as sweep_energy
 
@@ -144,6 +145,28 @@ def _sources(group: list[Point], plan: Plan, seed: int, note) -> tuple[dict, dic
     return sources, failed
 
 
+def why_more_rounds(interim: list, baseline: str | None) -> str | None:
+    """Why the group needs another round, or None: a point unstable by its conditions, or a
+    speed-up (each point's process means against its baseline's, paired by round) whose
+    interval is missing or wider than stats.NARROW (about +-5%)."""
+    from harness.measure import stats
+
+    for i in interim:
+        if i.conditions.get("unstable"):
+            return f"{_label(i.point)} unstable ({'; '.join(i.conditions['unstable'])})"
+    rows = [{**i.point.to_dict(), "test": i.point.test, "interim": i} for i in interim]
+    for row in rows:
+        base = baseline_for(row, rows, baseline)
+        if base is None or base is row or not row["interim"].process_tps or \
+                len(base["interim"].process_tps) != len(row["interim"].process_tps):
+            continue
+        r = stats.paired_ratio(row["interim"].process_tps, base["interim"].process_tps)
+        if r.low is None or r.high / r.low > stats.NARROW:
+            span = r.note or f"{r.low:.2f}x-{r.high:.2f}x"
+            return f"{_label(row['interim'].point)} speed-up {r.value:.2f}x, 95% {span}"
+    return None
+
+
 @dataclass(frozen=True)
 class Arm:
     """One build measured by a sweep into its own results directory: the checkout's (workspace
@@ -151,6 +174,24 @@ class Arm:
     results: ResultsDir
     fingerprint: dict
     workspace: str | None = None
+
+
+def _more_rounds(config: SweepConfig, progress: Progress, t0: float, rest: list, plan: Plan, arms: int):
+    """The group's extra-round rule: another round while why_more_rounds gives a reason and the
+    time budget still holds the rest of the sweep after it."""
+    def more(interim) -> bool:
+        why = why_more_rounds(interim, config.baseline)
+        if why is None:
+            return False
+        left = arms * sum(plan.estimate(p, config) for g in rest for p in g) * progress.scale()
+        one_round = sum(plan.estimate(i.point, config) for i in interim) / config.processes * progress.scale()
+        if config.time_budget_s and time.monotonic() - t0 + one_round + left > config.time_budget_s:
+            progress.note(f"no extra round ({why}): the time budget would not hold the rest")
+            return False
+        progress.note(f"one more round: {why}")
+        return True
+
+    return more
 
 
 def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict, resume: bool,
@@ -196,7 +237,9 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
                       if p.key not in done and p not in unprepared]
             jobs = [execute.Job(p, sources[p], replace(settings, workspace=arm.workspace),
                                 Files.under(arm.results.path, p)) for arm, p in owners]
-            records = execute.run_group(jobs, progress.tick, config.seed) if jobs else []
+            more = _more_rounds(config, progress, t0, groups[i + 1:], plan, len(arms))
+            records = execute.run_group(jobs, progress.tick, config.seed, more,
+                                        config.max_processes or config.processes) if jobs else []
             for p, why in unprepared.items():
                 owners += [(arm, p) for arm, done in zip(arms, finished) if p.key not in done]
                 records += [record.failed(p, why, "", "", time.time(), time.time())

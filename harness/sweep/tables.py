@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.measure import stats
 from harness.models.sizes import default_head_format
 from runtime.tuning import describe
 
@@ -15,14 +16,17 @@ OLD_REFERENCE = "fastest of three read patterns (results before the plain-read y
 COLUMNS = ["key", "status", "engine", "engine_version", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
            "test",
            "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "processes",
-           "tps_process_ci95_low", "tps_process_ci95_high", "tps_mean_ci95_low", "tps_mean_ci95_high",
+           "rounds_planned", "tps_gmean", "tps_process_ci95_low", "tps_process_ci95_high", "tps_mean_ci95_low",
+           "tps_mean_ci95_high", "tps_interval_note",
            "s_per_token_median",
            "runtime_tps", "timing_vs_runtime", "weight_bytes", "bytes_per_token", "achieved_gbps", "probe_gbps",
            "bandwidth_fraction", "bandwidth_reference", "tuning", "fits_in_llc", "setup_s", "pinned", "baseline",
-           "speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_ceiling", "above_ceiling",
+           "speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_method", "speedup_n", "speedup_note",
+           "speedup_ceiling", "above_ceiling",
            "baseline_bandwidth_fraction", "baseline_vs_llamacpp", "unstable", "steal_fraction", "probe_drift",
            "j_per_token", "j_per_token_above_idle", "tokens_per_j", "watts", "energy_measured", "energy_provenance",
-           "energy_reduction", "energy_reduction_above_idle", "energy_reduction_basis", "reason"]
+           "energy_reduction", "energy_reduction_ci95_low", "energy_reduction_ci95_high", "energy_reduction_above_idle",
+           "energy_reduction_basis", "reason"]
 
 MATCH = ("model", "variant", "threads", "test")   # what a point and its baseline point share
 ENGINE = "ternbench"    # the engine of records written before engines existed
@@ -41,19 +45,38 @@ def split_baseline(baseline: str) -> tuple[str | None, str]:
     return engine or None, fmt
 
 
-def _matcher(frame: pd.DataFrame, baseline: str):
-    """(the key a row and its baseline row share, baseline rows by that key) for one alternative:
-    same model, threads and test; and, for a baseline within each engine, the same engine and variant."""
-    engine, fmt = split_baseline(baseline)
-    ok = frame[(frame.status == "ok") & (frame.format == fmt)]
+def _is_base(row, alt: str) -> bool:
+    """Whether a row is a baseline point of alternative alt ("llamacpp:f16" or "f16"): ternbench
+    runs a format with several heads, and its baseline is the format's default head."""
+    engine, fmt = split_baseline(alt)
+    if row["format"] != fmt:
+        return False
     if engine:
-        key = lambda row: (row["model"], row["threads"], row["test"])  # noqa: E731
-        ok = ok[ok.engine == engine]
-    else:
-        key = lambda row: (row["engine"], *(row[c] for c in MATCH))  # noqa: E731
-        # ternbench runs a format with several heads: its baseline is the format's default head
-        ok = ok[(ok.engine != "ternbench") | (ok.head_format == default_head_format(fmt))]
-    return key, {key(row): row for _, row in ok.iterrows()}
+        return row["engine"] == engine
+    return row["engine"] != "ternbench" or row["head_format"] == default_head_format(fmt)
+
+
+def _shared(row, alt: str) -> tuple:
+    """What a row and its baseline share: the model, threads and test; and, for a baseline within
+    each engine, the same engine and variant."""
+    return (row["model"], row["threads"], row["test"]) if split_baseline(alt)[0] else \
+        (row["engine"], *(row[c] for c in MATCH))
+
+
+def baseline_for(row: dict, candidates: list[dict], baseline: str | None) -> dict | None:
+    """The candidate a row is divided by (the first alternative that has one), or None."""
+    for alt in alternatives(baseline):
+        found = next((c for c in candidates if _is_base(c, alt) and _shared(c, alt) == _shared(row, alt)), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _matcher(frame: pd.DataFrame, baseline: str):
+    """(the key a row and its baseline row share, baseline rows by that key) for one alternative."""
+    ok = frame[frame.status == "ok"]
+    return (lambda row: _shared(row, baseline)), \
+        {_shared(row, baseline): row for _, row in ok.iterrows() if _is_base(row, baseline)}
 
 
 def _baseline_pairs(frame: pd.DataFrame, baseline: str) -> tuple[list, list]:
@@ -77,16 +100,21 @@ def _row(r: dict) -> dict:
         row["bandwidth_reference"] = r.get("bandwidth_reference", OLD_REFERENCE)
         t = r["tokens_per_s"]
         row.update(n=t["n"], tps_mean=t["mean"], tps_median=t["median"], tps_stdev=t["stdev"],
-                   tps_ci95_low=t["ci95_low"], tps_ci95_high=t["ci95_high"],
                    s_per_token_median=r["seconds_per_token"]["median"], runtime_tps=r["runtime_tokens_per_s"])
+        row.update(zip(("tps_ci95_low", "tps_ci95_high"), _positive(t["ci95_low"], t["ci95_high"])))
         p = r.get("tokens_per_s_processes") or {}
-        row.update(tps_process_ci95_low=p.get("ci95_low"), tps_process_ci95_high=p.get("ci95_high"))
-        # the interval of the mean every report and ratio uses: over process means when a point ran
-        # several processes (values within one process are not independent), else over its values
-        lo, hi = p.get("ci95_low"), p.get("ci95_high")
-        if lo is None or hi is None or lo <= 0:
-            lo, hi = t["ci95_low"], t["ci95_high"]
-        row.update(tps_mean_ci95_low=lo, tps_mean_ci95_high=hi)
+        means = r.get("process_tokens_per_s")
+        # the interval every report shows: of the geometric mean over process means, since values
+        # within one process are not independent; records written before the process means were
+        # kept have Student's t over them, kept where both ends are positive
+        if means:
+            interval, gmean = stats.log_interval(means) or (None, None), stats.gmean(means)
+        else:
+            interval, gmean = _positive(p.get("ci95_low"), p.get("ci95_high")), None
+        row.update(tps_gmean=gmean, tps_process_ci95_low=interval[0], tps_process_ci95_high=interval[1],
+                   tps_mean_ci95_low=interval[0], tps_mean_ci95_high=interval[1],
+                   tps_interval_note=None if interval[0] is not None else
+                   stats.too_few(len(means) if means else int(p.get("n") or r.get("processes") or 1), "process"))
         c = r.get("conditions") or {}
         row.update(unstable="; ".join(c.get("unstable") or []) or None, steal_fraction=c.get("steal_fraction"),
                    probe_drift=c.get("probe_drift"))
@@ -98,18 +126,25 @@ def _row(r: dict) -> dict:
     return row
 
 
+def _positive(lo, hi) -> tuple:
+    """An interval of a positive figure, or (None, None) when an end is missing or not positive
+    (Student's t on few values, as records before the log-scale intervals had it)."""
+    ok = lo is not None and hi is not None and not pd.isna(lo) and not pd.isna(hi) and lo > 0
+    return (float(lo), float(hi)) if ok else (None, None)
+
+
 def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
     frame = pd.DataFrame([_row(r) for r in records], columns=COLUMNS)
     frame["baseline"] = baseline
     if baseline and not frame.empty:
+        by_key = {r["key"]: r for r in records}
         pairs, used = _baseline_pairs(frame, baseline)
         # the baseline each point was divided by (with several alternatives, the first that ran)
         frame["baseline"] = used if len(alternatives(baseline)) > 1 else baseline
-        frame["speedup"] = [row["tps_median"] / b["tps_median"] if b is not None and row["status"] == "ok" else None
-                            for row, b in pairs]
-        bounds = [_speedup_interval(row, b) for row, b in pairs]
-        frame["speedup_ci95_low"] = [lo for lo, _ in bounds]
-        frame["speedup_ci95_high"] = [hi for _, hi in bounds]
+        speedups = [_ratio(by_key, row, b, "process_tokens_per_s", "tps_median") for row, b in pairs]
+        for column, field in (("speedup", "value"), ("speedup_ci95_low", "low"), ("speedup_ci95_high", "high"),
+                              ("speedup_method", "method"), ("speedup_n", "n"), ("speedup_note", "note")):
+            frame[column] = [getattr(x, field) if x else None for x in speedups]
         ceilings = [_ceiling(row, b) for row, b in pairs]
         frame["speedup_ceiling"] = ceilings
         frame["above_ceiling"] = [None if c is None or pd.isna(s) else bool(s > c and not row["fits_in_llc"])
@@ -117,8 +152,11 @@ def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
         frame["baseline_bandwidth_fraction"] = [b["bandwidth_fraction"] if b is not None and row["workload"] == "tg"
                                                 else None for row, b in pairs]
         frame["baseline_vs_llamacpp"] = _against_llamacpp(frame, pairs)
-        frame["energy_reduction"] = [_reduction(row, b, "j_per_token") for row, b in pairs]
-        frame["energy_reduction_above_idle"] = [_reduction(row, b, "j_per_token_above_idle") for row, b in pairs]
+        reductions = [_reduction(by_key, row, b) for row, b in pairs]
+        for column, field in (("energy_reduction", "value"), ("energy_reduction_ci95_low", "low"),
+                              ("energy_reduction_ci95_high", "high")):
+            frame[column] = [getattr(x, field) if x else None for x in reductions]
+        frame["energy_reduction_above_idle"] = [_median_reduction(row, b, "j_per_token_above_idle") for row, b in pairs]
         frame["energy_reduction_basis"] = [_basis(row, r) for (row, _), r in zip(pairs, frame["energy_reduction"])]
     return frame
 
@@ -149,19 +187,24 @@ def _against_llamacpp(frame: pd.DataFrame, pairs: list) -> list:
     return out
 
 
-def _interval(row) -> tuple[float, float] | None:
-    lo, hi = row["tps_mean_ci95_low"], row["tps_mean_ci95_high"]
-    return None if pd.isna(lo) or pd.isna(hi) or lo <= 0 else (float(lo), float(hi))
+# Records written before the per-process figures were kept: the ratio of medians, with no interval.
+MEDIANS = "ratio of medians"
+NO_PROCESS_FIGURES = "no interval: these records predate per-process figures"
 
 
-def _speedup_interval(row, base) -> tuple[float | None, float | None]:
-    """A conservative 95% interval of the speed-up: the ratio of the two intervals' far ends."""
+def _ratio(by_key: dict, row, base, field: str, median_column: str) -> stats.Ratio | None:
+    """row / base from their per-process figures: paired round by round when both ran in one
+    group run with the same rounds (the sweep interleaves them), else as independent samples."""
     if base is None or row["status"] != "ok":
-        return None, None
-    ours, theirs = _interval(row), _interval(base)
-    if ours is None or theirs is None:
-        return None, None
-    return ours[0] / theirs[1], ours[1] / theirs[0]
+        return None
+    a, b = by_key[row["key"]].get(field), by_key[base["key"]].get(field)
+    if a and b and min(a) > 0 and min(b) > 0:
+        ra, rb = by_key[row["key"]], by_key[base["key"]]
+        paired = bool(ra.get("group_run")) and ra.get("group_run") == rb.get("group_run") and len(a) == len(b)
+        return stats.ratio(a, b, paired)
+    if pd.isna(row[median_column]) or pd.isna(base[median_column]) or not base[median_column]:
+        return None
+    return stats.Ratio(float(row[median_column] / base[median_column]), None, None, 0, MEDIANS, NO_PROCESS_FIGURES)
 
 
 def _ceiling(row, base) -> float | None:
@@ -176,12 +219,20 @@ def _ceiling(row, base) -> float | None:
     return float(theirs) / float(ours)
 
 
-def _reduction(row, base, column):
-    """1 - J/token / the baseline's J/token; only between two measurements or two estimates
-    made the same way: a measured and an estimated figure never share a ratio."""
-    if base is None or row["status"] != "ok" or pd.isna(row[column]) or pd.isna(base[column]) \
-            or base[column] <= 0:
+def _reduction(by_key: dict, row, base) -> stats.Ratio | None:
+    """1 - J/token / the baseline's J/token, with its interval, paired as the speed-up is; only
+    between two measurements or two estimates made the same way: a measured and an estimated
+    figure never share a ratio."""
+    if base is None or row["status"] != "ok" or row["energy_provenance"] != base["energy_provenance"]:
         return None
-    if row["energy_provenance"] != base["energy_provenance"]:
+    r = _ratio(by_key, row, base, "process_j_per_token", "j_per_token")
+    return r.inverse_complement() if r else None
+
+
+def _median_reduction(row, base, column):
+    """1 - the ratio of medians, for J/token above idle (an idle power subtracted from each pass
+    leaves no per-process figure to pair)."""
+    if base is None or row["status"] != "ok" or pd.isna(row[column]) or pd.isna(base[column]) \
+            or base[column] <= 0 or row["energy_provenance"] != base["energy_provenance"]:
         return None
     return 1.0 - row[column] / base[column]
