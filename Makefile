@@ -8,13 +8,19 @@ SOURCES := pyproject.toml setup.py $(wildcard runtime/*.py runtime/src/*.c runti
 CC ?= cc
 CWARN := -std=c11 -Wall -Wextra -Werror -pthread
 
-.PHONY: bench test setup browser sanitize warnings arm clean
+.PHONY: bench test test-all setup browser sanitize sanitize-quick asan-runtime warnings arm docs clean
 
 bench: setup
 	$(VENV)/bin/ternbench run configs/default.yaml
 	$(VENV)/bin/ternbench report results/latest --out reports/latest
 
+# `make test` is the loop a developer runs on every change; `make test-all` (which .ci/run runs)
+# adds the exhaustive sanitizer passes. Both cover every concern: docs/tests.md says what differs.
 test: setup warnings browser
+	$(VPY) -m pytest -q
+	$(MAKE) --no-print-directory sanitize-quick
+
+test-all: setup warnings browser
 	$(VPY) -m pytest -q
 	$(MAKE) --no-print-directory sanitize
 
@@ -42,16 +48,32 @@ warnings:
 	  $(CC) $(CWARN) -O3 -c $$f -o /dev/null || exit 1; done
 	@echo "C sources compile warning-free"
 
-# The kernel tests again, against a copy of the runtime built with ASan + UBSan,
-# and the C test driver (every variant against scalar) built the same way.
-sanitize: setup
+# A copy of the runtime built with ASan + UBSan, for the two targets below.
+ASAN_RUN := ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" PYTHONPATH=build/asan
+asan-runtime: setup
 	rm -rf build/asan
 	$(VPY) runtime/build_ffi.py --sanitize build/asan >/dev/null
 	cp runtime/*.py build/asan/runtime/
-	ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" PYTHONPATH=build/asan \
-	  $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_model.py tests/test_runtime_hazards.py \
-	    --expect-runtime build/asan
+
+# In full (make test-all): the kernel, model and hazard tests against the sanitized runtime, and
+# the C test driver (every variant against scalar, the whole shape grid) built the same way.
+# The driver alone took 12 min on a contended 2-vCPU Xeon, which is why make test runs less.
+sanitize: asan-runtime
+	$(ASAN_RUN) $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_model.py \
+	  tests/test_runtime_hazards.py --expect-runtime build/asan
 	tests/c/run_native.sh
+
+# make test's sanitizer pass: the model and hazard tests (a whole model in every format, variant
+# and thread count, so every kernel runs sanitized) and the C driver for the best variant only.
+sanitize-quick: asan-runtime
+	$(ASAN_RUN) $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_model.py tests/test_runtime_hazards.py \
+	  --expect-runtime build/asan
+	tests/c/run_native.sh $$($(VPY) -c 'import runtime; print(runtime.best_variant())')
+
+# The manual (docs/, mkdocs.yml) into site/. --strict: a broken link or anchor, or a page left
+# out of the nav, fails the build. mkdocs comes with the test extra, so `make setup` installs it.
+docs: setup
+	$(VPY) -m mkdocs build --strict --site-dir site
 
 # The AArch64 kernels (neon, dotprod) under qemu-user: needs gcc-aarch64-linux-gnu,
 # qemu-user and libc6-dev-arm64-cross (Debian packages; .ci/run installs them).
@@ -59,4 +81,4 @@ arm:
 	tests/c/run_arm_emulated.sh
 
 clean:
-	rm -rf build $(VENV) runtime/_rt*.so runtime/_rt.c *.egg-info
+	rm -rf build site $(VENV) runtime/_rt*.so runtime/_rt.c *.egg-info

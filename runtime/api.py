@@ -199,6 +199,18 @@ class Matrix:
         return f"Matrix({self.format}, {self.rows}x{self.cols}, {self.nbytes} bytes)"
 
 
+# How a new context is tuned: runtime.tuning.apply, registered by runtime.tuning when it loads.
+# Tuning measures with Matrix and Context, so it sits above this module; a callback keeps this
+# module from importing it back (tests/test_layout.py forbids the cycle).
+_tune_context = None
+
+
+def register_context_tuner(tune) -> None:
+    """tune(ctx, how) -> the Tuning a new Context applies and reports as ctx.tuning."""
+    global _tune_context
+    _tune_context = tune
+
+
 class Context:
     """A thread pool and a kernel variant; matmuls run on it.
 
@@ -228,9 +240,9 @@ class Context:
         # cffi releases the GIL in C calls, and a context's scratch buffers serve
         # one call at a time: serialise callers sharing a context
         self._lock = threading.Lock()
-        from . import tuning as _tuning
-
-        self.tuning = _tuning.apply(self, tuning)
+        if _tune_context is None:
+            raise RuntimeFailure("runtime.tuning is not loaded (import the runtime package, not runtime.api alone)")
+        self.tuning = _tune_context(self, tuning)
 
     @property
     def threads(self) -> int:

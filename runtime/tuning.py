@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cpu
+from . import api, cpu
+from .api import Matrix, RuntimeFailure, build_info, version
 
 SCHEMA = 2
 KEEP_BUILDS = 8   # builds whose tunings a cache file keeps (A/B runs switch between two)
@@ -97,8 +98,6 @@ def cache_file(ident: dict | None = None) -> Path:
 
 
 def _runtime_id() -> dict:
-    from .api import build_info, version
-
     return {"version": version(), "build": build_info()}
 
 
@@ -179,8 +178,6 @@ def defaults(ctx) -> dict[str, tuple[int, int]]:
 
 
 def _copies(fmt: str, target_bytes: int):
-    from .api import Matrix
-
     w = np.random.default_rng(0).integers(-1, 2, size=SHAPE, dtype=np.int8)
     first = Matrix.pack(fmt, w, 0.05)
     return [first] + [first.clone() for _ in range(max(1, math.ceil(target_bytes / first.nbytes)) - 1)]
@@ -208,8 +205,6 @@ def measure(ctx, formats=TUNED_FORMATS, progress=None) -> Tuning:
     prefetch distance, crossed with every claim size when there are several threads, all
     alternating in the same rounds. (Measured in two phases, a shared machine's bandwidth
     can change between them: 80 GB/s in one, 50 in the next, here.)"""
-    from .api import RuntimeFailure
-
     llc, _ = cpu.last_level_cache_bytes()
     target = LLC_MULTIPLE * llc
     settings, measured = {}, {}
@@ -274,3 +269,6 @@ def apply(ctx, how: str | None = None, force: bool = False, progress=None, stric
     except OSError as e:
         warnings.warn(f"could not save the kernel tuning to {cache_file(ident)}: {e}", RuntimeWarning, stacklevel=2)
     return tuning
+
+
+api.register_context_tuner(apply)

@@ -1,13 +1,19 @@
-"""The harness's architecture, checked: no import cycles between its modules, lower layers never
-importing higher ones, and only a handful of modules at the top of `harness/`."""
+"""The architecture, checked: no import cycles between the modules of `runtime/` and `harness/`,
+lower layers never importing higher ones (the runtime never imports the harness), and only a
+handful of modules at the top of `harness/`."""
 import ast
 from pathlib import Path
 
 import pytest
 
-HARNESS = Path(__file__).resolve().parent.parent / "harness"
-# lowest first: a module may import from its own layer and those before it, never from a later one
-LAYERS = [("harness", "harness.inputs", "harness.yaml_source", "harness.energy"), ("harness.models",),
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "harness"
+PACKAGES = ("runtime", "harness")
+# lowest first: a module may import from its own layer and those before it, never from a later one.
+# In the runtime, tuning measures with api's Matrix and Context and registers itself with api
+# (runtime.api.register_context_tuner), so api never imports it back.
+LAYERS = [("runtime.cpu", "runtime.build_ffi"), ("runtime.api",), ("runtime.model", "runtime.tuning"), ("runtime",),
+          ("harness", "harness.inputs", "harness.yaml_source", "harness.energy"), ("harness.models",),
           ("harness.measure", "harness.engines"), ("harness.sweep",),
           ("harness.claims", "harness.report", "harness.gate", "harness.fleet"),
           ("harness.cli", "harness.__main__")]
@@ -15,22 +21,22 @@ TOP_LEVEL_MAX = 5
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(HARNESS.parent).with_suffix("").parts
+    parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in HARNESS.rglob("*.py")}
+    return {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
 
 
 def imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Harness modules `name` imports anywhere in its body (function-level imports count too:
+    """Runtime and harness modules `name` imports anywhere in its body (function-level imports count too:
     they are still a dependency). `from pkg import mod` counts as importing pkg.mod."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.split(".")[0] == "harness")
+            out.update(a.name for a in node.names if a.name.split(".")[0] in PACKAGES)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -38,7 +44,7 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            if target.split(".")[0] != "harness":
+            if target.split(".")[0] not in PACKAGES:
                 continue
             for a in node.names:
                 sub = f"{target}.{a.name}"
@@ -91,6 +97,21 @@ def test_the_checker_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_the_graph_covers_both_packages():
+    g = graph()
+    assert "runtime.api" in g and "runtime.tuning" in g and "harness.cli.main" in g
+    assert "runtime.api" in g["runtime.tuning"], "tuning's import of api was not seen"
+
+
+def test_the_checker_sees_the_cycle_that_was_there(tmp_path):
+    """runtime.api once imported runtime.tuning inside Context.__init__, and tuning imported api:
+    a function-level import must count as an edge, or that cycle would pass unseen."""
+    fake = tmp_path / "api.py"
+    fake.write_text("def f():\n    from . import tuning\n")
+    assert imports("runtime.api", fake, {"runtime.api", "runtime.tuning"}) == {"runtime.tuning"}
+    assert find_cycle({"runtime.api": {"runtime.tuning"}, "runtime.tuning": {"runtime.api"}})
+
+
 def test_no_import_cycle():
     cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
@@ -118,10 +139,11 @@ def test_every_package_is_installed(package):
 
 
 def test_product_files_cite_only_what_users_have():
-    """Presets, configs, the harness and the README cite public sources, never files outside
+    """Presets, configs, the harness, the README and the docs cite public sources, never files outside
     the repository (a development checkout's neighbours are not on a user's machine)."""
     root = HARNESS.parent
-    files = [*root.glob("configs/**/*.yaml"), *HARNESS.rglob("*.py"), *HARNESS.rglob("*.j2"), root / "README.md"]
+    files = [*root.glob("configs/**/*.yaml"), *HARNESS.rglob("*.py"), *HARNESS.rglob("*.j2"), root / "README.md",
+             *root.glob("docs/**/*.md")]
     wrong = [f"{p.relative_to(root)}: line {i}" for p in files
              for i, line in enumerate(p.read_text().splitlines(), 1) if "../shared" in line or "REFERENCE.md" in line]
     assert not wrong, wrong
