@@ -5,10 +5,14 @@ progress lines; `llama-quantize IN OUT TYPE` copies IN to OUT.
 
 Behaviour by environment: FAKE_OLD=1 acts as bitnet.cpp's 2024 fork (no --progress, no
 --no-warmup, a warm-up run of its own); FAKE_FAIL=1 exits 1 after loading; FAKE_BAD_JSON=1 prints
-output that is not JSON. FAKE_LOG=FILE appends each command line to FILE."""
+output that is not JSON; FAKE_CRASH=1 dies of SIGSEGV after loading; FAKE_HANG=FILE starts a child
+(`sleep`) that writes its pid to FILE, then hangs silently. FAKE_LOG=FILE appends each command
+line to FILE."""
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 
@@ -43,6 +47,15 @@ def bench(args: list[str]) -> int:
     if os.environ.get("FAKE_FAIL") == "1":
         print("llama_model_load: error loading model", file=sys.stderr)
         return 1
+    if os.environ.get("FAKE_CRASH") == "1":
+        print("llama_model_load: loaded", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if os.environ.get("FAKE_HANG"):
+        child = subprocess.Popen(["sleep", "300"])
+        with open(os.environ["FAKE_HANG"], "w") as f:
+            f.write(str(child.pid))
+        print("llama_model_load: loaded", file=sys.stderr, flush=True)
+        time.sleep(300)
     tokens = n_prompt or n_gen
     if "--no-warmup" not in flags:
         time.sleep(SECONDS_PER_TOKEN)

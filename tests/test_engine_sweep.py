@@ -115,18 +115,46 @@ def test_an_engine_that_cannot_run_is_skipped_with_the_reason(tmp_path):
     assert [s["engine"] for s in plan["skipped"]] == ["llamacpp"] and "not installed" in plan["skipped"][0]["reason"]
 
 
-@pytest.mark.parametrize("env, words", [({"FAKE_FAIL": "1"}, "exited with status 3"),
-                                        ({"FAKE_BAD_JSON": "1"}, "exited with status 3")])
+@pytest.mark.parametrize("env, words", [
+    ({"FAKE_FAIL": "1"}, "llama-bench exited with status 1: llama_model_load: error loading model"),
+    ({"FAKE_BAD_JSON": "1"}, "llama-bench's JSON output is unusable"),
+    ({"FAKE_CRASH": "1"}, "llama-bench was killed by SIGSEGV")])
 def test_a_broken_engine_fails_its_points_not_the_sweep(tmp_path, env, words):
+    """The cause, not the worker's exit status, is the point's reason and is on the terminal."""
     bin_dir = fake_engine(tmp_path / "llama" / "bin")
     cfg = sweep(tmp_path, "{ternbench: [i2s], llamacpp: [f16]}", reps=1, processes=1)
-    proc = run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir), check=False, env=env)
+    proc = ternbench("run", str(cfg), "--out", str(tmp_path / "out"), "--llamacpp-bin", str(bin_dir), check=False,
+                     env={"TERNBENCH_CACHE_DIR": str(tmp_path / "cache"), **env})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     recs = records(tmp_path)
     bad = recs["llamacpp:tiny-gguf/f16+f16/native/t1/tg4"]
-    assert bad["status"] == "failed" and words in bad["reason"]
+    assert bad["status"] == "failed" and bad["reason"].startswith(words), bad["reason"]
+    assert words in proc.stderr + proc.stdout
     assert "llama-bench" in bad["log_tail"]
     assert [r["status"] for k, r in recs.items() if not k.startswith("llamacpp")] == ["ok"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_hung_engine_is_killed_with_its_children(tmp_path):
+    """A llama-bench silent past the stall limit is killed with what it started (a fake that
+    forks a sleep), and the point says it hung."""
+    bin_dir = fake_engine(tmp_path / "llama" / "bin")
+    cfg = sweep(tmp_path, "{llamacpp: [f16]}", "baseline: null\n", reps=1, processes=1)
+    child = tmp_path / "child.pid"
+    proc = run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir), check=False,
+               env={"FAKE_HANG": str(child), "TERNBENCH_ENGINE_STALL_S": "3"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    bad = records(tmp_path)["llamacpp:tiny-gguf/f16+f16/native/t1/tg4"]
+    assert bad["status"] == "failed" and bad["reason"].startswith("llama-bench hung: no output for 3 s"), bad["reason"]
+    pid = int(child.read_text())
+    assert not _alive(pid), f"llama-bench's child {pid} outlived it"
 
 
 def test_bitnetcpp_old_llama_bench_has_timings_and_no_energy_window(tmp_path):
@@ -214,3 +242,4 @@ def test_a_checkpoint_directory_is_converted_for_an_engine(tmp_path):
         w, scale = ckpt.ternary(spec)
         got, got_scale, _ = g.ternary(f"blk.{spec.layer}.{LINEARS[spec.which]}.weight")
         assert np.array_equal(got, w) and got_scale == float(np.float16(scale))
+
