@@ -243,3 +243,31 @@ def test_a_checkpoint_directory_is_converted_for_an_engine(tmp_path):
         got, got_scale, _ = g.ternary(f"blk.{spec.layer}.{LINEARS[spec.which]}.weight")
         assert np.array_equal(got, w) and got_scale == float(np.float16(scale))
 
+
+def test_a_checkpoint_keeps_its_function_in_its_gguf(tmp_path, shape="bitnet-gqa"):
+    """A relu2 checkpoint written to GGUF and read back by `ternbench generate` is the same model: the same greedy tokens as the checkpoint directory (the scales are powers of
+    two, so f16 holds them exactly). The file says its activation for ternbench, and every
+    engine loads its vocabulary."""
+    import gguf
+
+    from test_checkpoint import make_checkpoint
+    from test_model import SHAPES
+
+    from harness.engines import gguf_model
+    from harness.sweep.config import resolve_model
+
+    ckpt_dir = tmp_path / "ckpt"
+    make_checkpoint(ckpt_dir, SHAPES[shape], scale_dtype="f32")
+    ref = resolve_model(str(ckpt_dir), tmp_path)
+    path = gguf_model.write_checkpoint_f16(ref.spec, tmp_path / "ckpt.gguf")
+    fields = gguf.GGUFReader(str(path)).fields
+    assert fields["ternbench.activation"].contents() == SHAPES[shape].activation
+    assert fields["tokenizer.ggml.model"].contents() == "llama"
+    assert len(fields["tokenizer.ggml.tokens"].contents()) == SHAPES[shape].vocab
+
+    def greedy(source):
+        out = ternbench("generate", str(source), "--tokens", "3,17,42,7", "-n", "12", "--format", "i2s",
+                        "--head-format", "f32", "--threads", "1", "--json")
+        return json.loads(out.stdout)["tokens"]
+
+    assert greedy(path) == greedy(ckpt_dir)
