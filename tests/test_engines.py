@@ -1,6 +1,7 @@
 """The engines a sweep can measure: listing them with the reason when one cannot run, llama.cpp
 installed by ternbench (the real build: `.ci/run` installs it and requires these tests to run)
-or given as the user's own build, and bitnet.cpp given as a build directory."""
+or given as the user's own build, and bitnet.cpp built by ternbench from its source (`.ci/run`
+builds it from ../shared/peers when the tarball is there) or given as a build directory."""
 import json
 import os
 import subprocess
@@ -8,9 +9,10 @@ import subprocess
 import pytest
 from clirun import ternbench
 
-from harness.engines import llamacpp
+from harness.engines import bitnetcpp, llamacpp
 
 REQUIRE = os.environ.get("TERNBENCH_REQUIRE_ENGINES") == "1"   # .ci/run: no skipping
+REQUIRE_BITNETCPP = os.environ.get("TERNBENCH_REQUIRE_BITNETCPP") == "1"   # .ci/run, when ../shared/peers is there
 
 
 def fake_bin(d, programs=llamacpp.PROGRAMS):
@@ -30,8 +32,8 @@ def test_the_list_says_what_runs_and_how_to_get_the_rest(tmp_path):
     out = listing(tmp_path)
     assert out["ternbench"]["ready"] and "i2s" in out["ternbench"]["formats"]
     assert not out["llamacpp"]["ready"] and "ternbench engines install llamacpp" in out["llamacpp"]["detail"]
-    assert not out["bitnetcpp"]["ready"] and "--bitnetcpp-bin" in out["bitnetcpp"]["detail"]
-    assert out["bitnetcpp"]["formats"] == ["i2_s", "tl1", "tl2"]
+    assert not out["bitnetcpp"]["ready"] and "ternbench engines install bitnetcpp --source" in out["bitnetcpp"]["detail"]
+    assert out["bitnetcpp"]["formats"] == ["i2_s", "tl2"]
     text = ternbench("engines", env={"TERNBENCH_CACHE_DIR": str(tmp_path / "cache")}).stdout
     assert "llamacpp   not ready: not installed" in text
 
@@ -59,12 +61,70 @@ def test_a_damaged_installation_says_how_to_rebuild(tmp_path):
     assert found is not None and why == "" and llamacpp.PINNED in found.describe()
 
 
-@pytest.mark.parametrize("args, words", [(["install", "bitnetcpp"], "give --bitnetcpp-bin"),
+def test_bitnetcpp_installations_in_the_cache(tmp_path):
+    """The newest build ternbench installed is the one used; it describes its source and kernels."""
+    cache = tmp_path / "cache"
+    for digest, model, when in (("a" * 64, "bitnet_b1_58-large", 1.0), ("b" * 64, "bitnet_b1_58-3B", 2.0)):
+        d = bitnetcpp.install_dir(cache, digest, model)
+        fake_bin(d / "bin", bitnetcpp.BUILT)
+        (d / "install.json").write_text(json.dumps({
+            "engine": "bitnetcpp", "source_digest": digest, "commit": None, "llama_cpp_commit": None,
+            "tl2_model": model, "tl2_preset": bitnetcpp.TL2_MODELS[model][0], "cmake_flags": ["-DBITNET_X86_TL2=ON"],
+            "compiler": "/usr/bin/clang++-19", "built": "today", "built_epoch": when}))
+    found, why = bitnetcpp.find(cache)
+    assert why == "" and found.bin == bitnetcpp.install_dir(cache, "b" * 64, "bitnet_b1_58-3B") / "bin"
+    assert found.describe().startswith("bitnet.cpp source bbbbbbbbbbbb (TL2 kernels for bitnet_b1_58-3B")
+    (found.bin / "llama-quantize").unlink()
+    found, why = bitnetcpp.find(cache)
+    assert found is None and "llama-quantize" in why and "--force" in why
+
+
+def test_bitnetcpp_tl2_shapes():
+    assert bitnetcpp.tl2_model("700M") == "bitnet_b1_58-large"
+    assert bitnetcpp.tl2_model("Llama3-8B-1.58") == "Llama3-8B-1.58-100B-tokens"
+    with pytest.raises(llamacpp.EngineError, match="TL2 kernels for 700M, bitnet_b1_58-3B, Llama3-8B-1.58 only"):
+        bitnetcpp.tl2_model("2B4T")
+
+
+@pytest.mark.parametrize("args, words", [(["install", "bitnetcpp"], "needs --source DIR|TARBALL"),
+                                         (["install", "bitnetcpp", "--source", "/nonexistent"],
+                                          "--source /nonexistent: no such file or directory"),
+                                         (["install", "bitnetcpp", "--source", ".", "--tl2", "2B4T"],
+                                          "not '2B4T' (its kernels are written per matrix shape)"),
+                                         (["install", "llamacpp", "--source", "."], "are bitnetcpp's"),
+                                         (["--source", "."], "go with `ternbench engines install bitnetcpp`"),
                                          (["install"], "install what?"),
                                          (["list", "llamacpp"], "goes with install")])
 def test_bad_engine_commands(args, words):
     proc = ternbench("engines", *args, check=False)
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_installing_bitnetcpp_without_clang_says_how_to_get_it(tmp_path):
+    (tmp_path / "bin").mkdir()
+    proc = ternbench("engines", "install", "bitnetcpp", "--source", str(tmp_path), check=False,
+                     env={"PATH": str(tmp_path / "bin"), "TERNBENCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no clang on PATH: apt-get install clang-19 libomp-19-dev" in proc.stderr
+
+
+def test_the_installed_bitnetcpp_runs():
+    """The real build from a microsoft/BitNet source (`.ci/run` installs it first when
+    ../shared/peers has the tarball)."""
+    from runtime.tuning import cache_dir
+
+    found, why = bitnetcpp.find(cache_dir())
+    if found is None:
+        if REQUIRE_BITNETCPP:
+            pytest.fail(f"bitnet.cpp is required here: {why}")
+        pytest.skip(f"bitnet.cpp not installed ({why})")
+    r = found.record
+    assert r["compiler"].endswith(("clang++", "clang++-19")) and "-DBITNET_X86_TL2=ON" in r["cmake_flags"]
+    assert len(r["source_digest"]) == 64 and r["tl2_model"] in bitnetcpp.TL2_MODELS
+    for program in bitnetcpp.BUILT:
+        proc = subprocess.run([str(found.program(program)), "--help"], capture_output=True, text=True, timeout=60)
+        assert "usage" in (proc.stdout + proc.stderr).lower(), program
 
 
 def test_the_installed_llamacpp_runs():
