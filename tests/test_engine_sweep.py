@@ -157,8 +157,25 @@ def test_a_hung_engine_is_killed_with_its_children(tmp_path):
     assert not _alive(pid), f"llama-bench's child {pid} outlived it"
 
 
-def test_bitnetcpp_old_llama_bench_has_timings_and_no_energy_window(tmp_path):
-    """bitnet.cpp's 2024 fork has no --progress: samples still time the point; no energy figure."""
+def test_bitnetcpp_points_are_measured_like_llamacpp_points(tmp_path):
+    """bitnet.cpp's 2024 fork has --progress (each repetition its energy window) but no
+    --no-warmup (its own warm-up stays, untimed); a relu2 model runs there as the `bitnet`
+    architecture's SiLU, and the point's record says so."""
+    bin_dir = fake_engine(tmp_path / "BitNet" / "build" / "bin")
+    cfg = sweep(tmp_path, "{bitnetcpp: [i2_s]}", "baseline: null\n", reps=2, processes=1)
+    run(cfg, tmp_path, "--bitnetcpp-bin", str(bin_dir), env={"FAKE_FORK": "1"})
+    (r,) = records(tmp_path).values()
+    assert r["status"] == "ok" and r["engine"] == "bitnetcpp" and r["values"] == 2 and r["warmups"] == 1
+    assert r["energy"] is not None and r["engine_build"]["energy_window"].startswith("each repetition")
+    assert "silu FFN where the model has relu2" in r["engine_build"]["function"]
+    calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    benches = [c for c in calls if c[0] == "llama-bench" and "-m" in c]
+    assert benches and all("--progress" in c and "--no-warmup" not in c for c in benches)
+
+
+def test_an_old_llama_bench_has_timings_and_no_energy_window(tmp_path):
+    """A llama-bench without --progress (older than bitnet.cpp's fork): samples still time the
+    point; no energy figure, with the reason."""
     bin_dir = fake_engine(tmp_path / "BitNet" / "build" / "bin")
     cfg = sweep(tmp_path, "{bitnetcpp: [i2_s]}", "baseline: null\n", reps=2, processes=1)
     run(cfg, tmp_path, "--bitnetcpp-bin", str(bin_dir), env={"FAKE_OLD": "1"})
@@ -271,3 +288,5 @@ def test_a_checkpoint_keeps_its_function_in_its_gguf(tmp_path, shape="bitnet-gqa
         return json.loads(out.stdout)["tokens"]
 
     assert greedy(path) == greedy(ckpt_dir)
+    said = ternbench("generate", str(path), "--tokens", "3", "-n", "1", "--threads", "1").stderr
+    assert "converted: ckpt.gguf: bitnet, relu2 FFN (ternbench.activation)" in said

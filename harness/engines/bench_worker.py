@@ -11,8 +11,9 @@ intervals and the gate treat every engine alike.
 
 The energy window is each repetition: llama-bench's `--progress` prints a line right after it
 starts a repetition's clock, so the meter starts on that line and stops on the next one (or on
-the JSON that follows the last). A llama-bench without `--progress` (bitnet.cpp's 2024 fork)
-cannot be bracketed: its points carry timings and no energy figure, with the reason.
+the JSON that follows the last). bitnet.cpp's 2024 fork has `--progress` but no `--no-warmup`
+(its own untimed warm-up run stays). A llama-bench without `--progress` (older still) cannot be
+bracketed: its points carry timings and no energy figure, with the reason.
 
 llama-bench runs in a process group of its own, so whatever ends it (a stall past STALL_S with
 no output, an error, the sweep's Ctrl-C) ends the programs it started too. When the point
@@ -49,8 +50,8 @@ class BenchFailed(Exception):
 
 
 def features(bench: str) -> dict:
-    """What this llama-bench offers: --progress and --no-warmup came to llama.cpp in 2025, so
-    bitnet.cpp's fork lacks them."""
+    """What this llama-bench offers: --progress (bitnet.cpp's 2024 fork has it) and --no-warmup
+    (it has not)."""
     try:
         text = subprocess.run([bench, "--help"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
 
     from harness.engines import gguf_model
     from harness.engines.llamacpp import version_line
-    from harness.models.gguf_file import GgufFile
+    from harness.models.gguf_file import ACTIVATION_KEY, ARCHS, GgufFile
     from harness.measure import conditions, probe
     from harness.measure.point import Point
     from harness.measure.worker import Sidecar
@@ -236,6 +237,10 @@ def main(argv=None) -> int:
                        tuning=None, kv_cache=point.get("kv_cache", "f16"), energy=meter.name if meter else None,
                        engine={"name": point["engine"], "version": version_line(bench), "bin": args.bin,
                                "command": cmd, "install": json.loads(args.engine_record), "head_type": head,
+                               # a relu2 model runs as the `bitnet` architecture's SiLU: not the same function
+                               "function": gguf_model.engine_activation(
+                                   point["engine"], model.meta.get(ACTIVATION_KEY, ARCHS.get(model.meta.get(
+                                       "general.architecture"), "silu"))),
                                "energy_window": "each repetition, bracketed by --progress" if meter else
                                "none: this llama-bench has no --progress" if not offers["progress"] else None})
             t0 = time.perf_counter()

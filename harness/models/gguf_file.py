@@ -350,7 +350,8 @@ def load_gguf(path, weight_format: str | None = None, head_format: str | None = 
     if not g.shape.tied_embeddings:
         model.set_output(g.floats("output.weight"))
     if notes is not None:
-        notes.append(f"{g.path.name}: {g.arch}, linears as {weight_format} from "
+        notes.append(f"{g.path.name}: {g.arch}, {g.shape.activation} FFN"
+                     + (f" ({ACTIVATION_KEY})" if ACTIVATION_KEY in g.meta else "") + f", linears as {weight_format} from "
                      + "; ".join(f"{n} {how}" for how, n in hows.items())
                      + f"; the {'tied ' if g.shape.tied_embeddings else ''}head ({g.head_type()}) as {head_format}")
     return model
