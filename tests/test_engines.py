@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from clirun import ternbench
 
-from harness.engines import bitnetcpp, llamacpp
+from harness.engines import bitnetcpp, gguf_model, llamacpp
 
 REQUIRE = os.environ.get("TERNBENCH_REQUIRE_ENGINES") == "1"   # .ci/run: no skipping
 REQUIRE_BITNETCPP = os.environ.get("TERNBENCH_REQUIRE_BITNETCPP") == "1"   # .ci/run, when ../shared/peers is there
@@ -242,3 +242,38 @@ def test_bytes_per_token_of_a_gguf(tiny, tmp_path):
     assert gguf_model.bytes_per_token(tied) == 4 * norms + linears + embd == 2_534_400
     untied = gguf_model.model_file(replace(tiny, tied_embeddings=False), 7, "f16", tmp_path)
     assert gguf_model.bytes_per_token(untied) == 4 * norms + linears + embd + 256 * 2   # output + one row
+
+
+def _installed_bitnetcpp():
+    from runtime.tuning import cache_dir
+
+    found, why = bitnetcpp.find(cache_dir())
+    if found is None:
+        if REQUIRE_BITNETCPP:
+            pytest.fail(f"bitnet.cpp is required here: {why}")
+        pytest.skip(f"bitnet.cpp not installed ({why})")
+    return found
+
+
+def test_bitnetcpp_quantises_and_runs_the_written_model(tiny, tmp_path):
+    """The written GGUF (its dummy vocabulary) loads in the real bitnet.cpp, quantised to I2_S by
+    its own llama-quantize; its llama-bench gives per-repetition samples and progress lines; and
+    its I2_S file holds the very ternary weights ternbench wrote: read back, the same greedy
+    tokens as the F16 file."""
+    import runtime
+    from harness.models.gguf_file import load_gguf
+
+    found = _installed_bitnetcpp()
+    path = gguf_model.model_file(tiny, 7, "i2_s", tmp_path, found)
+    proc = subprocess.run([str(found.program("llama-bench")), "-m", str(path), "-p", "0", "-n", "4", "-r", "2",
+                           "-t", "1", "-o", "json", "--progress"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = json.loads(proc.stdout)
+    assert "I2_S" in run["model_type"] and run["n_gen"] == 4 and len(run["samples_ns"]) == 2
+    assert "llama-bench: benchmark 1/1: generation run 2/2" in proc.stderr
+    notes = []
+    i2s = load_gguf(path, "i2s", "f32", max_ctx=32, notes=notes)
+    assert "I2_S" in notes[0]
+    f16 = load_gguf(gguf_model.model_file(tiny, 7, "f16", tmp_path), "i2s", "f32", max_ctx=32)
+    with runtime.Context(1) as ctx:
+        assert i2s.generate(ctx, [1, 2, 3], 12) == f16.generate(ctx, [1, 2, 3], 12)

@@ -35,6 +35,10 @@ WRITER_VERSION = 2             # 2: a dummy SentencePiece vocabulary and ternben
 ENGINE_ACTIVATION = {"llamacpp": "silu", "bitnetcpp": "silu"}
 # llama-quantize's names for the formats ternbench asks for (llama.cpp's, and bitnet.cpp's fork's)
 QUANT_TYPES = {"tq1_0": "TQ1_0", "tq2_0": "TQ2_0", "f16": "F16", "i2_s": "I2_S", "tl1": "TL1", "tl2": "TL2"}
+# bitnet.cpp's I2_S quantiser writes one scale per call at the end of the rows it was given: with
+# several threads each chunk's scale lands on the next chunk's weights (found as code 3, which no
+# ternary value has), so it runs on one thread, as bitnet.cpp's setup_env.py runs it.
+SINGLE_THREADED = {"i2_s": ("1",)}
 
 
 def _header(file) -> GgufFile:
@@ -218,8 +222,8 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
     if not out.is_file():
         log(f"quantising {f16.name} to {QUANT_TYPES[fmt]} with {engine.program('llama-quantize')} ...")
         tmp = out.with_name(out.name + ".tmp")
-        proc = subprocess.run([str(engine.program("llama-quantize")), str(f16), str(tmp), QUANT_TYPES[fmt]],
-                              capture_output=True, text=True)
+        proc = subprocess.run([str(engine.program("llama-quantize")), str(f16), str(tmp), QUANT_TYPES[fmt],
+                               *SINGLE_THREADED.get(fmt, ())], capture_output=True, text=True)
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
             tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
