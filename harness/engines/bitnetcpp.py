@@ -90,7 +90,7 @@ def find(cache: Path, given: str | None = None) -> tuple[Installation | None, st
         why = _check(d)
         if why:
             return None, f"{why} (bitnet.cpp's build/bin holds both)"
-        return Installation(d, "given by the user", {}), ""
+        return Installation(d, "given by the user", {}, f"bitnet.cpp at {d} (given by the user)"), ""
     builds = installations(cache)
     if not builds:
         return None, (f"not installed: `ternbench engines install {NAME} --source DIR|TARBALL` builds it from a "
@@ -99,7 +99,7 @@ def find(cache: Path, given: str | None = None) -> tuple[Installation | None, st
     why = _check(d / "bin")
     if why:
         return None, f"{why}; `ternbench engines install {NAME} --source ... --force` rebuilds it"
-    return Installation(d / "bin", "installed by ternbench", record), ""
+    return Installation(d / "bin", "installed by ternbench", record, describe(record)), ""
 
 
 def _digest(source: Path) -> str:
@@ -183,7 +183,8 @@ def install(cache: Path, source: str, tl2: str = DEFAULT_TL2, force: bool = Fals
     target = install_dir(cache, digest, model)
     if (target / "install.json").is_file() and not force and not _check(target / "bin", BUILT):
         progress(f"already installed in {target}")
-        return Installation(target / "bin", "installed by ternbench", json.loads((target / "install.json").read_text()))
+        record = json.loads((target / "install.json").read_text())
+        return Installation(target / "bin", "installed by ternbench", record, describe(record))
     with tempfile.TemporaryDirectory(prefix="ternbench-bitnetcpp-") as tmp:
         root = _source_tree(src, Path(tmp))
         _, shapes, (bm_big, bk, bm) = TL2_MODELS[model]
@@ -214,4 +215,4 @@ def install(cache: Path, source: str, tl2: str = DEFAULT_TL2, force: bool = Fals
                   "built": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "built_epoch": time.time()}
         (target / "install.json").write_text(json.dumps(record, indent=2) + "\n")
     progress(f"installed in {target / 'bin'}")
-    return Installation(target / "bin", "installed by ternbench", record)
+    return Installation(target / "bin", "installed by ternbench", record, describe(record))

@@ -41,16 +41,15 @@ class Installation:
     bin: Path
     origin: str            # "installed by ternbench" or "given by the user"
     record: dict           # install.json when ternbench built it, else {}
+    summary: str = ""      # what it is, when another engine's module says (bitnetcpp.describe)
 
     def program(self, name: str) -> Path:
         return self.bin / name
 
     def describe(self) -> str:
         r = self.record
-        if r.get("engine") == "bitnetcpp":
-            from .bitnetcpp import describe
-
-            return describe(r)
+        if self.summary:
+            return self.summary
         if r:
             return (f"llama.cpp from {SDIST} {r.get('version')} ({r.get('llama_cpp', 'version line not recorded')}; "
                     f"built {r.get('built')}, {r.get('compiler')}; "
