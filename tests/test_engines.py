@@ -172,6 +172,8 @@ def tiny(tmp_path):
 
 
 def test_a_preset_is_written_as_a_bitnet_gguf_of_its_shape(tiny, tmp_path):
+    from dataclasses import replace
+
     import gguf
     import numpy as np
 
@@ -190,6 +192,8 @@ def test_a_preset_is_written_as_a_bitnet_gguf_of_its_shape(tiny, tmp_path):
     # cached: the same shape and seed is the same file; another seed another one
     assert gguf_model.model_file(tiny, 7, "f16", tmp_path) == path
     assert gguf_model.model_file(tiny, 8, "f16", tmp_path) != path
+    # the activation is in the file (ternbench.activation), so another one is another file
+    assert gguf_model.model_file(replace(tiny, activation="silu"), 7, "f16", tmp_path) != path
     with pytest.raises(llamacpp.EngineError, match="needs llama.cpp's llama-quantize"):
         gguf_model.model_file(tiny, 7, "tq2_0", tmp_path)
 
@@ -277,3 +281,30 @@ def test_bitnetcpp_quantises_and_runs_the_written_model(tiny, tmp_path):
     f16 = load_gguf(gguf_model.model_file(tiny, 7, "f16", tmp_path), "i2s", "f32", max_ctx=32)
     with runtime.Context(1) as ctx:
         assert i2s.generate(ctx, [1, 2, 3], 12) == f16.generate(ctx, [1, 2, 3], 12)
+
+
+def test_bitnetcpp_and_ternbench_give_the_same_greedy_tokens(tiny, tmp_path):
+    """Cross-engine exactness: the same ternary weights (a SiLU model, the function bitnet.cpp's
+    `bitnet` architecture computes) in bitnet.cpp's I2_S, run by its own llama-cli, and read by
+    ternbench as i2s: the same greedy tokens from <s>. (The dummy vocabulary has no byte pieces,
+    so the prompt is empty: llama-cli starts from <s> alone; its pieces <tN> are token N.)"""
+    import re
+    from dataclasses import replace
+
+    import runtime
+    from harness.models.gguf_file import load_gguf
+
+    found = _installed_bitnetcpp()
+    spec = replace(tiny, activation="silu")
+    path = gguf_model.model_file(spec, 7, "i2_s", tmp_path, found)
+    proc = subprocess.run([str(found.program("llama-cli")), "-m", str(path), "-p", "", "-n", "12", "--temp", "0",
+                           "-t", "1", "--verbose-prompt"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "number of tokens in prompt = 1" in proc.stderr and "1 -> '<s>'" in proc.stderr
+    special = {"unk": 0, "s": 1, "/s": 2}
+    theirs = [int(n) if n else special[s] for n, s in re.findall(r"<(?:t(\d+)|(unk|s|/s))>", proc.stdout)]
+    assert len(theirs) == 12, proc.stdout
+    model = load_gguf(path, max_ctx=32)
+    assert model.weight_format == "i2s"
+    with runtime.Context(1) as ctx:
+        assert model.generate(ctx, [1], 12) == theirs

@@ -61,7 +61,7 @@ def identity(spec, seed: int, checkpoint: str | None = None) -> str:
     """A digest of everything the written file depends on: the shape and seed of a preset, or a
     checkpoint's content identity."""
     shape = {k: getattr(spec, k) for k in ("vocab", "hidden", "ffn", "layers", "heads", "kv_heads", "head_dim",
-                                           "rope_theta", "norm_eps", "tied_embeddings", "max_context")}
+                                           "rope_theta", "norm_eps", "tied_embeddings", "max_context", "activation")}
     source = {"checkpoint": checkpoint} if checkpoint else {"seed": seed}
     blob = json.dumps({"shape": shape, **source, "writer": WRITER_VERSION}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
