@@ -98,7 +98,7 @@ class _Run:
             if inner is not None:
                 code, who = inner, "a worker process"
             why = f"{who} was killed by {_signal_name(code)}" if code < 0 else f"{who} exited with status {code}"
-            self.failure = self._failed(why)
+            self.failure = self._failed(record.failure_cause(self.files.sidecar) or why)
 
     def _failed(self, why: str) -> dict:
         return record.failed(self.point, why, _tail(self.files.log), str(self.files.log.relative_to(self.files.root)),
