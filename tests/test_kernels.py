@@ -382,7 +382,7 @@ def test_avxvnni_runs_exactly_where_the_cpu_has_avx_vnni():
         assert not info.supported and "not compiled" in info.why
         return
     isa = set(runtime.cpu.identity()["isa"])
-    assert info.supported == {"avx2", "fma", "f16c", "avx_vnni"} <= isa, info.why
+    assert info.supported == ({"avx2", "fma", "f16c", "avx_vnni"} <= isa), info.why
     if not info.supported:
         assert "AVX" in info.why or "F16C" in info.why or "FMA" in info.why
 
