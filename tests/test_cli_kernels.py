@@ -89,6 +89,7 @@ def test_ceiling_json_gives_each_format_its_l2_ceiling_beside_the_read(tmp_path)
         assert r["ceiling_gbps"] == pytest.approx(r["weight_bytes"] / r["median_s"] / 1e9)
         assert r["peak_gbps"] == pytest.approx(r["weight_bytes"] / r["min_s"] / 1e9)
         assert r["read_gbps"] > 0 and r["ratio"] == pytest.approx(r["ceiling_gbps"] / r["read_gbps"])
+    assert rows[0]["read_gbps"] == rows[1]["read_gbps"]  # one probe around each variant's rows
     assert json.loads(out_file.read_text()) == data
 
 

@@ -31,9 +31,9 @@ a multiply-add as two operations.
 column count, with rows sized to fill half of every thread's L2, multiplied by one token
 over and over, so its weights come from the L2 rather than memory. 'ceiling' is its weight
 GB/s (median call), 'read' the plain sequential read from memory probed with the same
-threads around it, and 'ratio' the two divided: below 1 a GEMV from memory is bound by
-its instructions, not by the memory. Force a variant (--variants avx2) to measure a narrower
-one on a wider CPU.""" % probe.LLC_MULTIPLE
+threads just before and after each variant's rows, and 'ratio' the two divided: below 1 a GEMV from memory is bound by
+its instructions, not by the memory. The ceiling runs with the built-in GEMV settings (no
+tuning). Force a variant (--variants avx2) to measure a narrower one on a wider CPU.""" % probe.LLC_MULTIPLE
 
 
 def add_parser(sub):
@@ -181,7 +181,8 @@ def run_ceiling(args, formats, variants, threads, shapes, meta, progress) -> int
     if not args.json:
         print(f"{meta['cpu']}; L2 {l2 >> 10} KiB per core ({l2_src}); each matrix fills "
               f"{kernels.CEILING_L2_SHARE:.0%} of every thread's L2\n'ceiling': weight GB/s of a GEMV from L2 "
-              "(median call); 'read': the plain sequential read from memory, same threads; 'ratio': ceiling / read")
+              "(median call); 'read': the plain sequential read from memory, same threads, probed around each "
+              "variant's rows; 'ratio': ceiling / read")
         print(f"{'format':<7}{'variant':<11}{'thr':>4}{'shape':>11}{'median':>11}{'ceiling GB/s':>14}"
               f"{'peak GB/s':>11}{'read GB/s':>11}{'ratio':>7}")
     rows = []

@@ -72,11 +72,15 @@ def versus(rows: list[Row], baseline: str) -> list[dict]:
     return out
 
 
-def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0) -> list[Matrix]:
-    """Distinct copies of one random ternary matrix totalling at least target_bytes."""
+def random_matrix(fmt: str, rows: int, cols: int, seed: int = 0) -> Matrix:
     rng = np.random.default_rng(seed)
     w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)  # about one third zeros
-    first = Matrix.pack(fmt, w, scale=0.05)
+    return Matrix.pack(fmt, w, scale=0.05)
+
+
+def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0) -> list[Matrix]:
+    """Distinct copies of one random ternary matrix totalling at least target_bytes."""
+    first = random_matrix(fmt, rows, cols, seed)
     count = min(MAX_COPIES, max(2, math.ceil(target_bytes / first.nbytes)))
     return [first] + [first.clone() for _ in range(count - 1)]
 
@@ -158,25 +162,31 @@ def ceiling_rows(fmt: str, cols: int, threads: int, l2_bytes: int) -> int:
 def ceiling(formats, variants, threads_list, cols_list, budget_s, l2_bytes, progress=None):
     """Yields a CeilingRow per (thread count, variant, format, column count): the GEMV of one
     matrix called over and over, so after the first call every thread's rows come from its L2,
-    beside the plain read from memory probed with the same thread pool just before and after."""
+    beside the plain read from memory probed with the same thread pool just before and just
+    after that pool's rows (one probe per pool: a probe reads gigabytes, a ceiling row does not)."""
     for threads in threads_list:
         for variant in variants:
-            with Context(threads, variant) as ctx:
-                for fmt in formats:
-                    for cols in cols_list:
-                        rows = ceiling_rows(fmt, cols, threads, l2_bytes)
-                        m = make_copies(fmt, rows, cols, 0)[0]
-                        if progress:
-                            progress(f"ceiling {fmt} {variant} t={threads} {rows}x{cols}")
+            # the built-in GEMV settings: prefetch tuning is for streams from memory, and
+            # measuring it first would take minutes a ceiling does not need
+            with Context(threads, variant, tuning="off") as ctx:
 
-                        def timed():
+                def measure_all():
+                    out = []
+                    for fmt in formats:
+                        for cols in cols_list:
+                            rows = ceiling_rows(fmt, cols, threads, l2_bytes)
+                            m = random_matrix(fmt, rows, cols)
+                            if progress:
+                                progress(f"ceiling {fmt} {variant} t={threads} {rows}x{cols}")
                             warm = min(ctx.bench_matmul([m], 1, 3))
                             calls = max(CEILING_MIN_CALLS, min(MAX_CALLS, int(budget_s / max(warm, 1e-6))))
-                            return ctx.bench_matmul([m], 1, calls)
+                            out.append((fmt, rows, cols, m.nbytes, ctx.bench_matmul([m], 1, calls)))
+                            del m
+                    return out
 
-                        secs, probe = bracketed(ctx, timed)
-                        med, best = statistics.median(secs), min(secs)
-                        gbps = m.nbytes / med / 1e9
-                        yield CeilingRow(fmt, ctx.variant, threads, rows, cols, m.nbytes, l2_bytes, med, best,
-                                         len(secs), gbps, m.nbytes / best / 1e9, probe.plain, gbps / probe.plain)
-                        del m
+                timed, probe = bracketed(ctx, measure_all)
+                for fmt, rows, cols, nbytes, secs in timed:
+                    med, best = statistics.median(secs), min(secs)
+                    gbps = nbytes / med / 1e9
+                    yield CeilingRow(fmt, ctx.variant, threads, rows, cols, nbytes, l2_bytes, med, best, len(secs),
+                                     gbps, nbytes / best / 1e9, probe.plain, gbps / probe.plain)

@@ -220,7 +220,7 @@ TB_INLINE vi row_lanes(int fmt, vi acc[NACC]) {
 #endif
         return t;
     }
-    if (fmt == TB_I2S) /* per lane at most 64 x 2 x 128 x 4 x SEGMENT: exact in int32 */
+    if (fmt == TB_I2S) /* per lane at most 64 x 2 x 128 x 4 x SEGMENT (x 2 at 256 bits): exact in int32 */
         return vi_add32(vi_add32(acc[0], vi_srai32(acc[1], 2)), vi_add32(vi_srai32(acc[2], 4), vi_srai32(acc[3], 6)));
 #else
     (void)fmt;

@@ -31,8 +31,8 @@ static x86_features x86_detect(void) {
         f.avx512bw = (b >> 30) & 1;
         f.avx512vl = (b >> 31) & 1;
         f.avx512vnni = (c >> 11) & 1;
-        unsigned subleaves = a;
-        if (subleaves >= 1) {
+        unsigned subleaves = a; /* leaf 7's EAX: its highest subleaf */
+        if (subleaves >= 1) {   /* subleaf 1, EAX bit 4: AVX-VNNI (VEX-encoded vpdpbusd) */
             __cpuid_count(7, 1, a, b, c, d);
             f.avxvnni = (a >> 4) & 1;
         }
