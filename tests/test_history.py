@@ -292,3 +292,80 @@ def test_hostile_labels_are_escaped(tmp_path):
     path, _ = report.write(s, tmp_path / "out")
     page = Path(path).read_text()
     assert "<script>alert" not in page and "&lt;script&gt;" in page and "<b>x" not in page
+
+
+# --- bisect: a real repository, real builds, real measurements ----------------------------------
+
+SLOW_COMMIT = 7
+# The deliberate slowdown: the forward pass waits, after its work, for 15% of the time the work took.
+SLOWDOWN = ("    int r = forward(m, ctx, tokens, n, logits);\n",
+            "    int r = forward(m, ctx, tokens, n, logits);\n"
+            "    { double spent = tb_now() - t0; while (tb_now() - t0 < 1.15 * spent) { } }  /* 15% slower */\n")
+BISECT_SWEEP = """\
+models: [tiny.yaml]
+formats: [i2s]
+threads: [1]
+workloads:
+  generation: [16]
+repetitions: 6
+warmups: 1
+processes: 2
+baseline: null
+energy: {idle_seconds: 0.3}
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def small_repository(path: Path) -> list[str]:
+    """A git repository of 12 commits holding this runtime's sources; every commit changes its C (so
+    each is a build of its own), and commit 7 makes the forward pass 15% slower. Its build script
+    compiles at -O0: five builds of the whole runtime at -O3 take minutes on a busy 2-core machine,
+    at -O0 a fraction of that, and the slowdown is relative either way."""
+    root = Path(__file__).resolve().parent.parent / "runtime"
+    (path / "runtime" / "src").mkdir(parents=True)
+    for f in [*root.glob("*.py"), *(root / "src").glob("*.[ch]")]:
+        shutil.copy2(f, path / "runtime" / f.relative_to(root))
+    build = path / "runtime" / "build_ffi.py"
+    build.write_text(build.read_text().replace('OPT_FLAGS = ["-O3"]', 'OPT_FLAGS = ["-O0"]'))
+    git(path, "init", "-q", "-b", "main")
+    commits = []
+    for i in range(12):
+        common = path / "runtime" / "src" / "common.c"
+        common.write_text(common.read_text() + f"/* history test: commit {i} */\n")
+        if i == SLOW_COMMIT:
+            model = path / "runtime" / "src" / "model.c"
+            text = model.read_text()
+            assert SLOWDOWN[0] in text, "the forward pass changed: update SLOWDOWN"
+            model.write_text(text.replace(SLOWDOWN[0], SLOWDOWN[1]))
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", f"commit {i}" + (": the forward pass 15% slower" if i == SLOW_COMMIT else ""))
+        commits.append(git(path, "rev-parse", "HEAD"))
+    return commits
+
+
+def test_bisect_finds_the_slow_commit_in_few_builds(tmp_path):
+    from test_sweep_config import write
+
+    commits = small_repository(tmp_path / "repo")
+    cfg = write(tmp_path, BISECT_SWEEP)
+    env = {"TERNBENCH_CACHE_DIR": str(tmp_path / "cache"), "TERNBENCH_TUNING": "off"}
+    proc = ternbench("history", "bisect", commits[0], commits[-1], str(cfg), "--repo", str(tmp_path / "repo"),
+                     "--results", str(tmp_path / "bisect"), "--json", env=env, timeout=1200)
+    data = json.loads(proc.stdout)
+    assert data["first_slower"] == commits[SLOW_COMMIT], (data, proc.stderr)
+    assert data["builds"] <= math.ceil(math.log2(12)) + 1, data
+    culprit = next(p for p in data["probes"] if p["commit"] == commits[SLOW_COMMIT])
+    (point,) = culprit["points"]
+    assert point["verdict"] == "regression" and -0.25 < point["change"] < -0.10, point
+    # progress on stderr: every build and every probe's verdict
+    assert proc.stderr.count("building the runtime of") == data["builds"]
+    assert len(re.findall(r"not slower than GOOD|SLOWER than GOOD", proc.stderr)) == len(data["probes"])
+    # every probe after the slow commit is slower, every one before it not
+    for p in data["probes"]:
+        assert p["slower"] == (commits.index(p["commit"]) >= SLOW_COMMIT), p
