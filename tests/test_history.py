@@ -296,6 +296,48 @@ def test_hostile_labels_are_escaped(tmp_path):
     assert "<script>alert" not in page and "&lt;script&gt;" in page and "<b>x" not in page
 
 
+# --- bisect: the search and what it prints -----------------------------------------------------
+
+@pytest.mark.parametrize("first", [None, *range(11)])
+def test_the_search_asks_about_few_commits_and_finds_the_first_slower(first):
+    from harness.history.bisect import search
+
+    commits = [f"c{i}" for i in range(11)]    # the 11 commits after GOOD of a 12-commit history
+    asked = []
+
+    def slower(c):
+        asked.append(c)
+        return first is not None and commits.index(c) >= first
+
+    assert search(commits, slower) == (None if first is None else commits[first])
+    distinct = set(asked)
+    # GOOD's build is the fifth: ceil(log2(12)) + 1 builds in all; BAD only when the search ends on it
+    assert len(distinct) <= math.ceil(math.log2(11)) + (1 if first in (None, 10) else 0), asked
+
+
+def test_bisect_prints_the_commit_its_figures_and_what_it_cost(tmp_path):
+    from harness.cli.history import text
+    from harness.gate import regression
+    from harness.history.bisect import Outcome, Probe
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "make the forward pass slower")
+    head = git(repo, "rev-parse", "HEAD")
+    rng = random.Random(2)
+    base, cand = [100 + rng.random() for _ in range(10)], [85 + rng.random() for _ in range(10)]
+    side = regression.Side(tmp_path, {}, {})
+    report = regression.Report(side, side, 0.10, 0.002, compared=[regression.judge("tiny/i2s", base, cand, 0.10, 0.002)])
+    outcome = Outcome("a" * 40, head, ["b" * 40, head], head, [Probe(head, True, report, tmp_path / "x")], 3, 8)
+    out = text(outcome, repo)
+    assert f"first slower commit: {head} make the forward pass slower" in out
+    assert re.search(r"tiny/i2s: 100\.\d+ -> 85\.\d+ tokens/s \(-1[45]\.\d%, p [\d.e-]+\): regression", out), out
+    assert "took 3 build(s), 1 A/B session(s), 8 worker process(es)" in out
+    outcome.first_slower = None
+    assert "is slower than GOOD" in text(outcome, repo) and "no commit after aaaaaaaaaaaa" in text(outcome, repo)
+
+
 # --- bisect: a real repository, real builds, real measurements ----------------------------------
 
 SLOW_COMMIT = 7

@@ -106,19 +106,23 @@ def bisect(config, plan, good: str, bad: str, out: Path, max_regression: float, 
         return probe
 
     good_space = build(good)
-    commits = outcome.commits
-    lo, hi = -1, len(commits) - 1     # commits[lo] is not slower (GOOD itself at -1); commits[hi] is assumed slower
+    outcome.first_slower = search(outcome.commits, lambda c: (outcome.probe(c) or measure(c)).slower, log)
+    return outcome
+
+
+def search(commits: list[str], slower, log=lambda m: None) -> str | None:
+    """The first of COMMITS for which slower(commit) holds, assuming it holds for every commit
+    after that one too; None if it holds for none. Asks about ceil(log2(len(commits))) commits,
+    and about the last one only when the search ends there."""
+    lo, hi = -1, len(commits) - 1     # commits[lo] is not slower (GOOD itself at -1); commits[hi] is taken as slower
     while hi - lo > 1:
         mid = (lo + hi) // 2
         log(f"{hi - lo} commit(s) left to search; probing the middle one")
-        if measure(commits[mid]).slower:
+        if slower(commits[mid]):
             hi = mid
         else:
             lo = mid
-    candidate = commits[hi]
-    probe = outcome.probe(candidate) or measure(candidate)   # BAD is measured only if it is the answer
-    outcome.first_slower = candidate if probe.slower else None
-    return outcome
+    return commits[hi] if slower(commits[hi]) else None
 
 
 def to_dict(o: Outcome) -> dict:
