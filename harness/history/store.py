@@ -11,6 +11,7 @@ Results directories are read through harness.sweep.results, so whatever an earli
 wrote and that reader accepts can be added."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -115,19 +116,16 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
     def _transaction(self):
-        db = self.db
-
-        class T:
-            def __enter__(self):
-                # IMMEDIATE: take the write lock now, so two adders queue instead of deadlocking
-                db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self, kind, *_):
-                db.execute("COMMIT" if kind is None else "ROLLBACK")
-                return False
-
-        return T()
+        # IMMEDIATE: take the write lock now, so two adders queue instead of deadlocking
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # --- adding ------------------------------------------------------------------------------
 
