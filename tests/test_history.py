@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from clirun import ternbench
 from harness.history import steps
-from harness.history.store import FILE, Store, StoreError
+from harness.history.store import FILE, Store
 from test_report import assert_self_contained, browser_errors, check_in_browser, make_results, ok_record
 
 KEY_STEP = "125M/i2s+int8/avx512vnni/t1/tg32"
@@ -328,7 +327,8 @@ def test_bisect_prints_the_commit_its_figures_and_what_it_cost(tmp_path):
     rng = random.Random(2)
     base, cand = [100 + rng.random() for _ in range(10)], [85 + rng.random() for _ in range(10)]
     side = regression.Side(tmp_path, {}, {})
-    report = regression.Report(side, side, 0.10, 0.002, compared=[regression.judge("tiny/i2s", base, cand, 0.10, 0.002)])
+    judged = regression.judge("tiny/i2s", base, cand, 0.10, 0.002)
+    report = regression.Report(side, side, 0.10, 0.002, compared=[judged])
     outcome = Outcome("a" * 40, head, ["b" * 40, head], head, [Probe(head, True, report, tmp_path / "x")], 3, 8)
     out = text(outcome, repo)
     assert f"first slower commit: {head} make the forward pass slower" in out
