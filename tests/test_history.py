@@ -271,6 +271,9 @@ def test_report_keeps_machines_apart_and_orders_steps_by_size(tmp_path):
     assert [(st["machine"].split(" (")[0], st["commit"]) for st in summary["steps"]] == \
         [("Test CPU 9000", sha(4)), ("Other CPU", sha(6))]
     assert summary["series"] == 4
+    # --branch: only the runs added with that branch (these had none)
+    _, on_main = report.write(s, tmp_path / "main", branch="main")
+    assert (on_main["runs"], on_main["series"], on_main["steps"]) == (0, 0, [])
 
 
 def test_report_in_a_browser_at_1366_and_on_a_phone(tmp_path):
