@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 
 from clirun import ternbench
 from harness.history import steps
-from harness.history.store import FILE, Store, StoreError
+from harness.history.store import FILE, Store
 from test_report import assert_self_contained, browser_errors, check_in_browser, make_results, ok_record
 
 KEY_STEP = "125M/i2s+int8/avx512vnni/t1/tg32"
@@ -272,6 +271,9 @@ def test_report_keeps_machines_apart_and_orders_steps_by_size(tmp_path):
     assert [(st["machine"].split(" (")[0], st["commit"]) for st in summary["steps"]] == \
         [("Test CPU 9000", sha(4)), ("Other CPU", sha(6))]
     assert summary["series"] == 4
+    # --branch: only the runs added with that branch (these had none)
+    _, on_main = report.write(s, tmp_path / "main", branch="main")
+    assert (on_main["runs"], on_main["series"], on_main["steps"]) == (0, 0, [])
 
 
 def test_report_in_a_browser_at_1366_and_on_a_phone(tmp_path):
@@ -328,7 +330,8 @@ def test_bisect_prints_the_commit_its_figures_and_what_it_cost(tmp_path):
     rng = random.Random(2)
     base, cand = [100 + rng.random() for _ in range(10)], [85 + rng.random() for _ in range(10)]
     side = regression.Side(tmp_path, {}, {})
-    report = regression.Report(side, side, 0.10, 0.002, compared=[regression.judge("tiny/i2s", base, cand, 0.10, 0.002)])
+    judged = regression.judge("tiny/i2s", base, cand, 0.10, 0.002)
+    report = regression.Report(side, side, 0.10, 0.002, compared=[judged])
     outcome = Outcome("a" * 40, head, ["b" * 40, head], head, [Probe(head, True, report, tmp_path / "x")], 3, 8)
     out = text(outcome, repo)
     assert f"first slower commit: {head} make the forward pass slower" in out

@@ -40,8 +40,8 @@ of its median tokens/s over commits with the 95% interval as a band and each ste
 
 Steps: log tokens/s split into levels by exact dynamic programming (the ruptures library), the
 number of steps chosen by the Schwarz criterion for change points (3 log n per step, the
-modified BIC); a step must hold for two commits. Commits are ordered by commit date where git knew it when they were added, else
-by when they were measured.
+modified BIC); a step must hold for two commits. Commits are ordered by commit date where git
+knew it when they were added, else by when they were measured.
 
 exit status: 0 written; 2 no store, or a bad option."""
 
@@ -220,7 +220,7 @@ def text(outcome, repo) -> str:
         lines.append(f"  {c.key}: {c.baseline_median:.4g} -> {c.candidate_median:.4g} tokens/s ({c.change:+.1%}, "
                      f"p {c.p:.2g}): {c.verdict}")
     lines += [f"  {b['key']}: {b['why']}" for b in probe.report.broken]
-    lines.append(f"probes: " + ", ".join(f"{p.commit[:12]} {'slower' if p.slower else 'not slower'}"
+    lines.append("probes: " + ", ".join(f"{p.commit[:12]} {'slower' if p.slower else 'not slower'}"
                                          for p in outcome.probes))
     lines.append(f"took {cost}")
     return "\n".join(lines)

@@ -94,7 +94,7 @@ def plot(s: dict) -> dict:
 
 def context(store, branch: str | None = None) -> dict:
     all_series = series(store.points(branch))
-    runs = store.runs()
+    runs = [r for r in store.runs() if branch is None or r["branch"] == branch]
     machines: dict[str, list[dict]] = {}
     for s in all_series:
         machines.setdefault(s["machine"], []).append(s | {"figure": plot(s)})
