@@ -195,7 +195,7 @@ def fairness(ok_rows: list[dict]) -> list[dict]:
                     "ours": r.get("tps_median"), "theirs": other.get("tps_median"),
                     "ratio": r["tps_median"] / other["tps_median"] if other.get("tps_median") else None,
                     "ours_fraction": r.get("bandwidth_fraction"), "theirs_fraction": other.get("bandwidth_fraction"),
-                    "theirs_version": other.get("engine_version")})
+                    "theirs_version": other.get("engine_version"), "theirs_function": other.get("engine_function")})
     return sorted(out, key=lambda f: (f["test"], f["model"], f["threads"]))
 
 
@@ -222,6 +222,7 @@ def context(results, claims: list[dict] | None = None, claims_error: str | None 
         "glance": glance(ok_rows, tests, baseline),
         "measured_energy": measured_energy(ok_rows),
         "fairness": fairness(ok_rows),
+        "engine_functions": sorted({f"{r['model']}: {r['engine_function']}" for r in ok_rows if r.get("engine_function")}),
         "fairness_min": BASELINE_VS_LLAMACPP_MIN,
         "system": {"rows": provenance.fingerprint_rows(results.fingerprint, results.manifest), "energy": energy, "probe": probe_lines(ok_rows),
                    "config": results.config_text},

@@ -129,7 +129,7 @@ def _sources(group: list[Point], plan: Plan, seed: int, note) -> tuple[dict, dic
     from runtime.tuning import cache_dir
 
     ref = plan.model_refs[group[0].model]
-    sources, failed = {}, {}
+    sources, failed, said = {}, {}, set()
     for p in group:
         if p.engine == "ternbench":
             sources[p] = ref.source
@@ -142,6 +142,10 @@ def _sources(group: list[Point], plan: Plan, seed: int, note) -> tuple[dict, dic
             failed[p] = f"{p.engine}: no {p.format} GGUF of {p.model}: {e}"
             continue
         sources[p] = Source("gguf", str(path), ref.spec, engine)
+        differs = gguf_model.engine_activation(p.engine, ref.spec.activation)
+        if differs and p.engine not in said:
+            said.add(p.engine)
+            note(f"converted: {p.model} for {differs}")
     return sources, failed
 
 

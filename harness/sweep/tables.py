@@ -13,7 +13,7 @@ from runtime.tuning import describe
 OLD_KV_CACHE = "f32"
 OLD_REFERENCE = "fastest of three read patterns (results before the plain-read yardstick)"
 
-COLUMNS = ["key", "status", "engine", "engine_version", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
+COLUMNS = ["key", "status", "engine", "engine_version", "engine_function", "model", "format", "head_format", "kv_cache", "variant", "threads", "workload", "tokens",
            "test",
            "n", "tps_mean", "tps_median", "tps_stdev", "tps_ci95_low", "tps_ci95_high", "processes",
            "rounds_planned", "tps_gmean", "tps_process_ci95_low", "tps_process_ci95_high", "tps_mean_ci95_low",
@@ -94,6 +94,7 @@ def _row(r: dict) -> dict:
     row = {k: r.get(k) for k in COLUMNS}
     row["engine"] = r.get("engine", ENGINE)
     row["engine_version"] = (r.get("engine_build") or {}).get("version")
+    row["engine_function"] = (r.get("engine_build") or {}).get("function")   # None: the model's own function
     row["tuning"] = describe(r["tuning"]) if r.get("tuning") else None
     if r["status"] == "ok":
         row["kv_cache"] = r.get("kv_cache", OLD_KV_CACHE)
