@@ -23,7 +23,7 @@ INTEGER_FORMATS = tuple(f for i, f in enumerate(FORMATS) if lib.tb_format_int_ac
 # thread, is the denominator of every bandwidth fraction.
 READ_PATTERNS = tuple(ffi.string(lib.tb_read_pattern_name(i)).decode() for i in range(lib.tb_read_pattern_count()))
 # Every variant name the runtime knows on any architecture, best first per family.
-KNOWN_VARIANTS = ("avx512vnni", "avx512", "avx2", "dotprod", "neon", "scalar")
+KNOWN_VARIANTS = ("avx512vnni", "avx512", "avxvnni", "avx2", "dotprod", "neon", "scalar")
 MAX_THREADS = lib.tb_max_threads()  # the most threads a Context may have
 
 

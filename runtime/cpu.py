@@ -56,6 +56,22 @@ def last_level_cache_bytes(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/cach
     return DEFAULT_LLC_BYTES, "not readable; assumed 32 MiB"
 
 
+# The smallest per-core L2 among the CPUs the runtime targets (Zen 2/3/4): assumed when sysfs
+# does not say, so that a matrix sized to it stays resident on any of them.
+DEFAULT_L2_BYTES = 512 << 10
+
+
+def l2_cache_bytes(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> tuple[int, str]:
+    """Size of cpu0's level-2 data (or unified) cache and where the figure came from."""
+    for index in sorted(sysfs.glob("index*")):
+        try:
+            if int((index / "level").read_text()) == 2 and (index / "type").read_text().strip() != "Instruction":
+                return parse_size((index / "size").read_text()), f"L2 from {sysfs}"
+        except (OSError, ValueError):
+            continue
+    return DEFAULT_L2_BYTES, f"not readable; assumed {DEFAULT_L2_BYTES >> 10} KiB"
+
+
 @functools.lru_cache(maxsize=None)  # a CPU does not change under a running process
 def identity(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
     """What makes two CPUs the same for kernel tuning: vendor, family, model and stepping

@@ -3,24 +3,30 @@ without building an engine: `llama-bench` prints llama-bench's JSON (the fields 
 as recorded from llama.cpp 0.3.36's) with samples it really timed (a sleep per token), and its
 progress lines; `llama-quantize IN OUT TYPE` copies IN to OUT.
 
-Behaviour by environment: FAKE_OLD=1 acts as bitnet.cpp's 2024 fork (no --progress, no
---no-warmup, a warm-up run of its own); FAKE_FAIL=1 exits 1 after loading; FAKE_BAD_JSON=1 prints
-output that is not JSON. FAKE_LOG=FILE appends each command line to FILE."""
+Behaviour by environment: FAKE_FORK=1 acts as bitnet.cpp's 2024 fork (--progress, no --no-warmup:
+a warm-up run of its own); FAKE_OLD=1 as an older llama-bench still (neither); FAKE_FAIL=1 exits 1 after loading; FAKE_BAD_JSON=1 prints
+output that is not JSON; FAKE_CRASH=1 dies of SIGSEGV after loading; FAKE_HANG=FILE starts a child
+(`sleep`) that writes its pid to FILE, then hangs silently. FAKE_LOG=FILE appends each command
+line to FILE."""
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 
 OLD = os.environ.get("FAKE_OLD") == "1"
+FORK = os.environ.get("FAKE_FORK") == "1"
 SECONDS_PER_TOKEN = 0.002
 
 
 def usage() -> str:
     lines = ["usage: llama-bench [options]", "  -r, --repetitions <n>", "  -o, --output <csv|json|jsonl|md|sql>"]
     if not OLD:
-        lines += ["  --progress                                  print test progress indicators",
-                  "  --no-warmup                                 skip warmup runs before benchmarking"]
+        lines += ["  --progress                                  print test progress indicators"]
+    if not (OLD or FORK):
+        lines += ["  --no-warmup                                 skip warmup runs before benchmarking"]
     return "\n".join(lines)
 
 
@@ -28,7 +34,7 @@ def bench(args: list[str]) -> int:
     opts, flags, i = {}, set(), 0
     while i < len(args):
         if args[i] in ("--progress", "--no-warmup"):
-            if OLD:
+            if OLD or (FORK and args[i] == "--no-warmup"):
                 print(f"error: invalid parameter for argument: {args[i]}", file=sys.stderr)
                 return 1
             flags.add(args[i])
@@ -43,6 +49,15 @@ def bench(args: list[str]) -> int:
     if os.environ.get("FAKE_FAIL") == "1":
         print("llama_model_load: error loading model", file=sys.stderr)
         return 1
+    if os.environ.get("FAKE_CRASH") == "1":
+        print("llama_model_load: loaded", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if os.environ.get("FAKE_HANG"):
+        child = subprocess.Popen(["sleep", "300"])
+        with open(os.environ["FAKE_HANG"], "w") as f:
+            f.write(str(child.pid))
+        print("llama_model_load: loaded", file=sys.stderr, flush=True)
+        time.sleep(300)
     tokens = n_prompt or n_gen
     if "--no-warmup" not in flags:
         time.sleep(SECONDS_PER_TOKEN)

@@ -71,7 +71,52 @@ def test_table_output_and_bandwidth_only():
     assert bw["bandwidth_gbps"]["1"] > 0
 
 
+def test_ceiling_json_gives_each_format_its_l2_ceiling_beside_the_read(tmp_path):
+    out_file = tmp_path / "c.json"
+    variant = "avx2" if "avx2" in [v.name for v in runtime.variants() if v.supported] else "scalar"
+    proc = ternbench("kernels", "--ceiling", "--json", "--variants", variant, "--formats", "i2s,tl2",
+                     "--shapes", "64x2560", "--threads", "1", "--budget", "0.01", "--out", str(out_file))
+    data = json.loads(proc.stdout)
+    assert data["meta"]["l2_bytes"] > 0 and data["meta"]["l2_source"]
+    rows = data["ceiling"]
+    assert [(r["format"], r["variant"], r["threads"], r["cols"]) for r in rows] == [
+        ("i2s", variant, 1, 2560), ("tl2", variant, 1, 2560)]
+    for r in rows:
+        # rows sized to half the L2, in 64-row blocks; the shape's own row count is not used
+        assert r["rows"] % 64 == 0 and r["weight_bytes"] <= data["meta"]["l2_bytes"] * 0.5 + 64 * 2560
+        assert r["weight_bytes"] == runtime.matrix_bytes(r["format"], r["rows"], r["cols"])
+        assert r["calls"] >= 50 and 0 < r["min_s"] <= r["median_s"]
+        assert r["ceiling_gbps"] == pytest.approx(r["weight_bytes"] / r["median_s"] / 1e9)
+        assert r["peak_gbps"] == pytest.approx(r["weight_bytes"] / r["min_s"] / 1e9)
+        assert r["read_gbps"] > 0 and r["ratio"] == pytest.approx(r["ceiling_gbps"] / r["read_gbps"])
+    assert rows[0]["read_gbps"] == rows[1]["read_gbps"]  # one probe around each variant's rows
+    assert json.loads(out_file.read_text()) == data
+
+
+def test_ceiling_table_defaults_to_every_ternary_format_and_f16():
+    out = ternbench("kernels", "--ceiling", "--variants", "scalar", "--shapes", "64x256", "--threads", "1",
+                    "--budget", "0.01", "-q").stdout
+    assert "ceiling GB/s" in out and "ratio" in out
+    lines = [line.split() for line in out.splitlines() if line.split()[:2][-1:] == ["scalar"]]
+    assert [line[0] for line in lines] == ["i2s", "tq1", "tl1", "tl2", "f16"]
+
+
+def test_ceiling_l2_size_from_sysfs_or_a_stated_default(tmp_path):
+    idx = tmp_path / "index2"
+    idx.mkdir()
+    (idx / "level").write_text("2\n")
+    (idx / "type").write_text("Unified\n")
+    (idx / "size").write_text("1280K\n")
+    assert runtime.cpu.l2_cache_bytes(tmp_path) == (1280 << 10, f"L2 from {tmp_path}")
+    size, source = runtime.cpu.l2_cache_bytes(tmp_path / "missing")
+    assert size == runtime.cpu.DEFAULT_L2_BYTES and "assumed" in source
+
+
 @pytest.mark.parametrize("args,message", [
+    (["--ceiling", "--bandwidth"], "--ceiling and --bandwidth are two different measurements"),
+    (["--ceiling", "--formats", "i2s", "--versus", "i2s"], "does not apply to --ceiling"),
+    (["--ceiling", "--formats", "tq2"], "unknown format 'tq2'"),
+    (["--ceiling", "--budget", "0"], "--budget must be between 0 and 3600"),
     (["--formats", "q4_0"], "unknown format 'q4_0'"),
     (["--threads", "0"], "must be between 1 and 1024"),
     (["--threads", "two"], "is not a number"),

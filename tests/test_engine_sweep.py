@@ -115,22 +115,67 @@ def test_an_engine_that_cannot_run_is_skipped_with_the_reason(tmp_path):
     assert [s["engine"] for s in plan["skipped"]] == ["llamacpp"] and "not installed" in plan["skipped"][0]["reason"]
 
 
-@pytest.mark.parametrize("env, words", [({"FAKE_FAIL": "1"}, "exited with status 3"),
-                                        ({"FAKE_BAD_JSON": "1"}, "exited with status 3")])
+@pytest.mark.parametrize("env, words", [
+    ({"FAKE_FAIL": "1"}, "llama-bench exited with status 1: llama_model_load: error loading model"),
+    ({"FAKE_BAD_JSON": "1"}, "llama-bench's JSON output is unusable"),
+    ({"FAKE_CRASH": "1"}, "llama-bench was killed by SIGSEGV")])
 def test_a_broken_engine_fails_its_points_not_the_sweep(tmp_path, env, words):
+    """The cause, not the worker's exit status, is the point's reason and is on the terminal."""
     bin_dir = fake_engine(tmp_path / "llama" / "bin")
     cfg = sweep(tmp_path, "{ternbench: [i2s], llamacpp: [f16]}", reps=1, processes=1)
-    proc = run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir), check=False, env=env)
+    proc = ternbench("run", str(cfg), "--out", str(tmp_path / "out"), "--llamacpp-bin", str(bin_dir), check=False,
+                     env={"TERNBENCH_CACHE_DIR": str(tmp_path / "cache"), **env})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     recs = records(tmp_path)
     bad = recs["llamacpp:tiny-gguf/f16+f16/native/t1/tg4"]
-    assert bad["status"] == "failed" and words in bad["reason"]
+    assert bad["status"] == "failed" and bad["reason"].startswith(words), bad["reason"]
+    assert words in proc.stderr + proc.stdout
     assert "llama-bench" in bad["log_tail"]
     assert [r["status"] for k, r in recs.items() if not k.startswith("llamacpp")] == ["ok"]
 
 
-def test_bitnetcpp_old_llama_bench_has_timings_and_no_energy_window(tmp_path):
-    """bitnet.cpp's 2024 fork has no --progress: samples still time the point; no energy figure."""
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_hung_engine_is_killed_with_its_children(tmp_path):
+    """A llama-bench silent past the stall limit is killed with what it started (a fake that
+    forks a sleep), and the point says it hung."""
+    bin_dir = fake_engine(tmp_path / "llama" / "bin")
+    cfg = sweep(tmp_path, "{llamacpp: [f16]}", "baseline: null\n", reps=1, processes=1)
+    child = tmp_path / "child.pid"
+    proc = run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir), check=False,
+               env={"FAKE_HANG": str(child), "TERNBENCH_ENGINE_STALL_S": "3"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    bad = records(tmp_path)["llamacpp:tiny-gguf/f16+f16/native/t1/tg4"]
+    assert bad["status"] == "failed" and bad["reason"].startswith("llama-bench hung: no output for 3 s"), bad["reason"]
+    pid = int(child.read_text())
+    assert not _alive(pid), f"llama-bench's child {pid} outlived it"
+
+
+def test_bitnetcpp_points_are_measured_like_llamacpp_points(tmp_path):
+    """bitnet.cpp's 2024 fork has --progress (each repetition its energy window) but no
+    --no-warmup (its own warm-up stays, untimed); a relu2 model runs there as the `bitnet`
+    architecture's SiLU, and the point's record says so."""
+    bin_dir = fake_engine(tmp_path / "BitNet" / "build" / "bin")
+    cfg = sweep(tmp_path, "{bitnetcpp: [i2_s]}", "baseline: null\n", reps=2, processes=1)
+    run(cfg, tmp_path, "--bitnetcpp-bin", str(bin_dir), env={"FAKE_FORK": "1"})
+    (r,) = records(tmp_path).values()
+    assert r["status"] == "ok" and r["engine"] == "bitnetcpp" and r["values"] == 2 and r["warmups"] == 1
+    assert r["energy"] is not None and r["engine_build"]["energy_window"].startswith("each repetition")
+    assert "silu FFN where the model has relu2" in r["engine_build"]["function"]
+    calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    benches = [c for c in calls if c[0] == "llama-bench" and "-m" in c]
+    assert benches and all("--progress" in c and "--no-warmup" not in c for c in benches)
+
+
+def test_an_old_llama_bench_has_timings_and_no_energy_window(tmp_path):
+    """A llama-bench without --progress (older than bitnet.cpp's fork): samples still time the
+    point; no energy figure, with the reason."""
     bin_dir = fake_engine(tmp_path / "BitNet" / "build" / "bin")
     cfg = sweep(tmp_path, "{bitnetcpp: [i2_s]}", "baseline: null\n", reps=2, processes=1)
     run(cfg, tmp_path, "--bitnetcpp-bin", str(bin_dir), env={"FAKE_OLD": "1"})
@@ -214,3 +259,34 @@ def test_a_checkpoint_directory_is_converted_for_an_engine(tmp_path):
         w, scale = ckpt.ternary(spec)
         got, got_scale, _ = g.ternary(f"blk.{spec.layer}.{LINEARS[spec.which]}.weight")
         assert np.array_equal(got, w) and got_scale == float(np.float16(scale))
+
+
+def test_a_checkpoint_keeps_its_function_in_its_gguf(tmp_path, shape="bitnet-gqa"):
+    """A relu2 checkpoint written to GGUF and read back by `ternbench generate` is the same model: the same greedy tokens as the checkpoint directory (the scales are powers of
+    two, so f16 holds them exactly). The file says its activation for ternbench, and every
+    engine loads its vocabulary."""
+    import gguf
+
+    from test_checkpoint import make_checkpoint
+    from test_model import SHAPES
+
+    from harness.engines import gguf_model
+    from harness.sweep.config import resolve_model
+
+    ckpt_dir = tmp_path / "ckpt"
+    make_checkpoint(ckpt_dir, SHAPES[shape], scale_dtype="f32")
+    ref = resolve_model(str(ckpt_dir), tmp_path)
+    path = gguf_model.write_checkpoint_f16(ref.spec, tmp_path / "ckpt.gguf")
+    fields = gguf.GGUFReader(str(path)).fields
+    assert fields["ternbench.activation"].contents() == SHAPES[shape].activation
+    assert fields["tokenizer.ggml.model"].contents() == "llama"
+    assert len(fields["tokenizer.ggml.tokens"].contents()) == SHAPES[shape].vocab
+
+    def greedy(source):
+        out = ternbench("generate", str(source), "--tokens", "3,17,42,7", "-n", "12", "--format", "i2s",
+                        "--head-format", "f32", "--threads", "1", "--json")
+        return json.loads(out.stdout)["tokens"]
+
+    assert greedy(path) == greedy(ckpt_dir)
+    said = ternbench("generate", str(path), "--tokens", "3", "-n", "1", "--threads", "1").stderr
+    assert "converted: ckpt.gguf: bitnet, relu2 FFN (ternbench.activation)" in said

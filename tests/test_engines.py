@@ -1,6 +1,7 @@
 """The engines a sweep can measure: listing them with the reason when one cannot run, llama.cpp
 installed by ternbench (the real build: `.ci/run` installs it and requires these tests to run)
-or given as the user's own build, and bitnet.cpp given as a build directory."""
+or given as the user's own build, and bitnet.cpp built by ternbench from its source (`.ci/run`
+builds it from ../shared/peers when the tarball is there) or given as a build directory."""
 import json
 import os
 import subprocess
@@ -8,9 +9,10 @@ import subprocess
 import pytest
 from clirun import ternbench
 
-from harness.engines import llamacpp
+from harness.engines import bitnetcpp, gguf_model, llamacpp
 
 REQUIRE = os.environ.get("TERNBENCH_REQUIRE_ENGINES") == "1"   # .ci/run: no skipping
+REQUIRE_BITNETCPP = os.environ.get("TERNBENCH_REQUIRE_BITNETCPP") == "1"   # .ci/run, when ../shared/peers is there
 
 
 def fake_bin(d, programs=llamacpp.PROGRAMS):
@@ -30,8 +32,8 @@ def test_the_list_says_what_runs_and_how_to_get_the_rest(tmp_path):
     out = listing(tmp_path)
     assert out["ternbench"]["ready"] and "i2s" in out["ternbench"]["formats"]
     assert not out["llamacpp"]["ready"] and "ternbench engines install llamacpp" in out["llamacpp"]["detail"]
-    assert not out["bitnetcpp"]["ready"] and "--bitnetcpp-bin" in out["bitnetcpp"]["detail"]
-    assert out["bitnetcpp"]["formats"] == ["i2_s", "tl1", "tl2"]
+    assert not out["bitnetcpp"]["ready"] and "ternbench engines install bitnetcpp --source" in out["bitnetcpp"]["detail"]
+    assert out["bitnetcpp"]["formats"] == ["i2_s", "tl2"]
     text = ternbench("engines", env={"TERNBENCH_CACHE_DIR": str(tmp_path / "cache")}).stdout
     assert "llamacpp   not ready: not installed" in text
 
@@ -59,12 +61,70 @@ def test_a_damaged_installation_says_how_to_rebuild(tmp_path):
     assert found is not None and why == "" and llamacpp.PINNED in found.describe()
 
 
-@pytest.mark.parametrize("args, words", [(["install", "bitnetcpp"], "give --bitnetcpp-bin"),
+def test_bitnetcpp_installations_in_the_cache(tmp_path):
+    """The newest build ternbench installed is the one used; it describes its source and kernels."""
+    cache = tmp_path / "cache"
+    for digest, model, when in (("a" * 64, "bitnet_b1_58-large", 1.0), ("b" * 64, "bitnet_b1_58-3B", 2.0)):
+        d = bitnetcpp.install_dir(cache, digest, model)
+        fake_bin(d / "bin", bitnetcpp.BUILT)
+        (d / "install.json").write_text(json.dumps({
+            "engine": "bitnetcpp", "source_digest": digest, "commit": None, "llama_cpp_commit": None,
+            "tl2_model": model, "tl2_preset": bitnetcpp.TL2_MODELS[model][0], "cmake_flags": ["-DBITNET_X86_TL2=ON"],
+            "compiler": "/usr/bin/clang++-19", "built": "today", "built_epoch": when}))
+    found, why = bitnetcpp.find(cache)
+    assert why == "" and found.bin == bitnetcpp.install_dir(cache, "b" * 64, "bitnet_b1_58-3B") / "bin"
+    assert found.describe().startswith("bitnet.cpp source bbbbbbbbbbbb (TL2 kernels for bitnet_b1_58-3B")
+    (found.bin / "llama-quantize").unlink()
+    found, why = bitnetcpp.find(cache)
+    assert found is None and "llama-quantize" in why and "--force" in why
+
+
+def test_bitnetcpp_tl2_shapes():
+    assert bitnetcpp.tl2_model("700M") == "bitnet_b1_58-large"
+    assert bitnetcpp.tl2_model("Llama3-8B-1.58") == "Llama3-8B-1.58-100B-tokens"
+    with pytest.raises(llamacpp.EngineError, match="TL2 kernels for 700M, bitnet_b1_58-3B, Llama3-8B-1.58 only"):
+        bitnetcpp.tl2_model("2B4T")
+
+
+@pytest.mark.parametrize("args, words", [(["install", "bitnetcpp"], "needs --source DIR|TARBALL"),
+                                         (["install", "bitnetcpp", "--source", "/nonexistent"],
+                                          "--source /nonexistent: no such file or directory"),
+                                         (["install", "bitnetcpp", "--source", ".", "--tl2", "2B4T"],
+                                          "not '2B4T' (its kernels are written per matrix shape)"),
+                                         (["install", "llamacpp", "--source", "."], "are bitnetcpp's"),
+                                         (["--source", "."], "go with `ternbench engines install bitnetcpp`"),
                                          (["install"], "install what?"),
                                          (["list", "llamacpp"], "goes with install")])
 def test_bad_engine_commands(args, words):
     proc = ternbench("engines", *args, check=False)
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_installing_bitnetcpp_without_clang_says_how_to_get_it(tmp_path):
+    (tmp_path / "bin").mkdir()
+    proc = ternbench("engines", "install", "bitnetcpp", "--source", str(tmp_path), check=False,
+                     env={"PATH": str(tmp_path / "bin"), "TERNBENCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no clang on PATH: apt-get install clang-19 libomp-19-dev" in proc.stderr
+
+
+def test_the_installed_bitnetcpp_runs():
+    """The real build from a microsoft/BitNet source (`.ci/run` installs it first when
+    ../shared/peers has the tarball)."""
+    from runtime.tuning import cache_dir
+
+    found, why = bitnetcpp.find(cache_dir())
+    if found is None:
+        if REQUIRE_BITNETCPP:
+            pytest.fail(f"bitnet.cpp is required here: {why}")
+        pytest.skip(f"bitnet.cpp not installed ({why})")
+    r = found.record
+    assert r["compiler"].endswith(("clang++", "clang++-19")) and "-DBITNET_X86_TL2=ON" in r["cmake_flags"]
+    assert len(r["source_digest"]) == 64 and r["tl2_model"] in bitnetcpp.TL2_MODELS
+    for program in bitnetcpp.BUILT:
+        proc = subprocess.run([str(found.program(program)), "--help"], capture_output=True, text=True, timeout=60)
+        assert "usage" in (proc.stdout + proc.stderr).lower(), program
 
 
 def test_the_installed_llamacpp_runs():
@@ -112,6 +172,8 @@ def tiny(tmp_path):
 
 
 def test_a_preset_is_written_as_a_bitnet_gguf_of_its_shape(tiny, tmp_path):
+    from dataclasses import replace
+
     import gguf
     import numpy as np
 
@@ -130,6 +192,8 @@ def test_a_preset_is_written_as_a_bitnet_gguf_of_its_shape(tiny, tmp_path):
     # cached: the same shape and seed is the same file; another seed another one
     assert gguf_model.model_file(tiny, 7, "f16", tmp_path) == path
     assert gguf_model.model_file(tiny, 8, "f16", tmp_path) != path
+    # the activation is in the file (ternbench.activation), so another one is another file
+    assert gguf_model.model_file(replace(tiny, activation="silu"), 7, "f16", tmp_path) != path
     with pytest.raises(llamacpp.EngineError, match="needs llama.cpp's llama-quantize"):
         gguf_model.model_file(tiny, 7, "tq2_0", tmp_path)
 
@@ -182,3 +246,65 @@ def test_bytes_per_token_of_a_gguf(tiny, tmp_path):
     assert gguf_model.bytes_per_token(tied) == 4 * norms + linears + embd == 2_534_400
     untied = gguf_model.model_file(replace(tiny, tied_embeddings=False), 7, "f16", tmp_path)
     assert gguf_model.bytes_per_token(untied) == 4 * norms + linears + embd + 256 * 2   # output + one row
+
+
+def _installed_bitnetcpp():
+    from runtime.tuning import cache_dir
+
+    found, why = bitnetcpp.find(cache_dir())
+    if found is None:
+        if REQUIRE_BITNETCPP:
+            pytest.fail(f"bitnet.cpp is required here: {why}")
+        pytest.skip(f"bitnet.cpp not installed ({why})")
+    return found
+
+
+def test_bitnetcpp_quantises_and_runs_the_written_model(tiny, tmp_path):
+    """The written GGUF (its dummy vocabulary) loads in the real bitnet.cpp, quantised to I2_S by
+    its own llama-quantize; its llama-bench gives per-repetition samples and progress lines; and
+    its I2_S file holds the very ternary weights ternbench wrote: read back, the same greedy
+    tokens as the F16 file."""
+    import runtime
+    from harness.models.gguf_file import load_gguf
+
+    found = _installed_bitnetcpp()
+    path = gguf_model.model_file(tiny, 7, "i2_s", tmp_path, found)
+    proc = subprocess.run([str(found.program("llama-bench")), "-m", str(path), "-p", "0", "-n", "4", "-r", "2",
+                           "-t", "1", "-o", "json", "--progress"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = json.loads(proc.stdout)
+    assert "I2_S" in run["model_type"] and run["n_gen"] == 4 and len(run["samples_ns"]) == 2
+    assert "llama-bench: benchmark 1/1: generation run 2/2" in proc.stderr
+    notes = []
+    i2s = load_gguf(path, "i2s", "f32", max_ctx=32, notes=notes)
+    assert "I2_S" in notes[0]
+    f16 = load_gguf(gguf_model.model_file(tiny, 7, "f16", tmp_path), "i2s", "f32", max_ctx=32)
+    with runtime.Context(1) as ctx:
+        assert i2s.generate(ctx, [1, 2, 3], 12) == f16.generate(ctx, [1, 2, 3], 12)
+
+
+def test_bitnetcpp_and_ternbench_give_the_same_greedy_tokens(tiny, tmp_path):
+    """Cross-engine exactness: the same ternary weights (a SiLU model, the function bitnet.cpp's
+    `bitnet` architecture computes) in bitnet.cpp's I2_S, run by its own llama-cli, and read by
+    ternbench as i2s: the same greedy tokens from <s>. (The dummy vocabulary has no byte pieces,
+    so the prompt is empty: llama-cli starts from <s> alone; its pieces <tN> are token N.)"""
+    import re
+    from dataclasses import replace
+
+    import runtime
+    from harness.models.gguf_file import load_gguf
+
+    found = _installed_bitnetcpp()
+    spec = replace(tiny, activation="silu")
+    path = gguf_model.model_file(spec, 7, "i2_s", tmp_path, found)
+    proc = subprocess.run([str(found.program("llama-cli")), "-m", str(path), "-p", "", "-n", "12", "--temp", "0",
+                           "-t", "1", "--verbose-prompt"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "number of tokens in prompt = 1" in proc.stderr and "1 -> '<s>'" in proc.stderr
+    special = {"unk": 0, "s": 1, "/s": 2}
+    theirs = [int(n) if n else special[s] for n, s in re.findall(r"<(?:t(\d+)|(unk|s|/s))>", proc.stdout)]
+    assert len(theirs) == 12, proc.stdout
+    model = load_gguf(path, max_ctx=32)
+    assert model.weight_format == "i2s"
+    with runtime.Context(1) as ctx:
+        assert model.generate(ctx, [1], 12) == theirs

@@ -373,6 +373,33 @@ def test_variant_listing_names_reasons(runnable_variants):
         assert v.supported == (v.why == "")
 
 
+def test_avxvnni_runs_exactly_where_the_cpu_has_avx_vnni():
+    # CPUID (leaf 7, subleaf 1) decides at run time; the kernel's /proc/cpuinfo flags must agree
+    import platform
+
+    info = {v.name: v for v in runtime.variants()}["avxvnni"]
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        assert not info.supported and "not compiled" in info.why
+        return
+    isa = set(runtime.cpu.identity()["isa"])
+    assert info.supported == ({"avx2", "fma", "f16c", "avx_vnni"} <= isa), info.why
+    if not info.supported:
+        assert "AVX" in info.why or "F16C" in info.why or "FMA" in info.why
+
+
+@pytest.mark.parametrize("fmt", ["tq1", "i2s"])
+def test_vnni_lanes_stay_exact_on_long_extreme_rows(fmt, runnable_variants):
+    # 256-bit vpdpbusd lanes see two halves of each chunk: each half keeps its own
+    # accumulators, else 700000 columns of w=+1, x=127 would overflow tq1's int32 lanes
+    cols = 700_000
+    w = np.ones((4, cols), dtype=np.int8)
+    x = np.full(cols, 127, dtype=np.int8)
+    m = Matrix.pack(fmt, w)
+    for v in runnable_variants:
+        with Context(1, v, tuning="off") as ctx:
+            assert np.array_equal(ctx.matmul_i8(m, x), np.full(4, 127 * cols, dtype=np.int32)), v
+
+
 def test_more_threads_than_cpus_warns_and_works():
     from runtime.api import usable_cpus
 

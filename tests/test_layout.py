@@ -15,7 +15,7 @@ PACKAGES = ("runtime", "harness")
 LAYERS = [("runtime.cpu", "runtime.build_ffi"), ("runtime.api",), ("runtime.model", "runtime.tuning"), ("runtime",),
           ("harness", "harness.inputs", "harness.yaml_source", "harness.energy"), ("harness.models",),
           ("harness.measure", "harness.engines"), ("harness.sweep",),
-          ("harness.claims", "harness.report", "harness.gate", "harness.fleet"),
+          ("harness.claims", "harness.report", "harness.gate", "harness.fleet", "harness.history"),
           ("harness.cli", "harness.__main__")]
 TOP_LEVEL_MAX = 5
 
@@ -131,8 +131,8 @@ def test_few_modules_at_the_top():
     assert len(top) <= TOP_LEVEL_MAX, top
 
 
-@pytest.mark.parametrize("package", ["claims", "cli", "energy", "engines", "fleet", "gate", "measure", "models",
-                                     "report", "sweep"])
+@pytest.mark.parametrize("package", ["claims", "cli", "energy", "engines", "fleet", "gate", "history", "measure",
+                                     "models", "report", "sweep"])
 def test_every_package_is_installed(package):
     text = (HARNESS.parent / "pyproject.toml").read_text()
     assert f'"harness.{package}"' in text

@@ -749,7 +749,7 @@ models: [125M]
 formats: [i2s, f16]
 threads: [1]
 workloads:
-  generation: [64, 256]
+  generation: [16, 64]
 repetitions: 2
 warmups: 1
 processes: 3

@@ -162,6 +162,7 @@ def _judge_once(claims: list[Claim], verdicts: list[Verdict]) -> list[Verdict]:
             v.status = v.verdict = SAME_POINTS
             v.why = (f"All threads here are {by_id[twin.id].threads}: the same {len(v.counted)} points as claim "
                      f"{twin.id}, judged there once rather than counted twice.")
+            v.short = f"all threads here are {by_id[twin.id].threads}: the same points, judged under {twin.id}"
     return verdicts
 
 

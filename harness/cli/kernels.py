@@ -25,7 +25,15 @@ packed weight bytes per second; 'of read' divides it by the plain sequential rea
 just before and just after that row (bandwidth on a shared machine drifts); 'best read'
 is the fastest read pattern of the same probe. Each context runs with the GEMV tuning
 the runtime chose for this CPU (see `ternbench tune`); every row records it. GOPS counts
-a multiply-add as two operations.""" % probe.LLC_MULTIPLE
+a multiply-add as two operations.
+
+--ceiling measures each format's compute ceiling instead: one matrix of each --shapes'
+column count, with rows sized to fill half of every thread's L2, multiplied by one token
+over and over, so its weights come from the L2 rather than memory. 'ceiling' is its weight
+GB/s (median call), 'read' the plain sequential read from memory probed with the same
+threads just before and after each variant's rows, and 'ratio' the two divided: below 1 a GEMV from memory is bound by
+its instructions, not by the memory. The ceiling runs with the built-in GEMV settings (no
+tuning). Force a variant (--variants avx2) to measure a narrower one on a wider CPU.""" % probe.LLC_MULTIPLE
 
 
 def add_parser(sub):
@@ -33,8 +41,12 @@ def add_parser(sub):
                        description=HELP, formatter_class=_Fmt)
     p.add_argument("--list", action="store_true", help="show which variants this machine can run and why not")
     p.add_argument("--bandwidth", action="store_true", help="only run the read-bandwidth probe")
-    p.add_argument("--formats", default=",".join(kernels.DEFAULT_FORMATS),
-                   help="weight formats, comma-separated (from: %s)" % ", ".join(runtime.FORMATS))
+    p.add_argument("--ceiling", action="store_true",
+                   help="measure each format's compute ceiling (GEMV from L2) beside the read from memory")
+    p.add_argument("--formats",
+                   help="weight formats, comma-separated (from: %s; default %s, with --ceiling %s)"
+                        % (", ".join(runtime.FORMATS), ",".join(kernels.DEFAULT_FORMATS),
+                           ",".join(kernels.CEILING_FORMATS)))
     p.add_argument("--variants", default="all",
                    help="'all' (every variant this CPU runs), 'auto' (the best) or a comma-separated list")
     p.add_argument("--threads", default="1..max", help="thread counts: a list like 1,2 or a range like 1..max")
@@ -90,7 +102,8 @@ def list_variants(as_json: bool) -> int:
 def run(args) -> int:
     if args.list:
         return list_variants(args.json)
-    formats = parse_list(args.formats, allowed=runtime.FORMATS, what="format")
+    default_formats = kernels.CEILING_FORMATS if args.ceiling else kernels.DEFAULT_FORMATS
+    formats = parse_list(args.formats or ",".join(default_formats), allowed=runtime.FORMATS, what="format")
     ops = parse_list(args.ops, allowed=("gemv", "gemm"), what="op")
     threads = parse_threads(args.threads, runtime.usable_cpus())
     shapes = parse_shapes(args.shapes)
@@ -100,6 +113,10 @@ def run(args) -> int:
         raise UsageError(f"--versus {args.versus} must be one of the measured --formats ({', '.join(formats)})")
     if not 0 < args.budget <= 3600:
         raise UsageError(f"--budget must be between 0 and 3600 seconds (got {args.budget})")
+    if args.ceiling and args.bandwidth:
+        raise UsageError("--ceiling and --bandwidth are two different measurements: choose one")
+    if args.ceiling and args.versus is not None:
+        raise UsageError("--versus compares GEMV and GEMM from memory; it does not apply to --ceiling")
     llc, llc_src = runtime.cpu.last_level_cache_bytes()
     meta = {
         "cpu": runtime.cpu.identity()["model_name"], "usable_cpus": runtime.usable_cpus(),
@@ -108,6 +125,8 @@ def run(args) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     progress = None if args.quiet or args.json else (lambda msg: print(f"  ... {msg}", file=sys.stderr, flush=True))
+    if args.ceiling:
+        return run_ceiling(args, formats, variants, threads, shapes, meta, progress)
     bandwidth, patterns, rows = {}, {}, []
     if args.bandwidth:
         for t in threads:
@@ -149,13 +168,44 @@ def run(args) -> int:
     if args.json:
         print_json(result if args.bandwidth else result["rows"])
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(args.out)
+        _write(args.out, result)
         if not args.json:
             print(f"results written to {args.out}")
     return EXIT_OK
+
+
+def run_ceiling(args, formats, variants, threads, shapes, meta, progress) -> int:
+    l2, l2_src = runtime.cpu.l2_cache_bytes()
+    meta = {**meta, "l2_bytes": l2, "l2_source": l2_src, "l2_share": kernels.CEILING_L2_SHARE}
+    cols_list = list(dict.fromkeys(c for _, c in shapes))
+    if not args.json:
+        print(f"{meta['cpu']}; L2 {l2 >> 10} KiB per core ({l2_src}); each matrix fills "
+              f"{kernels.CEILING_L2_SHARE:.0%} of every thread's L2\n'ceiling': weight GB/s of a GEMV from L2 "
+              "(median call); 'read': the plain sequential read from memory, same threads, probed around each "
+              "variant's rows; 'ratio': ceiling / read")
+        print(f"{'format':<7}{'variant':<11}{'thr':>4}{'shape':>11}{'median':>11}{'ceiling GB/s':>14}"
+              f"{'peak GB/s':>11}{'read GB/s':>11}{'ratio':>7}")
+    rows = []
+    for r in kernels.ceiling(formats, variants, threads, cols_list, args.budget, l2, progress):
+        rows.append(r)
+        if not args.json:
+            print(f"{r.format:<7}{r.variant:<11}{r.threads:>4}{f'{r.rows}x{r.cols}':>11}{r.median_s * 1e6:>8.1f} us"
+                  f"{r.ceiling_gbps:>14.1f}{r.peak_gbps:>11.1f}{r.read_gbps:>11.1f}{r.ratio:>7.2f}", flush=True)
+    result = {"meta": meta, "bandwidth_reference": probe.REFERENCE, "ceiling": [asdict(r) for r in rows]}
+    if args.json:
+        print_json(result)
+    if args.out:
+        _write(args.out, result)
+        if not args.json:
+            print(f"results written to {args.out}")
+    return EXIT_OK
+
+
+def _write(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
 
 
 def _header() -> str:

@@ -12,8 +12,8 @@ from .common import EXIT_OK, EXIT_USAGE, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import (bench, check, compare, engines, fleet, generate, kernels, lossless, models, report, run, sysinfo,
-                   tune)
+    from . import (bench, check, compare, engines, fleet, generate, history, kernels, lossless, models, report, run,
+                   sysinfo, tune)
 
     p = argparse.ArgumentParser(
         prog="ternbench",
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="store_true", help="print versions of ternbench and its runtime build")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     # in the order of the README: the sweep and its outputs first, then the runtime's own tools
-    for module in (run, fleet, report, compare, check, sysinfo, engines, models, bench, kernels, tune, generate,
+    for module in (run, fleet, report, compare, check, history, sysinfo, engines, models, bench, kernels, tune, generate,
                    lossless):
         module.add_parser(sub)
     return p

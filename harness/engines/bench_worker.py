@@ -11,8 +11,14 @@ intervals and the gate treat every engine alike.
 
 The energy window is each repetition: llama-bench's `--progress` prints a line right after it
 starts a repetition's clock, so the meter starts on that line and stops on the next one (or on
-the JSON that follows the last). A llama-bench without `--progress` (bitnet.cpp's 2024 fork)
-cannot be bracketed: its points carry timings and no energy figure, with the reason."""
+the JSON that follows the last). bitnet.cpp's 2024 fork has `--progress` but no `--no-warmup`
+(its own untimed warm-up run stays). A llama-bench without `--progress` (older still) cannot be
+bracketed: its points carry timings and no energy figure, with the reason.
+
+llama-bench runs in a process group of its own, so whatever ends it (a stall past STALL_S with
+no output, an error, the sweep's Ctrl-C) ends the programs it started too. When the point
+fails, the cause (llama-bench's exit status or signal and its last words, unusable output, a
+stall) is written to the sidecar for the point's `reason`."""
 from __future__ import annotations
 
 if __name__ == "__main__":
@@ -25,6 +31,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import selectors  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -33,6 +40,9 @@ REPETITION = re.compile(rb"llama-bench: benchmark \d+/\d+: (?:prompt|generation)
 PROGRESS = re.compile(rb"llama-bench: benchmark \d+/\d+: ")
 # llama-bench's names for the KV cache formats ternbench runs
 KV_TYPES = {"f16": "f16", "f32": "f32"}
+# A llama-bench silent this long is hung: every repetition prints a progress line, and loading
+# the largest model ternbench writes (100B) takes minutes, not this.
+STALL_S = float(os.environ.get("TERNBENCH_ENGINE_STALL_S", 900))
 
 
 class BenchFailed(Exception):
@@ -40,8 +50,8 @@ class BenchFailed(Exception):
 
 
 def features(bench: str) -> dict:
-    """What this llama-bench offers: --progress and --no-warmup came to llama.cpp in 2025, so
-    bitnet.cpp's fork lacks them."""
+    """What this llama-bench offers: --progress (bitnet.cpp's 2024 fork has it) and --no-warmup
+    (it has not)."""
     try:
         text = subprocess.run([bench, "--help"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -62,19 +72,51 @@ def command(bench: str, point: dict, gguf: str, repetitions: int, offers: dict) 
     return cmd
 
 
-def run_bench(cmd: list[str], meter, log) -> tuple[dict, list[dict]]:
+def _own_group_dying_with_parent() -> None:
+    """In llama-bench's child before exec: a process group of its own (so it and what it starts
+    are killed together), and SIGKILL when this worker dies, whatever kills it."""
+    os.setpgid(0, 0)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill_group(proc) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _exit_cause(code: int, last_words: str) -> str:
+    if code < 0:
+        try:
+            how = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"was killed by signal {-code}"
+    else:
+        how = f"exited with status {code}"
+    return f"llama-bench {how}" + (f": {last_words}" if last_words else "")
+
+
+def run_bench(cmd: list[str], meter, log, stall_s: float = STALL_S) -> tuple[dict, list[dict]]:
     """Runs llama-bench; returns its test's JSON and, per repetition the progress lines bracketed,
-    {seconds, energy, energy_error} of that window."""
+    {seconds, energy, energy_error} of that window. BenchFailed says why it could not."""
     from harness.energy import EnergyReadError
     from harness.measure.energy_window import reading_json
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            preexec_fn=_own_group_dying_with_parent)
     if meter:
         meter.follow(proc.pid)
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     sel.register(proc.stderr, selectors.EVENT_READ)
-    out, err, windows, opened = bytearray(), bytearray(), [], None
+    out, err, windows, opened, last_words = bytearray(), bytearray(), [], None, ""
 
     def close(now):
         nonlocal opened
@@ -91,7 +133,12 @@ def run_bench(cmd: list[str], meter, log) -> tuple[dict, list[dict]]:
 
     try:
         while sel.get_map():
-            for key, _ in sel.select():
+            ready = sel.select(stall_s)
+            if not ready:
+                _kill_group(proc)
+                raise BenchFailed(f"llama-bench hung: no output for {stall_s:g} s; it and its children were killed"
+                                  + (f" (its last line: {last_words})" if last_words else ""))
+            for key, _ in ready:
                 data = os.read(key.fileobj.fileno(), 1 << 16)
                 now = time.perf_counter()
                 if not data:
@@ -111,15 +158,17 @@ def run_bench(cmd: list[str], meter, log) -> tuple[dict, list[dict]]:
                             if meter:
                                 meter.start()
                             opened = time.perf_counter()
-                    log(line.decode(errors="replace"))
+                    text = line.decode(errors="replace")
+                    if text.strip():
+                        last_words = text.strip()[:300]
+                    log(text)
         proc.wait()
         close(time.perf_counter())
     except BaseException:
-        proc.kill()
-        proc.wait()
+        _kill_group(proc)
         raise
     if proc.returncode != 0:
-        raise BenchFailed(f"llama-bench exited with status {proc.returncode}")
+        raise BenchFailed(_exit_cause(proc.returncode, last_words))
     try:
         tests = json.loads(out.decode(errors="replace"))
         test = tests[0]
@@ -131,12 +180,19 @@ def run_bench(cmd: list[str], meter, log) -> tuple[dict, list[dict]]:
     return test, windows
 
 
+def _fail(side, point: dict, cause: str) -> int:
+    """The point's failure: its cause in the sidecar (the point's reason) and on stderr (its log)."""
+    side.write("failure", reason=cause)
+    print(f"ternbench: {point['engine']} point failed: {cause}", file=sys.stderr)
+    return 3
+
+
 def main(argv=None) -> int:
     import pyperf
 
     from harness.engines import gguf_model
     from harness.engines.llamacpp import version_line
-    from harness.models.gguf_file import GgufFile
+    from harness.models.gguf_file import ACTIVATION_KEY, ARCHS, GgufFile
     from harness.measure import conditions, probe
     from harness.measure.point import Point
     from harness.measure.worker import Sidecar
@@ -181,6 +237,10 @@ def main(argv=None) -> int:
                        tuning=None, kv_cache=point.get("kv_cache", "f16"), energy=meter.name if meter else None,
                        engine={"name": point["engine"], "version": version_line(bench), "bin": args.bin,
                                "command": cmd, "install": json.loads(args.engine_record), "head_type": head,
+                               # a relu2 model runs as the `bitnet` architecture's SiLU: not the same function
+                               "function": gguf_model.engine_activation(
+                                   point["engine"], model.meta.get(ACTIVATION_KEY, ARCHS.get(model.meta.get(
+                                       "general.architecture"), "silu"))),
                                "energy_window": "each repetition, bracketed by --progress" if meter else
                                "none: this llama-bench has no --progress" if not offers["progress"] else None})
             t0 = time.perf_counter()
@@ -188,13 +248,10 @@ def main(argv=None) -> int:
             wall = time.perf_counter() - t0
             after = probe.measure_bandwidth(ctx, 3)
     except (BenchFailed, gguf_model.GgufError, OSError) as e:
-        print(f"ternbench: {point['engine']} point failed: {e}", file=sys.stderr)
-        return 3
+        return _fail(side, point, str(e))
     samples = test["samples_ns"]
     if len(samples) != args.warmups + args.values:
-        print(f"ternbench: llama-bench gave {len(samples)} samples, {args.warmups + args.values} were asked for",
-              file=sys.stderr)
-        return 3
+        return _fail(side, point, f"llama-bench gave {len(samples)} samples, {args.warmups + args.values} were asked for")
     if windows and len(windows) != len(samples):
         print(f"ternbench: {len(windows)} progress windows for {len(samples)} samples; energy left out",
               file=sys.stderr)

@@ -4,9 +4,13 @@ embedding as the output head when tied), streamed to disk with the `gguf` packag
 time, then quantised by the engine's own `llama-quantize`.
 
 The linear weights are ternary values times one scale per tensor, stored as F16, so a ternary
-quantisation (TQ1_0, TQ2_0) holds them exactly. llama.cpp's `bitnet` architecture (1bitLLM's
-models) computes a SiLU-gated FFN whatever the preset says: a relu2 preset (2B4T) has the same
-weights and bytes per token there, which is what a speed measurement compares. Files are cached
+quantisation (TQ1_0, TQ2_0, I2_S) holds them exactly. The file carries a dummy SentencePiece
+vocabulary (`<unk>`, `<s>`, `</s>`, `<t3>`, ...: every engine loads it; bitnet.cpp's 2024 llama.cpp
+refuses a file without one) and the model's FFN activation under `ternbench.activation`, which
+ternbench honours when it reads the file back. llama.cpp's `bitnet` architecture (1bitLLM's
+models, the only one bitnet.cpp's 2024 fork has) computes a SiLU-gated FFN whatever the file says:
+a relu2 model (2B4T) has the same weights and bytes per token there, which is what a speed
+measurement compares, but not the same function (`engine_activation` says so). Files are cached
 by shape, seed (or the checkpoint's content) and writer version (the F16 file) and by the engine
 build too (the quantised ones)."""
 from __future__ import annotations
@@ -19,15 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.models.gguf_file import LINEARS, NORMS, GgufError, GgufFile
+from harness.models.gguf_file import ACTIVATION_KEY, LINEARS, NORMS, GgufError, GgufFile
 
 from .llamacpp import EngineError, Installation
 
-__all__ = ["GgufError", "EngineError", "model_file", "bytes_per_token", "weight_bytes", "head_type"]
+__all__ = ["GgufError", "EngineError", "model_file", "bytes_per_token", "weight_bytes", "head_type",
+           "engine_activation"]
 
-WRITER_VERSION = 1
+WRITER_VERSION = 2             # 2: a dummy SentencePiece vocabulary and ternbench.activation
+# the FFN activation an engine computes for the `bitnet` architecture ternbench writes
+ENGINE_ACTIVATION = {"llamacpp": "silu", "bitnetcpp": "silu"}
 # llama-quantize's names for the formats ternbench asks for (llama.cpp's, and bitnet.cpp's fork's)
 QUANT_TYPES = {"tq1_0": "TQ1_0", "tq2_0": "TQ2_0", "f16": "F16", "i2_s": "I2_S", "tl1": "TL1", "tl2": "TL2"}
+# bitnet.cpp's I2_S quantiser writes one scale per call at the end of the rows it was given: with
+# several threads each chunk's scale lands on the next chunk's weights (found as code 3, which no
+# ternary value has), so it runs on one thread, as bitnet.cpp's setup_env.py runs it.
+SINGLE_THREADED = {"i2_s": ("1",)}
 
 
 def _header(file) -> GgufFile:
@@ -50,12 +61,36 @@ def identity(spec, seed: int, checkpoint: str | None = None) -> str:
     """A digest of everything the written file depends on: the shape and seed of a preset, or a
     checkpoint's content identity."""
     shape = {k: getattr(spec, k) for k in ("vocab", "hidden", "ffn", "layers", "heads", "kv_heads", "head_dim",
-                                           "rope_theta", "norm_eps", "tied_embeddings", "max_context")}
+                                           "rope_theta", "norm_eps", "tied_embeddings", "max_context", "activation")}
     source = {"checkpoint": checkpoint} if checkpoint else {"seed": seed}
     blob = json.dumps({"shape": shape, **source, "writer": WRITER_VERSION}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+
+
+def _add_dummy_vocabulary(w, vocab: int) -> None:
+    """A SentencePiece ("llama") vocabulary of VOCAB placeholder pieces: <unk>, <s>, </s>, then
+    <t3>, <t4>, ...: enough for every engine to load the file and run token ids (speed and
+    greedy tokens), not for text."""
+    if vocab < 4:
+        raise EngineError(f"a vocabulary of {vocab} tokens cannot hold <unk>, <s>, </s> and a token")
+    w.add_tokenizer_model("llama")
+    w.add_token_list([b"<unk>", b"<s>", b"</s>"] + [b"<t%d>" % i for i in range(3, vocab)])
+    w.add_token_scores([0.0] * vocab)
+    w.add_token_types([2, 3, 3] + [1] * (vocab - 3))     # unknown, control, control, normal
+    w.add_unk_token_id(0)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+
+
+def engine_activation(engine: str, activation: str) -> str | None:
+    """Why ENGINE computes another function than a model with ACTIVATION, or None when it does not."""
+    runs = ENGINE_ACTIVATION.get(engine)
+    if runs is None or runs == activation:
+        return None
+    return (f"{engine} runs the `bitnet` architecture's {runs} FFN where the model has {activation}: "
+            "same weights and bytes per token, not the same function")
 
 
 def tensors(spec) -> list[tuple[str, str, str, tuple[int, int] | tuple[int]]]:
@@ -97,8 +132,8 @@ def _write(spec, path: Path, name: str, produce) -> Path:
     w.add_layer_norm_rms_eps(spec.norm_eps)
     w.add_rope_freq_base(spec.rope_theta)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_tokenizer_model("none")
-    w.add_vocab_size(spec.vocab)
+    w.add_string(ACTIVATION_KEY, spec.activation)
+    _add_dummy_vocabulary(w, spec.vocab)
     for tname, kind, _, shape in plan:
         dtype = np.dtype(np.float32 if kind == "norm" else np.float16)
         w.add_tensor_info(tname, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
@@ -187,8 +222,8 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
     if not out.is_file():
         log(f"quantising {f16.name} to {QUANT_TYPES[fmt]} with {engine.program('llama-quantize')} ...")
         tmp = out.with_name(out.name + ".tmp")
-        proc = subprocess.run([str(engine.program("llama-quantize")), str(f16), str(tmp), QUANT_TYPES[fmt]],
-                              capture_output=True, text=True)
+        proc = subprocess.run([str(engine.program("llama-quantize")), str(f16), str(tmp), QUANT_TYPES[fmt],
+                               *SINGLE_THREADED.get(fmt, ())], capture_output=True, text=True)
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
             tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])

@@ -41,12 +41,15 @@ class Installation:
     bin: Path
     origin: str            # "installed by ternbench" or "given by the user"
     record: dict           # install.json when ternbench built it, else {}
+    summary: str = ""      # what it is, when another engine's module says (bitnetcpp.describe)
 
     def program(self, name: str) -> Path:
         return self.bin / name
 
     def describe(self) -> str:
         r = self.record
+        if self.summary:
+            return self.summary
         if r:
             return (f"llama.cpp from {SDIST} {r.get('version')} ({r.get('llama_cpp', 'version line not recorded')}; "
                     f"built {r.get('built')}, {r.get('compiler')}; "
@@ -137,17 +140,17 @@ def version_line(bench) -> str:
     return lines[0] if lines else "unknown"
 
 
-def _run(cmd: list[str], what: str) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def _run(cmd: list[str], what: str, cwd=None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         raise EngineError(f"{what} failed (exit {proc.returncode}):\n{tail}")
     return proc.stdout
 
 
-def _build(cmake: str, build: Path, progress) -> None:
-    """cmake --build with its percentage passed on as progress."""
-    cmd = [cmake, "--build", str(build), "-j", str(os.cpu_count() or 1), "--target", *PROGRAMS]
+def _build(cmake: str, build: Path, progress, targets=PROGRAMS) -> None:
+    """cmake --build of TARGETS with its percentage passed on as progress."""
+    cmd = [cmake, "--build", str(build), "-j", str(os.cpu_count() or 1), "--target", *targets]
     tail, last = [], None
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:

@@ -25,9 +25,10 @@ class ABError(Exception):
     """A revision that cannot be checked out or built: the message says which and why."""
 
 
-def _git(*args: str) -> bytes:
+def _git(*args: str, repo=None) -> bytes:
+    """git in REPO (default: this checkout; `history bisect --repo` builds another clone's runtime)."""
     try:
-        proc = subprocess.run(["git", "-C", harness.ROOT, *args], capture_output=True, timeout=120)
+        proc = subprocess.run(["git", "-C", str(repo or harness.ROOT), *args], capture_output=True, timeout=120)
     except (OSError, subprocess.SubprocessError) as e:
         raise ABError(f"git {' '.join(args)}: {e}") from None
     if proc.returncode != 0:
@@ -35,17 +36,18 @@ def _git(*args: str) -> bytes:
     return proc.stdout
 
 
-def resolve(rev: str) -> str:
-    """The full commit of REV in this checkout."""
+def resolve(rev: str, repo=None, what: str = "--ab") -> str:
+    """The full commit of REV in this checkout (or REPO)."""
     if not rev or rev.startswith("-"):
         raise ABError(f"{rev!r} is not a git revision")
     try:
-        return _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
+        return _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", repo=repo).decode().strip()
     except ABError:
-        raise ABError(f"--ab {rev}: not a commit of the checkout at {harness.ROOT} (git rev-parse finds none)") from None
+        raise ABError(f"{what} {rev}: not a commit of the checkout at {repo or harness.ROOT} "
+                      "(git rev-parse finds none)") from None
 
 
-def build_workspace(commit: str, where: Path, log=lambda m: None) -> Path:
+def build_workspace(commit: str, where: Path, log=lambda m: None, repo=None) -> Path:
     """WHERE/<commit>: that revision's runtime, built, beside links to this harness and configs."""
     space = Path(where) / commit[:12]
     built = space / "runtime" / ".built"
@@ -56,7 +58,7 @@ def build_workspace(commit: str, where: Path, log=lambda m: None) -> Path:
     src = space / "src"
     src.mkdir(parents=True)
     log(f"building the runtime of {commit[:12]} (its own runtime/ and build script) ...")
-    with tarfile.open(fileobj=io.BytesIO(_git("archive", "--format=tar", commit, "runtime")), mode="r") as tar:
+    with tarfile.open(fileobj=io.BytesIO(_git("archive", "--format=tar", commit, "runtime", repo=repo)), mode="r") as tar:
         tar.extractall(src, filter="data")
     script = src / "runtime" / "build_ffi.py"
     if not script.is_file():

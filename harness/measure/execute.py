@@ -45,10 +45,7 @@ def worker_command(point: Point, source: Source, settings: Settings, pyperf_tmp:
             "--model-kind", source.kind, "--seed", str(settings.seed), "--sidecar", str(sidecar), "--pin", pin,
             "--energy", energy,
             "--values", str(settings.repetitions), "--warmups", str(settings.warmups),
-            "--processes", str(settings.processes), "--loops", "1", "--append", str(pyperf_tmp), "--quiet",
-            # pyperf gives its workers a clean environment: the tuning mode must reach them, or a
-            # sweep run with TERNBENCH_TUNING=off has every worker measure a tuning of its own
-            "--inherit-environ", "TERNBENCH_TUNING"]
+            "--processes", str(settings.processes), "--loops", "1", "--append", str(pyperf_tmp), "--quiet"]
 
 
 def _signal_name(code: int) -> str:
@@ -98,7 +95,7 @@ class _Run:
             if inner is not None:
                 code, who = inner, "a worker process"
             why = f"{who} was killed by {_signal_name(code)}" if code < 0 else f"{who} exited with status {code}"
-            self.failure = self._failed(why)
+            self.failure = self._failed(record.failure_cause(self.files.sidecar) or why)
 
     def _failed(self, why: str) -> dict:
         return record.failed(self.point, why, _tail(self.files.log), str(self.files.log.relative_to(self.files.root)),

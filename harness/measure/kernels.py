@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import runtime
+
 from runtime import Context, Matrix
 
 from .probe import bracketed, working_set_bytes
@@ -23,6 +25,7 @@ from .probe import bracketed, working_set_bytes
 # q/o projections, k/v projections (5 kv heads x 128), gate/up, down.
 DEFAULT_SHAPES = ((2560, 2560), (640, 2560), (6912, 2560), (2560, 6912))
 DEFAULT_FORMATS = ("i2s", "tq1", "f16")
+CEILING_FORMATS = ("i2s", "tq1", "tl1", "tl2", "f16")
 MAX_CALLS = 20000
 MAX_COPIES = 2048  # tiny matrices stay cache-resident; rows say so (from_cache)
 
@@ -69,11 +72,15 @@ def versus(rows: list[Row], baseline: str) -> list[dict]:
     return out
 
 
-def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0) -> list[Matrix]:
-    """Distinct copies of one random ternary matrix totalling at least target_bytes."""
+def random_matrix(fmt: str, rows: int, cols: int, seed: int = 0) -> Matrix:
     rng = np.random.default_rng(seed)
     w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)  # about one third zeros
-    first = Matrix.pack(fmt, w, scale=0.05)
+    return Matrix.pack(fmt, w, scale=0.05)
+
+
+def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0) -> list[Matrix]:
+    """Distinct copies of one random ternary matrix totalling at least target_bytes."""
+    first = random_matrix(fmt, rows, cols, seed)
     count = min(MAX_COPIES, max(2, math.ceil(target_bytes / first.nbytes)))
     return [first] + [first.clone() for _ in range(count - 1)]
 
@@ -114,3 +121,72 @@ def run(formats, variants, threads_list, shapes, ops, n_gemm, budget_s, progress
                                       best_gbps, 2.0 * rows * cols * n / med / 1e9, len(mats) * mats[0].nbytes < ws,
                                       *ctx.gemv_tuning(fmt))
                         del mats
+
+
+# --- the compute ceiling: GEMV with its weights resident in L2 ---
+
+# The share of each thread's L2 its rows fill: the rest holds the activations (and tl's
+# tables), so the weights stay resident from call to call.
+CEILING_L2_SHARE = 0.5
+CEILING_MIN_CALLS = 50
+CEILING_ROW_BLOCK = 64  # rows: a multiple of every format's row block (4, and tl's 64)
+
+
+@dataclass
+class CeilingRow:
+    format: str
+    variant: str
+    threads: int
+    rows: int
+    cols: int
+    weight_bytes: int
+    l2_bytes: int            # per core, what the rows were sized to
+    median_s: float
+    min_s: float
+    calls: int
+    ceiling_gbps: float      # weight bytes / median call time, the matrix resident in L2
+    peak_gbps: float         # the same over the fastest call
+    read_gbps: float         # the plain sequential read from memory, same threads, same run
+    ratio: float             # ceiling_gbps / read_gbps: above 1, the GEMV can keep up with memory
+
+
+def ceiling_rows(fmt: str, cols: int, threads: int, l2_bytes: int) -> int:
+    """Rows of a cols-column matrix of fmt that fill CEILING_L2_SHARE of each thread's L2, in whole
+    blocks of CEILING_ROW_BLOCK rows, at least one block per thread."""
+    block = CEILING_ROW_BLOCK
+    per_block = runtime.matrix_bytes(fmt, block, cols)
+    blocks = int(CEILING_L2_SHARE * l2_bytes * threads) // per_block
+    return max(threads, blocks) * block
+
+
+def ceiling(formats, variants, threads_list, cols_list, budget_s, l2_bytes, progress=None):
+    """Yields a CeilingRow per (thread count, variant, format, column count): the GEMV of one
+    matrix called over and over, so after the first call every thread's rows come from its L2,
+    beside the plain read from memory probed with the same thread pool just before and just
+    after that pool's rows (one probe per pool: a probe reads gigabytes, a ceiling row does not)."""
+    for threads in threads_list:
+        for variant in variants:
+            # the built-in GEMV settings: prefetch tuning is for streams from memory, and
+            # measuring it first would take minutes a ceiling does not need
+            with Context(threads, variant, tuning="off") as ctx:
+
+                def measure_all():
+                    out = []
+                    for fmt in formats:
+                        for cols in cols_list:
+                            rows = ceiling_rows(fmt, cols, threads, l2_bytes)
+                            m = random_matrix(fmt, rows, cols)
+                            if progress:
+                                progress(f"ceiling {fmt} {variant} t={threads} {rows}x{cols}")
+                            warm = min(ctx.bench_matmul([m], 1, 3))
+                            calls = max(CEILING_MIN_CALLS, min(MAX_CALLS, int(budget_s / max(warm, 1e-6))))
+                            out.append((fmt, rows, cols, m.nbytes, ctx.bench_matmul([m], 1, calls)))
+                            del m
+                    return out
+
+                timed, probe = bracketed(ctx, measure_all)
+                for fmt, rows, cols, nbytes, secs in timed:
+                    med, best = statistics.median(secs), min(secs)
+                    gbps = nbytes / med / 1e9
+                    yield CeilingRow(fmt, ctx.variant, threads, rows, cols, nbytes, l2_bytes, med, best, len(secs),
+                                     gbps, nbytes / best / 1e9, probe.plain, gbps / probe.plain)

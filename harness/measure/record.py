@@ -75,14 +75,24 @@ def process_energy(runs: list[dict]) -> list[float] | None:
     return [statistics.median(v) for v in by_process(runs, per_token)]
 
 
-def worker_failure(sidecar: Path) -> int | None:
-    """The exit code of the worker process that failed, as its manager recorded it."""
+def _sidecar_lines(sidecar: Path, kind: str) -> list[dict]:
     try:
         lines = Path(sidecar).read_text().splitlines()
     except OSError:
-        return None
-    codes = [json.loads(x)["exit_code"] for x in lines if '"worker_failed"' in x]
+        return []
+    return [json.loads(x) for x in lines if f'"{kind}"' in x]
+
+
+def worker_failure(sidecar: Path) -> int | None:
+    """The exit code of the worker process that failed, as its manager recorded it."""
+    codes = [x["exit_code"] for x in _sidecar_lines(sidecar, "worker_failed")]
     return codes[-1] if codes else None
+
+
+def failure_cause(sidecar: Path) -> str | None:
+    """Why a worker gave up, in its own words (engines/bench_worker.py writes it), if it said."""
+    causes = [x["reason"] for x in _sidecar_lines(sidecar, "failure") if x.get("type") == "failure"]
+    return causes[-1] if causes else None
 
 
 def ok(point: Point, pyperf_file: Path, sidecar: Path, root: Path, started: float, finished: float,

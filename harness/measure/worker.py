@@ -177,6 +177,10 @@ def main() -> int:
     runner = pyperf.Runner(loops=1, program_args=("-m", "harness.measure.worker"), add_cmdline_args=_pass_args)
     _add_args(runner.argparser)
     args = runner.parse_args()
+    # pyperf starts its timed workers with a filtered environment: the runtime's own settings
+    # (TERNBENCH_TUNING, TERNBENCH_CACHE_DIR, ...) must reach them, or they tune and cache elsewhere
+    own = {k for k in os.environ if k.startswith("TERNBENCH_")}
+    args.inherit_environ = sorted(set(args.inherit_environ or ()) | own)
     point = json.loads(args.point)
     from harness.measure.point import Point
 

@@ -40,6 +40,8 @@ FLOAT_TYPES = {"F32": "f32", "F16": "f16", "BF16": "f32"}
 # the FFN activation each architecture computes: llama.cpp's `bitnet` is 1bitLLM's (SiLU-gated),
 # bitnet.cpp's `bitnet-b1.58` the 2B4T's (squared ReLU)
 ARCHS = {"bitnet": "silu", "bitnet-b1.58": "relu2", "llama": "silu"}
+ACTIVATION_KEY = "ternbench.activation"   # what ternbench's writer records (engines/gguf_model.py)
+ACTIVATIONS = ("silu", "relu2")
 LINEARS = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
            "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
 NORMS = {"attn": "attn_norm", "ffn": "ffn_norm", "attn_sub": "attn_sub_norm", "ffn_sub": "ffn_sub_norm"}
@@ -183,8 +185,17 @@ class GgufModel(GgufFile):
                           head_dim=int(get("rope.dimension_count", hidden // heads)),
                           rope_theta=float(get("rope.freq_base", 10000.0)),
                           norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-5)),
-                          activation=ARCHS[arch], sub_norms="blk.0.attn_sub_norm.weight" in self.tensors,
+                          activation=self._activation(arch), sub_norms="blk.0.attn_sub_norm.weight" in self.tensors,
                           tied_embeddings="output.weight" not in self.tensors)
+
+    def _activation(self, arch: str) -> str:
+        """The FFN activation: the one ternbench wrote (ternbench.activation; a relu2 model keeps
+        relu2 in the `bitnet` architecture that every engine loads), else the architecture's."""
+        act = self.meta.get(ACTIVATION_KEY, ARCHS[arch])
+        if act not in ACTIVATIONS:
+            raise GgufError(f"{self.path}: {ACTIVATION_KEY} {act!r} is not an activation ternbench runs "
+                            f"({', '.join(ACTIVATIONS)})")
+        return act
 
     @property
     def max_context(self) -> int:
@@ -339,7 +350,8 @@ def load_gguf(path, weight_format: str | None = None, head_format: str | None = 
     if not g.shape.tied_embeddings:
         model.set_output(g.floats("output.weight"))
     if notes is not None:
-        notes.append(f"{g.path.name}: {g.arch}, linears as {weight_format} from "
+        notes.append(f"{g.path.name}: {g.arch}, {g.shape.activation} FFN"
+                     + (f" ({ACTIVATION_KEY})" if ACTIVATION_KEY in g.meta else "") + f", linears as {weight_format} from "
                      + "; ".join(f"{n} {how}" for how, n in hows.items())
                      + f"; the {'tied ' if g.shape.tied_embeddings else ''}head ({g.head_type()}) as {head_format}")
     return model

@@ -1,5 +1,5 @@
-/* The x86 kernels, written once against simd_x86.h and compiled three times:
- * avx2 (256-bit), avx512 and avx512vnni (512-bit). Each including file selects
+/* The x86 kernels, written once against simd_x86.h and compiled four times:
+ * avx2 and avxvnni (256-bit), avx512 and avx512vnni (512-bit). Each including file selects
  * the instruction set with a target pragma, defines TB_X86_W, TB_VNNI and
  * TB_SUFFIX (which names every function, so a profiler tells the variants apart),
  * then includes this file and builds its table with TB_X86_TABLE.
@@ -145,9 +145,13 @@ TB_INLINE void chunk_dot(int fmt, vi acc[NACC], const uint8_t *p, const int8_t *
 #if TB_VNNI
         /* field s masked in place is u << 2s (at most 128, still a u8): four accumulators,
          * one per field, each exactly 4^s times its dot product, scaled back in fold() */
-        vi v = vi_ld(p);
+#pragma GCC unroll 2
+        for (int h = 0; h < TB_CHUNK; h += VB) {
+            vi v = vi_ld(p + h);
 #pragma GCC unroll 4
-        for (int s = 0; s < 4; s++) acc[s] = vi_dpbusd(acc[s], vi_and(v, vi_set8(3 << 2 * s)), vi_ld(q + 64 * s));
+            for (int s = 0; s < 4; s++)
+                acc[s] = vi_dpbusd(acc[s], vi_and(v, vi_set8(3 << 2 * s)), vi_ld(q + 64 * s + h));
+        }
 #else
         const vi three = vi_set8(3);
         vi sum = vi_zero(); /* int16 lanes: at most 8 terms of magnitude <= 512 */
@@ -166,14 +170,19 @@ TB_INLINE void chunk_dot(int fmt, vi acc[NACC], const uint8_t *p, const int8_t *
          * P = sum_i q_i x_i and Q = sum_i q_{i+1} x_i: two vpdpbusd and two adds per
          * trit, where decoding the trit first costs four more operations. P and Q
          * wrap, but 3 P - Q per lane stays exact while a segment's true sum,
-         * 256 x at most 20 x 2 x 128 per chunk, fits in 31 bits: SEGMENT chunks do. */
-        vi qi = vi_ld(p);
+         * 256 x at most 20 x 2 x 128 per chunk, fits in 31 bits: SEGMENT chunks do.
+         * 256-bit vectors hold half a chunk, each half with its own pair (acc[2h..]),
+         * so that every lane still sums 20 terms per chunk. */
+#pragma GCC unroll 2
+        for (int h = 0; h < TB_CHUNK; h += VB) {
+            vi qi = vi_ld(p + h);
 #pragma GCC unroll 5
-        for (int i = 0; i < 5; i++) {
-            vi qn = times3(qi), x = vi_ld(q + 64 * i);
-            acc[0] = vi_dpbusd(acc[0], qi, x);
-            acc[1] = vi_dpbusd(acc[1], qn, x);
-            qi = qn;
+            for (int i = 0; i < 5; i++) {
+                vi qn = times3(qi), x = vi_ld(q + 64 * i + h);
+                acc[2 * (h / VB)] = vi_dpbusd(acc[2 * (h / VB)], qi, x);
+                acc[2 * (h / VB) + 1] = vi_dpbusd(acc[2 * (h / VB) + 1], qn, x);
+                qi = qn;
+            }
         }
 #else
         vi sum = vi_zero(); /* int16 lanes: at most 10 terms of magnitude <= 512 */
@@ -204,8 +213,14 @@ TB_INLINE void chunk_dot(int fmt, vi acc[NACC], const uint8_t *p, const int8_t *
 /* One vector per row holding its segment's dot product in lanes. */
 TB_INLINE vi row_lanes(int fmt, vi acc[NACC]) {
 #if TB_VNNI
-    if (fmt == TB_TQ1) return vi_srai32(vi_sub32(vi_add32(vi_add32(acc[0], acc[0]), acc[0]), acc[1]), 8);
-    if (fmt == TB_I2S) /* per lane at most 64 x 2 x 128 x 4 x SEGMENT: exact in int32 */
+    if (fmt == TB_TQ1) {
+        vi t = vi_srai32(vi_sub32(vi_add32(vi_add32(acc[0], acc[0]), acc[0]), acc[1]), 8);
+#if VB == 32
+        t = vi_add32(t, vi_srai32(vi_sub32(vi_add32(vi_add32(acc[2], acc[2]), acc[2]), acc[3]), 8));
+#endif
+        return t;
+    }
+    if (fmt == TB_I2S) /* per lane at most 64 x 2 x 128 x 4 x SEGMENT (x 2 at 256 bits): exact in int32 */
         return vi_add32(vi_add32(acc[0], vi_srai32(acc[1], 2)), vi_add32(vi_srai32(acc[2], 4), vi_srai32(acc[3], 6)));
 #else
     (void)fmt;

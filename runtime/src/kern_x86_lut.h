@@ -30,9 +30,14 @@
 #define TL_API static
 #endif
 
-/* Without VNNI, look-ups add up in int16 lanes: per k-step at most 8 x 2 x 96 for A
- * plus 2 x 42 for B, so 16 k-steps stay below 2^15; then they widen to int32. */
-#if TB_VNNI
+/* At 256 bits without vpermb (avx2, avxvnni), a sub-block's index bytes are
+ * transposed in registers so that rows sit in the byte lanes (tl_lanes below). */
+#define TL_LANES (!TB_VBMI && TB_X86_W == 256)
+
+/* Without VNNI, and with rows in the lanes, look-ups add up in int16 lanes: per k-step
+ * at most 8 x 2 x 96 for A plus 2 x 42 for B, so 16 k-steps stay below 2^15; then they
+ * widen to int32. */
+#if TB_VNNI && !TL_LANES
 #define TL_KSEG (1 << 30)
 #else
 #define TL_KSEG 16
@@ -108,6 +113,65 @@ TB_INLINE void tl_step(int fmt, const uint8_t *p, const uint8_t *sg, const tl_ta
 #endif
 }
 
+#if TL_LANES
+/* One sub-block's k-step with its 16 rows in the byte lanes, after bitnet.cpp's TL2
+ * kernel: every pshufb then looks up 32 rows in one group's table (one per 128-bit
+ * lane), where the broadcast tables of tl_lookup take four pshufb and four or per 32
+ * look-ups. The layout puts a row's 4 index bytes in one dword; a byte shuffle, a
+ * dword permute and two 64-bit unpacks turn the sub-block's 64 bytes into v01 (lane 0:
+ * byte 0 of rows 0-15, lane 1: byte 1) and v23 (bytes 2 and 3). Their low nibbles
+ * index the tables of groups 0|1 and 2|3, the high ones those of 4|5 and 6|7: the
+ * token's tables already hold groups 0-3, then 4-7, 16 bytes each. tl2's sign of row
+ * r's group j is bit 4 (r % 2) + j of sign byte r / 2: a shuffle copies that byte to
+ * row r's lane, a mask keeps the bit and adding 0x7F makes the byte negative exactly
+ * when the bit is set, which is what psignb reads. Per row, lo accumulates rows 0-7
+ * and hi rows 8-15 as int16 8 A + B, one half per 128-bit lane (summed in tl_widen). */
+TB_INLINE void tl_lanes(int fmt, const uint8_t *p, const uint8_t *sg, const int8_t *t, vi *lo, vi *hi) {
+    const vi by_byte = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const vi by_dword = _mm256_setr_epi32(0, 4, 2, 6, 1, 5, 3, 7), m = vi_set8(15);
+    vi y0 = _mm256_permutevar8x32_epi32(vi_shuf8(vi_ld(p), by_byte), by_dword);
+    vi y1 = _mm256_permutevar8x32_epi32(vi_shuf8(vi_ld(p + 32), by_byte), by_dword);
+    vi v01 = _mm256_unpacklo_epi64(y0, y1), v23 = _mm256_unpackhi_epi64(y0, y1);
+    vi i01 = vi_and(v01, m), i23 = vi_and(v23, m);
+    vi i45 = vi_and(vi_srli16(v01, 4), m), i67 = vi_and(vi_srli16(v23, 4), m);
+    vi a01 = vi_shuf8(vi_ld(t), i01), a23 = vi_shuf8(vi_ld(t + 32), i23);
+    vi a45 = vi_shuf8(vi_ld(t + 64), i45), a67 = vi_shuf8(vi_ld(t + 96), i67);
+    vi b01 = vi_shuf8(vi_ld(t + 128), i01), b23 = vi_shuf8(vi_ld(t + 160), i23);
+    vi b45 = vi_shuf8(vi_ld(t + 192), i45), b67 = vi_shuf8(vi_ld(t + 224), i67);
+    if (fmt == TB_TL2) {
+        const vi pair = _mm256_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7,
+                                         0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        const vi bit01 = _mm256_setr_epi64x(0x1001100110011001ll, 0x1001100110011001ll,
+                                            0x2002200220022002ll, 0x2002200220022002ll);
+        const vi bit23 = _mm256_setr_epi64x(0x4004400440044004ll, 0x4004400440044004ll,
+                                            (long long)0x8008800880088008ull, (long long)0x8008800880088008ull);
+        const vi neg = vi_set8(0x7F);
+        int64_t w0, w1;
+        memcpy(&w0, sg, 8);
+        memcpy(&w1, sg + 8, 8);
+        vi slo = vi_shuf8(_mm256_set1_epi64x(w0), pair), shi = vi_shuf8(_mm256_set1_epi64x(w1), pair);
+        vi s01 = vi_add8(vi_and(slo, bit01), neg), s23 = vi_add8(vi_and(slo, bit23), neg);
+        vi s45 = vi_add8(vi_and(shi, bit01), neg), s67 = vi_add8(vi_and(shi, bit23), neg);
+        a01 = vi_sign8(a01, s01), b01 = vi_sign8(b01, s01), a23 = vi_sign8(a23, s23), b23 = vi_sign8(b23, s23);
+        a45 = vi_sign8(a45, s45), b45 = vi_sign8(b45, s45), a67 = vi_sign8(a67, s67), b67 = vi_sign8(b67, s67);
+    }
+    /* two look-ups of A (|A| <= 48) or of B (|B| <= 21) still fit a byte */
+    vi a1 = vi_add8(a01, a45), a2 = vi_add8(a23, a67), b1 = vi_add8(b01, b45), b2 = vi_add8(b23, b67);
+    const vi coef = vi_set16(0x0108); /* bytes 8, 1: 8 A + B of one row per int16 */
+    *lo = vi_add16(*lo, vi_add16(vi_maddubs(coef, _mm256_unpacklo_epi8(a1, b1)),
+                                 vi_maddubs(coef, _mm256_unpacklo_epi8(a2, b2))));
+    *hi = vi_add16(*hi, vi_add16(vi_maddubs(coef, _mm256_unpackhi_epi8(a1, b1)),
+                                 vi_maddubs(coef, _mm256_unpackhi_epi8(a2, b2))));
+}
+
+/* int16 8 A + B of 8 rows, one half per 128-bit lane, added into their int32 totals. */
+TB_INLINE vi tl_widen(vi tot, vi a) {
+    return vi_add32(vi_add32(tot, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a))),
+                    _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a, 1)));
+}
+#endif
+
 /* Rows [r0, r1) are whole panels (the last may end early). Row 16 b + r of a block is
  * int32 lane r % (VB / 4) of sub-block b's vector r / (VB / 4). Totals are kept modulo
  * 2^32 in out across k-chunks; the true sums fit int32. */
@@ -133,17 +197,26 @@ TB_INLINE void gemv_tl(const tb_matrix *w, const tb_act *x, int r0, int r1, void
                     for (int s = s0; s < s1; s++, p += step_bytes) {
                         if (pf)
                             for (size_t off = 0; off < step_bytes; off += 64) prefetch_line(p + off, pf);
-                        const tl_tables t = tl_load(x->lut + (size_t)s * TB_TL_LUT_STEP);
                         const uint8_t *sg = p + TB_TL_SUBS * TB_TL_SUB;
+#if TL_LANES
+#pragma GCC unroll 4
+                        for (int b = 0; b < TB_TL_SUBS; b++)
+                            tl_lanes(fmt, p + b * TB_TL_SUB, sg + b * TB_TL2_SIGNS, x->lut + (size_t)s * TB_TL_LUT_STEP,
+                                     &acc[b][0][0], &acc[b][1][0]);
+#else
+                        const tl_tables t = tl_load(x->lut + (size_t)s * TB_TL_LUT_STEP);
 #pragma GCC unroll 8
                         for (int b = 0; b < TB_TL_SUBS * TL_NV; b++)
                             tl_step(fmt, p + b * VB, sg + b / TL_NV * TB_TL2_SIGNS + b % TL_NV * (VB / 8), &t,
                                     acc[b / TL_NV][b % TL_NV]);
+#endif
                     }
 #pragma GCC unroll 8
                     for (int b = 0; b < TB_TL_SUBS * TL_NV; b++) {
                         vi *a = acc[b / TL_NV][b % TL_NV];
-#if TB_VNNI
+#if TL_LANES
+                        tot[b / TL_NV][b % TL_NV] = tl_widen(tot[b / TL_NV][b % TL_NV], a[0]);
+#elif TB_VNNI
                         tot[b / TL_NV][b % TL_NV] = vi_add32(tot[b / TL_NV][b % TL_NV], vi_add32(a[0], a[1]));
 #else
                         tot[b / TL_NV][b % TL_NV] = vi_add32(tot[b / TL_NV][b % TL_NV], vi_madd16(a[0], vi_set16(1)));

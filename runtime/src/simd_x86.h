@@ -1,7 +1,8 @@
 /* The x86 SIMD mapping: every vector operation the x86 kernels use, for one
  * vector width. kern_x86.h is written once against these names; each kern_x86_*.c
- * file picks a width (TB_X86_W 256 or 512) and whether VNNI exists (TB_VNNI),
- * enables the matching instruction set, and includes it.
+ * file picks a width (TB_X86_W 256 or 512) and whether VNNI exists (TB_VNNI: AVX-512
+ * VNNI at 512 bits, AVX-VNNI at 256), enables the matching instruction set, and
+ * includes it.
  *
  *   vi: a vector of bytes / int16 / int32 lanes     vf: a vector of VN floats
  *   VB: bytes per vector                             VN: int32 or float lanes */
@@ -14,9 +15,6 @@
 
 #if !defined(TB_X86_W) || !defined(TB_VNNI)
 #error "define TB_X86_W (256 or 512) and TB_VNNI (0 or 1) before including simd_x86.h"
-#endif
-#if TB_VNNI && TB_X86_W != 512
-#error "the VNNI kernels are AVX-512 kernels"
 #endif
 
 #define TB_INLINE static inline __attribute__((always_inline))
@@ -80,7 +78,7 @@ TB_INLINE __m128i vi_hsum32x4(vi a, vi b, vi c, vi d) {
 /* acc += four u8 x s8 products per int32 lane. As inline assembly with the
  * accumulator read-write in place: through the intrinsic, GCC 12 copies every
  * accumulator before and after each vpdpbusd of a GEMV loop and stores it to the
- * stack, which halved the kernel's speed. */
+ * stack, which halved the kernel's speed. (The 256-bit AVX-VNNI one is below.) */
 TB_INLINE vi vi_dpbusd(vi acc, vi u, vi s) {
     __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "vm"(s));
     return acc;
@@ -165,6 +163,15 @@ TB_INLINE vi vi_neg_bits(vi a, const uint8_t *bits) {
     return _mm256_sub_epi8(_mm256_xor_si256(a, s), s);
 }
 TB_INLINE vi vi_mulsign8(vi a, vi d) { return _mm256_sign_epi8(a, d); }
+#if TB_VNNI
+/* AVX-VNNI: the VEX encoding ({vex}, written %{vex%} in inline assembly; without it
+ * the assembler emits the AVX-512 one, which a CPU without AVX-512 cannot run), the
+ * accumulator in place for the reason given at the AVX-512 one. */
+TB_INLINE vi vi_dpbusd(vi acc, vi u, vi s) {
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(u), "xm"(s));
+    return acc;
+}
+#endif
 TB_INLINE vi vi_xor(vi a, vi b) { return _mm256_xor_si256(a, b); }
 TB_INLINE vi vi_add8(vi a, vi b) { return _mm256_add_epi8(a, b); }
 TB_INLINE vi vi_add16(vi a, vi b) { return _mm256_add_epi16(a, b); }

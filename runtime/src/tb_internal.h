@@ -246,6 +246,7 @@ void tb_tl_lut_portable(int fmt, const int8_t *q, int kpad, int8_t *lut);
 /* Per-architecture kernel tables (defined in the matching kern_*.c file). */
 extern const tb_kernels tb_kernels_scalar;
 extern const tb_kernels tb_kernels_avx2;
+extern const tb_kernels tb_kernels_avxvnni;
 extern const tb_kernels tb_kernels_avx512;
 extern const tb_kernels tb_kernels_avx512vnni;
 extern const tb_kernels tb_kernels_neon;

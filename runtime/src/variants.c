@@ -9,7 +9,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 
-typedef struct { int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, os_ymm, os_zmm; } x86_features;
+typedef struct { int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni, os_ymm, os_zmm; } x86_features;
 
 static x86_features x86_detect(void) {
     x86_features f = {0};
@@ -31,6 +31,11 @@ static x86_features x86_detect(void) {
         f.avx512bw = (b >> 30) & 1;
         f.avx512vl = (b >> 31) & 1;
         f.avx512vnni = (c >> 11) & 1;
+        unsigned subleaves = a; /* leaf 7's EAX: its highest subleaf */
+        if (subleaves >= 1) {   /* subleaf 1, EAX bit 4: AVX-VNNI (VEX-encoded vpdpbusd) */
+            __cpuid_count(7, 1, a, b, c, d);
+            f.avxvnni = (a >> 4) & 1;
+        }
     }
     return f;
 }
@@ -77,6 +82,11 @@ static int supported_avx512vnni(char *why, int why_len) {
     x86_features f = x86_detect();
     return supported_avx512(why, why_len) && need(f.avx512vnni, "AVX-512 VNNI", why, why_len);
 }
+
+static int supported_avxvnni(char *why, int why_len) {
+    x86_features f = x86_detect();
+    return supported_avx2(why, why_len) && need(f.avxvnni, "AVX-VNNI", why, why_len);
+}
 #endif
 
 #if defined(__aarch64__)
@@ -110,6 +120,7 @@ static const tb_variant variants[] = {
 #if defined(__x86_64__) || defined(__i386__)
     {"avx512vnni", &tb_kernels_avx512vnni, supported_avx512vnni},
     {"avx512", &tb_kernels_avx512, supported_avx512},
+    {"avxvnni", &tb_kernels_avxvnni, supported_avxvnni},
     {"avx2", &tb_kernels_avx2, supported_avx2},
 #endif
 #if defined(__aarch64__)
