@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness.inputs import user_path
 
-from .llamacpp import EngineError, Installation, _build, _cmake_from_pypi, _compiler, _run
+from .llamacpp import EngineError, Installation, _build, _cmake_from_pypi, _compiler, _run, install_binaries
 
 NAME = "bitnetcpp"
 BIN_ENV = "TERNBENCH_BITNETCPP_BIN"
@@ -197,18 +197,7 @@ def install(cache: Path, source: str, tl2: str = DEFAULT_TL2, force: bool = Fals
         _run([cmake, "-S", str(root), "-B", str(build), *flags], "cmake")
         progress(f"building {', '.join(BUILT)} (8-12 minutes on 2 cores) ...")
         _build(cmake, build, progress, BUILT)
-        binaries = [next((f for f in [build / "bin" / p, *build.rglob(p)] if f.is_file() and os.access(f, os.X_OK)),
-                         None) for p in BUILT]
-        if not all(binaries):
-            raise EngineError(f"the build produced no {', '.join(p for p, b in zip(BUILT, binaries) if not b)}")
-        try:
-            if target.exists():
-                shutil.rmtree(target)
-            (target / "bin").mkdir(parents=True)
-            for b in binaries:
-                shutil.copy2(b, target / "bin" / b.name)
-        except OSError as e:
-            raise EngineError(f"cannot install into {target}: {e}") from None
+        install_binaries(build, BUILT, target)
         record = {"engine": NAME, "source": str(src), "source_digest": digest, **_commits(src),
                   "tl2_model": model, "tl2_preset": TL2_MODELS[model][0], "tl2_shapes": [list(s) for s in shapes],
                   "cmake_flags": list(flags), "compiler": _compiler(build),

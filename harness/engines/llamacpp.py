@@ -109,18 +109,7 @@ def install(cache: Path, force: bool = False, progress=lambda msg: None) -> Inst
         _run([cmake, "-S", str(src), "-B", str(build), *CMAKE_FLAGS], "cmake")
         progress("building llama-bench and llama-quantize ...")
         _build(cmake, build, progress)
-        binaries = [next((f for f in [build / "bin" / p, *build.rglob(p)] if f.is_file() and os.access(f, os.X_OK)),
-                         None) for p in PROGRAMS]
-        if not all(binaries):
-            raise EngineError(f"the build produced no {', '.join(p for p, b in zip(PROGRAMS, binaries) if not b)}")
-        try:
-            if target.exists():
-                shutil.rmtree(target)
-            (target / "bin").mkdir(parents=True)
-            for b in binaries:
-                shutil.copy2(b, target / "bin" / b.name)
-        except OSError as e:
-            raise EngineError(f"cannot install into {target}: {e}") from None
+        install_binaries(build, PROGRAMS, target)
         record = {"engine": NAME, "source": f"{SDIST} {PINNED} sdist (PyPI), vendor/llama.cpp", "version": PINNED,
                   "llama_cpp": version_line(target / "bin" / "llama-bench"),   # its commit
                   "cmake_flags": list(CMAKE_FLAGS), "compiler": _compiler(build),
@@ -146,6 +135,23 @@ def _run(cmd: list[str], what: str, cwd=None) -> str:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         raise EngineError(f"{what} failed (exit {proc.returncode}):\n{tail}")
     return proc.stdout
+
+
+def install_binaries(build: Path, programs, target: Path) -> None:
+    """The programs a cmake build produced (wherever under BUILD it put them) into TARGET/bin, which
+    is made anew: a failed build leaves no mix of old and new programs."""
+    binaries = [next((f for f in [build / "bin" / p, *build.rglob(p)] if f.is_file() and os.access(f, os.X_OK)),
+                     None) for p in programs]
+    if not all(binaries):
+        raise EngineError(f"the build produced no {', '.join(p for p, b in zip(programs, binaries) if not b)}")
+    try:
+        if target.exists():
+            shutil.rmtree(target)
+        (target / "bin").mkdir(parents=True)
+        for b in binaries:
+            shutil.copy2(b, target / "bin" / b.name)
+    except OSError as e:
+        raise EngineError(f"cannot install into {target}: {e}") from None
 
 
 def _build(cmake: str, build: Path, progress, targets=PROGRAMS) -> None:

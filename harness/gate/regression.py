@@ -14,7 +14,7 @@ import numpy as np
 from scipy.stats import PermutationMethod, mannwhitneyu  # a method object since scipy 1.13
 
 from harness.sweep.config import identities_differ
-from harness.sweep.results import POINTS, Results, ResultsError
+from harness.sweep.results import POINTS, ResultsError, read_results
 
 # With ties the exact distribution needs every rearrangement enumerated: 8 vs 8 values is
 # 12,870 (~0.1 s); beyond this the normal approximation is good and each point stays fast.
@@ -112,13 +112,9 @@ def load(path) -> Side:
     """A results directory, read as every command reads one (sweep.results.Results), and checked
     for what a comparison needs: a manifest, and usable samples in every ok point."""
     try:
-        results = Results(path)
+        results = read_results(path)
     except ResultsError as e:
         raise CheckError(str(e)) from None
-    except (KeyError, TypeError, AttributeError):
-        raise CheckError(f"{Path(path) / POINTS}: a record without a point key") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CheckError(f"{Path(path) / POINTS}: not readable: {e}") from None
     manifest = results.manifest
     if not results.has_manifest:
         raise CheckError(f"{path}: no manifest.json, so its configuration cannot be checked against the other's")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.measure.fingerprint import cpu_identity
-from harness.sweep.results import POINTS, Results, ResultsError
+from harness.sweep.results import POINTS, ResultsError, read_results
 
 FILE = "history.sqlite"
 ENV = "TERNBENCH_HISTORY"
@@ -133,13 +133,9 @@ class Store:
             machine: str | None = None) -> Added:
         """One finished sweep's points, in one transaction: all of them or none."""
         try:
-            results = Results(results_dir)
+            results = read_results(results_dir)
         except ResultsError as e:
             raise StoreError(str(e)) from None
-        except (KeyError, TypeError, AttributeError):
-            raise StoreError(f"{Path(results_dir) / POINTS}: a record without a point key") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise StoreError(f"{Path(results_dir) / POINTS}: not readable: {e}") from None
         records = [r for r in results.records if isinstance(r, dict)]
         if not records:
             raise StoreError(f"{results.path}: no finished point to add")

@@ -175,3 +175,16 @@ class Results:
         from . import tables
 
         return tables.points_frame(self.records, self.baseline)
+
+
+def read_results(path) -> Results:
+    """A results directory as every command reads one, any way it can be unreadable turned into one
+    ResultsError naming the file: a missing directory, a record without a point key, bad bytes."""
+    try:
+        return Results(path)
+    except ResultsError:
+        raise
+    except (KeyError, TypeError, AttributeError):
+        raise ResultsError(f"{Path(path) / POINTS}: a record without a point key") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{Path(path) / POINTS}: not readable: {e}") from None
