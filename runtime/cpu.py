@@ -56,6 +56,23 @@ def last_level_cache_bytes(sysfs: Path = Path("/sys/devices/system/cpu/cpu0/cach
     return DEFAULT_LLC_BYTES, "not readable; assumed 32 MiB"
 
 
+# Weights cycled by a measurement that must come from memory: 16 x the LLC the OS reports (4 x
+# was not enough under KVM on a Zen 5: a 128 MiB cycle still read a fifth faster than 256 MiB, the
+# host's caches behind the guest's L3 keeping part of it), but past 1 GiB no host cache holds a
+# useful share of a cycle, and 16 x a 260 MiB L3 (a Xeon of 2026) is 4 GiB per pass: a probe
+# before and after each worker process took 15 s of its 20. Never below 4 x the LLC.
+LLC_MULTIPLE = 16
+CYCLE_CAP_BYTES = 1 << 30
+
+
+def memory_cycle_bytes(available: int | None = None) -> int:
+    """How many bytes a measurement cycles through to read from memory, not from a cache: see
+    LLC_MULTIPLE and CYCLE_CAP_BYTES; at most a quarter of `available` memory when given."""
+    llc, _ = last_level_cache_bytes()
+    cap = CYCLE_CAP_BYTES if available is None else min(CYCLE_CAP_BYTES, available // 4)
+    return max(4 * llc, min(LLC_MULTIPLE * llc, cap))
+
+
 # The smallest per-core L2 among the CPUs the runtime targets (Zen 2/3/4): assumed when sysfs
 # does not say, so that a matrix sized to it stays resident on any of them.
 DEFAULT_L2_BYTES = 512 << 10

@@ -49,7 +49,7 @@ PREFETCH_CANDIDATES = (0, 1024, 2048, 4096, 8192, 16384)
 CLAIM_CANDIDATES = (64 << 10, 256 << 10, 1 << 20)
 SHAPE = (6912, 2560)          # BitNet b1.58 2B4T's gate/up projection
 ROUNDS = 5                    # candidates alternate within each round; medians over rounds
-LLC_MULTIPLE = 16             # cycled weights: 16 x the LLC (4 x was partly cached on a Zen 5 host)
+LLC_MULTIPLE = cpu.LLC_MULTIPLE   # cycled weights: cpu.memory_cycle_bytes()
 
 
 class TuningError(RuntimeError):
@@ -205,8 +205,7 @@ def measure(ctx, formats=TUNED_FORMATS, progress=None) -> Tuning:
     prefetch distance, crossed with every claim size when there are several threads, all
     alternating in the same rounds. (Measured in two phases, a shared machine's bandwidth
     can change between them: 80 GB/s in one, 50 in the next, here.)"""
-    llc, _ = cpu.last_level_cache_bytes()
-    target = LLC_MULTIPLE * llc
+    target = cpu.memory_cycle_bytes()
     settings, measured = {}, {}
     for fmt in formats:
         try:

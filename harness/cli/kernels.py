@@ -18,7 +18,7 @@ from harness.measure import kernels, probe
 HELP = """\
 Time GEMV (one token) and GEMM (--n tokens) for each weight format x kernel variant x
 thread count, on the BitNet b1.58 2B4T matrix shapes by default. Each call reads a
-different copy of the weights (together %d x the last-level cache, at most a quarter of
+different copy of the weights (together %d x the last-level cache but at most 1 GiB, never below 4 x; at most a quarter of
 the free memory), so the figures are memory figures, not cache figures. weight GB/s is
 packed weight bytes per second; 'of read' divides it by the plain sequential read
 (one stream per thread, widest loads, no software prefetch) probed with the same threads

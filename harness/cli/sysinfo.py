@@ -20,7 +20,7 @@ the ternbench version and git commit. What cannot be read is shown as unknown (n
 with a note saying why: VMs and containers often hide cpufreq and DMI.
 
 Then, unless --no-bandwidth, measure the read bandwidth for each thread count with the probe
-of `ternbench kernels --bandwidth`: the median of %d passes over %d x the last-level cache, for
+of `ternbench kernels --bandwidth`: the median of %d passes over %d x the last-level cache (at most 1 GiB, at least 4 x), for
 each read pattern; "plain" (one sequential stream per thread) is the yardstick of every
 bandwidth fraction. The probe takes a few seconds per thread count.""" % (probe.BANDWIDTH_PASSES,
                                                                        probe.LLC_MULTIPLE)

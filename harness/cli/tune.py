@@ -13,7 +13,7 @@ from runtime import cpu, tuning
 HELP = """\
 The runtime chooses, per weight format, how far ahead its GEMV software-prefetches (none
 included) and how large the row claims are that threads share work in, by measuring every
-candidate on this CPU: alternating rounds of GEMVs cycling %d x the last-level cache. It
+candidate on this CPU: alternating rounds of GEMVs cycling %d x the last-level cache (at most 1 GiB, at least 4 x). It
 keeps the fastest and caches it per CPU identity, runtime build, variant and thread count
 (%s). A context measures once when it finds nothing cached; this command shows the cached
 choice, or measures it now (--force measures again). The results of the kernels never

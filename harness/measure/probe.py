@@ -12,22 +12,18 @@ from dataclasses import dataclass
 import runtime
 from runtime import Context
 
-# Weights cycled per measurement: this many times the LLC the OS reports. Four times was
-# not enough under KVM on Zen 5: a 128 MiB cycle still read a fifth faster than 256 MiB
-# (the host's caches behind the guest's reported L3 keep part of a cyclic working set).
-LLC_MULTIPLE = 16
+LLC_MULTIPLE = runtime.cpu.LLC_MULTIPLE
 
 
 BANDWIDTH_PASSES = 7
 
 
 def working_set_bytes() -> int:
-    """LLC_MULTIPLE x the last-level cache, but at most a quarter of the available memory
-    (and never below 4 x the LLC, the least that is still a memory figure)."""
+    """The bytes a read cycles through (runtime.cpu.memory_cycle_bytes), at most a quarter of
+    the available memory."""
     import psutil
 
-    llc, _ = runtime.cpu.last_level_cache_bytes()
-    return max(4 * llc, min(LLC_MULTIPLE * llc, psutil.virtual_memory().available // 4))
+    return runtime.cpu.memory_cycle_bytes(psutil.virtual_memory().available)
 
 
 PLAIN = runtime.READ_PATTERNS[0]

@@ -235,8 +235,10 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
                               "point(s) not run (--resume runs them)")
                 break
             first = group[0]
-            progress.start(f"{first.model}/t{first.threads}/{first.test}: " + ", ".join(_label(p) for p in group), est)
+            # an engine's GGUF is written (once, then cached) before the group's clock starts: a
+            # one-off file is no measure of how fast the rest of the sweep will go
             sources, unprepared = _sources(group, plan, config.seed, progress.note)
+            progress.start(f"{first.model}/t{first.threads}/{first.test}: " + ", ".join(_label(p) for p in group), est)
             owners = [(arm, p) for arm, done in zip(arms, finished) for p in group
                       if p.key not in done and p not in unprepared]
             jobs = [execute.Job(p, sources[p], replace(settings, workspace=arm.workspace),
