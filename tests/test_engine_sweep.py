@@ -76,7 +76,7 @@ def test_llamacpp_points_are_measured_like_ternbench_points(tmp_path):
     # each engine against its own f16 (baseline: f16, the default); the table names the engine
     frame = pd.read_csv(tmp_path / "out" / "points.csv").set_index("key")
     assert frame.loc[key, "engine"] == "llamacpp" and frame.loc[key, "engine_version"].startswith("version")
-    ours = frame.loc[key, "tps_median"] / frame.loc["llamacpp:tiny-gguf/f16+f16/native/t1/tg4", "tps_median"]
+    ours = frame.loc[key, "tps_gmean"] / frame.loc["llamacpp:tiny-gguf/f16+f16/native/t1/tg4", "tps_gmean"]
     assert frame.loc[key, "speedup"] == pytest.approx(ours)
     # ternbench's f16 against llama.cpp's F16 on the same shape: the fairness figure
     i2s = next(k for k in recs if k.startswith("tiny-gguf/i2s"))

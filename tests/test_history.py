@@ -410,11 +410,14 @@ def quiet_enough() -> str | None:
 def test_bisect_finds_the_slow_commit_in_few_builds(tmp_path):
     from test_sweep_config import write
 
+    # A timing test: a 15% step must stand out from the host's noise, which on a shared 2-vCPU
+    # machine it did not (an identical commit measured -37% once, with the load below the CPU
+    # count). So it runs when asked for, on a machine known to be quiet, and fails there.
+    if os.environ.get("TERNBENCH_REQUIRE_BISECT") != "1":
+        pytest.skip("a timing test: run it on a quiet machine with TERNBENCH_REQUIRE_BISECT=1")
     busy = quiet_enough()
     if busy:
-        if os.environ.get("TERNBENCH_REQUIRE_BISECT") == "1":
-            pytest.fail(busy, pytrace=False)
-        pytest.skip(busy)
+        pytest.fail(busy, pytrace=False)
 
     commits = small_repository(tmp_path / "repo")
     cfg = write(tmp_path, BISECT_SWEEP)

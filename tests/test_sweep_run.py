@@ -68,14 +68,16 @@ def test_results_round_trip_and_pyperf_reads_them(tmp_path):
         assert bench.get_nrun() == 2 and len(bench.get_values()) == 6
         assert r["samples_tokens_per_s"] == pytest.approx([1 / v for v in bench.get_values()])
         lo, hi = r["tokens_per_s"]["ci95_low"], r["tokens_per_s"]["ci95_high"]
-        assert lo < r["tokens_per_s"]["mean"] < hi
+        assert 0 < lo < r["tokens_per_s"]["gmean"] < hi
         assert r["processes"] == 2 and r["warmups"] == 1 and r["variant"] == runtime.best_variant()
         if r["format"] == "f16":
             assert table.loc[r["key"], "speedup"] == pytest.approx(1.0)
         else:
             base = r["key"].replace("i2s+int8", "f16+f16")
+            # the ratio of geometric means over processes, paired round by round
             assert table.loc[r["key"], "speedup"] == pytest.approx(
-                r["tokens_per_s"]["median"] / table.loc[base, "tps_median"])
+                table.loc[r["key"], "tps_gmean"] / table.loc[base, "tps_gmean"])
+            assert table.loc[r["key"], "speedup_method"] == "paired"
     # energy: the backend auto chose, idle power, and per point J/token with its provenance
     chosen = json.loads((out / "energy.json").read_text())
     assert set(chosen["not_used"]) == {"powercap", "perf", "pyrapl", "model"} - {chosen["backend"]}

@@ -15,7 +15,7 @@ VERDICTS = {  # status -> (css class, sign): the text is always shown too, never
     "judged under another claim": ("na", "="),
 }
 CLAIM_FIELDS = ("id", "title", "source", "statement", "verdict", "status", "measured", "range", "differences", "why",
-                "programs", "claimed_programs", "checks", "per_size", "line")
+                "programs", "claimed_programs", "checks", "per_size", "short", "line")
 
 
 def section(figures, no_data: str, notes=()) -> dict:
