@@ -210,16 +210,20 @@ def _plot(fn):
 
 # --- one results directory --------------------------------------------------------------------
 
+def _bars(r: dict, figure: str, prefix: str) -> dict:
+    """The point with the 95% interval of its plotted figure as error-bar ends (PREFIX_ci95_low
+    and _high); a bar of zero length where it has no interval."""
+    lo, hi = r.get(f"{prefix}_ci95_low"), r.get(f"{prefix}_ci95_high")
+    return {**r, "_ci_low": r[figure] if lo is None else lo, "_ci_high": r[figure] if hi is None else hi}
+
+
 def _mean_interval(r: dict) -> dict:
-    """The point with the 95% interval of its plotted figure (the geometric mean over process
-    means); no bar where it has no interval."""
-    lo, hi = r.get("tps_mean_ci95_low"), r.get("tps_mean_ci95_high")
-    return {**r, "_ci_low": lo if lo is not None else r["tps_centre"], "_ci_high": hi if hi is not None else r["tps_centre"]}
+    """tokens/s: the geometric mean over process means, with its interval."""
+    return _bars(r, "tps_centre", "tps_mean")
 
 
 def _speedup_interval(r: dict) -> dict:
-    lo, hi = r.get("speedup_ci95_low"), r.get("speedup_ci95_high")
-    return {**r, "_ci_low": lo if lo is not None else r["speedup"], "_ci_high": hi if hi is not None else r["speedup"]}
+    return _bars(r, "speedup", "speedup")
 
 
 @_plot
