@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 SOURCES := pyproject.toml setup.py $(wildcard runtime/*.py runtime/src/*.c runtime/src/*.h)
 CC ?= cc
 CWARN := -std=c11 -Wall -Wextra -Werror -pthread
 
-.PHONY: bench test test-all setup browser sanitize sanitize-quick asan-runtime warnings arm docs clean
+.PHONY: bench test test-all setup setup-test browser sanitize sanitize-quick asan-runtime warnings arm docs clean
 
 bench: setup
 	$(VENV)/bin/ternbench run configs/default.yaml
@@ -16,15 +17,19 @@ bench: setup
 
 # `make test` is the loop a developer runs on every change; `make test-all` (which .ci/run runs)
 # adds the exhaustive sanitizer passes. Both cover every concern: docs/tests.md says what differs.
-test: setup warnings browser
+test: setup-test warnings browser
 	$(VPY) -m pytest -q
 	$(MAKE) --no-print-directory sanitize-quick
 
-test-all: setup warnings browser
+test-all: setup-test warnings browser
 	$(VPY) -m pytest -q
 	$(MAKE) --no-print-directory sanitize
 
 setup: $(STAMP)
+
+# The test extra (pytest, torch for the transformers check, mkdocs) on top of setup, without
+# rebuilding the runtime: `make bench` on a fresh machine need not download torch.
+setup-test: $(TEST_STAMP)
 
 # The report tests load the HTML in Debian's headless Chromium: install it when missing
 # (needs root, as in CI; elsewhere the test says how to install it).
@@ -36,7 +41,11 @@ browser:
 $(STAMP): $(SOURCES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ternbench needs Python 3.11 or newer; this is " + sys.version.split()[0] + " (set PYTHON=python3.11)")'
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(VPY) -m pip install -q --disable-pip-version-check -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(VPY) -c 'import subprocess, sys, tomllib; extra = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"]; sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *extra]))'
 	touch $@
 
 # The runtime's C must compile warning-free with -Wall -Wextra (each file alone,
@@ -50,7 +59,7 @@ warnings:
 
 # A copy of the runtime built with ASan + UBSan, for the two targets below.
 ASAN_RUN := ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" PYTHONPATH=build/asan
-asan-runtime: setup
+asan-runtime: setup-test
 	rm -rf build/asan
 	$(VPY) runtime/build_ffi.py --sanitize build/asan >/dev/null
 	cp runtime/*.py build/asan/runtime/
@@ -71,8 +80,8 @@ sanitize-quick: asan-runtime
 	tests/c/run_native.sh $$($(VPY) -c 'import runtime; print(runtime.best_variant())')
 
 # The manual (docs/, mkdocs.yml) into site/. --strict: a broken link or anchor, or a page left
-# out of the nav, fails the build. mkdocs comes with the test extra, so `make setup` installs it.
-docs: setup
+# out of the nav, fails the build. mkdocs comes with the test extra, which `make setup-test` installs.
+docs: setup-test
 	$(VPY) -m mkdocs build --strict --site-dir site
 
 # The AArch64 kernels (neon, dotprod) under qemu-user: needs gcc-aarch64-linux-gnu,

@@ -98,7 +98,7 @@ def test_verdict_dict_has_exactly_the_documented_keys(tmp_path, shipped):
     v = judge(shipped["x86-speedup"], make(tmp_path, pair("700M", 20, 30.0, 4.0)))
     assert list(v.to_dict()) == ["id", "title", "source", "statement", "verdict", "measured", "range",
                                  "differences", "why", "status", "programs", "claimed_programs", "checks",
-                                 "per_size", "counted", "short", "line"]
+                                 "per_size", "counted", "short", "conditions", "line"]
     json.dumps(v.to_dict())
 
 
@@ -398,13 +398,19 @@ def test_a_cache_resident_model_may_pass_the_bytes_ceiling(tmp_path, shipped):
     assert all(x["ok"] for x in v.checks if x["check"] == "ceiling")
 
 
-def test_one_set_of_points_is_judged_once(tmp_path, shipped):
-    """On a 2-CPU machine, all threads and 2 threads are the same points."""
-    r = make(tmp_path, pair("700M", 2, 20.0, 4.0), cpus=2)
+def test_one_set_of_points_is_one_measurement_under_both_claims(tmp_path, shipped):
+    """On a 2-CPU machine, all threads and 2 threads are the same points: each claim gets its own
+    verdict against its own range, and says the two are one measurement."""
+    r = make(tmp_path, pair("700M", 2, 4.0, 3.17), cpus=2)   # inside both published ranges
     all_threads, two = evaluate([shipped["x86-speedup"], shipped["x86-speedup-2-threads"]], [r])
-    assert two.status == claims.REPRODUCED
-    assert all_threads.status == claims.SAME_POINTS and "x86-speedup-2-threads" in all_threads.why
-    assert "judged there once" in all_threads.why
+    assert two.status == all_threads.status == claims.REPRODUCED
+    assert "x86-speedup-2-threads" in all_threads.why and "one measurement, not two" in all_threads.why
+    assert any("same 1 points as claim x86-speedup-2-threads" in d for d in all_threads.differences)
+    assert "one measurement" not in two.why
+    # the ranges differ: 2.50x is inside the all-threads range (from 2.37x), below the 2-thread one (from 2.64x)
+    r = make(tmp_path, pair("700M", 2, 4.0, 2.5), name="low", cpus=2)
+    all_threads, two = evaluate([shipped["x86-speedup"], shipped["x86-speedup-2-threads"]], [r])
+    assert (all_threads.status, two.status) == (claims.REPRODUCED, claims.NOT_REPRODUCED)
     four = make(tmp_path, pair("700M", 2, 20.0, 4.0) + pair("700M", 4, 20.0, 4.0), name="four", cpus=4)
     assert evaluate([shipped["x86-speedup"], shipped["x86-speedup-2-threads"]], [four])[0].status == claims.REPRODUCED
 
@@ -485,6 +491,10 @@ def test_a_noisy_host_is_judged_on_the_paired_interval_and_says_so(tmp_path, shi
     assert v.verdict.startswith("reproduced, noisy host (1 of 1 points unstable, up to 17% CPU stolen)")
     assert f"95% {row['speedup_ci95_low']:.2f}x-{row['speedup_ci95_high']:.2f}x, paired" in v.measured
     assert any("noisy host" in d and "stole 17%" in d for d in v.differences)
+    # the host's conditions are stated on the verdict's line, beside the paired interval
+    assert v.conditions == "up to 17% CPU stolen, tokens/s spread up to 16% over processes"
+    assert "paired) over 1 point" in v.line and v.line.endswith("; host: up to 17% CPU stolen, tokens/s spread up to "
+                                                                 "16% over processes")
 
 
 def test_a_point_too_noisy_to_place_is_left_out_and_alone_it_is_unreliable(tmp_path, shipped):
@@ -495,7 +505,7 @@ def test_a_point_too_noisy_to_place_is_left_out_and_alone_it_is_unreliable(tmp_p
     assert any("left out" in d and "700M i2s t20 tg128" in d and "too wide" in d for d in v.differences)
     v = judge(shipped["x86-speedup"], make(tmp_path, wide, name="only"))
     assert v.status == claims.UNRELIABLE and "too wide to place" in v.why and v.short.startswith("too noisy")
-    assert "95% " in v.why
+    assert "95% " in v.why and v.verdict.startswith("unreliable: too noisy to decide (by ternbench")
 
 
 def test_a_narrow_interval_at_a_bound_is_placed_by_its_figure(tmp_path, shipped):

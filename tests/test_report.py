@@ -262,7 +262,9 @@ def test_cli_writes_the_report_and_a_json_summary(machine_a, tmp_path):
     # one line per claim: the verdict (qualified by whose figures), the claim, the published range
     assert any(line.strip().startswith("unreliable: weak baseline (by ternbench's runtime")
                and "x86-speedup-2-threads: published 2.64x-6.46x" in line for line in lines[1:])
-    assert any(line.strip().startswith("judged under another claim: x86-speedup:") for line in lines[1:])
+    # on this 2-CPU machine all threads are 2: the all-threads claim has its own verdict on the same points
+    assert any(line.strip().startswith("unreliable: weak baseline (by ternbench's runtime")
+               and "x86-speedup: published 2.37x-6.17x" in line for line in lines[1:])
 
 
 def test_cli_broken_claims_file_exits_2_naming_file_and_line(machine_a, tmp_path):

@@ -369,3 +369,36 @@ def test_the_extra_round_rule_asks_for_unstable_points_and_wide_speed_ups():
     two = [interim("i2s", [50.0, 51.0]), interim("f16", [10.0, 10.2])]
     assert "n too small for an interval (2 rounds" in why_more_rounds(two, "f16")
     assert why_more_rounds(two, None) is None      # no baseline, no speed-up to narrow
+
+
+def test_an_extra_round_is_taken_when_it_costs_no_group_that_would_run():
+    """The budget rule of extra rounds: a round is taken when every later group that the budget
+    would hold still fits after it; groups the budget cannot hold either way do not block it."""
+    import time
+    from types import SimpleNamespace
+
+    from harness.measure.execute import Interim
+    from harness.measure.point import Point
+    from harness.sweep import runner
+
+    def interim(fmt, tps):
+        return Interim(Point("tiny", fmt, "int8" if fmt == "i2s" else "f16", "avx2", 1, "tg", 4), tps, {})
+
+    wide = [interim("i2s", [50.0, 30.0, 50.5]), interim("f16", [10.0, 10.2, 10.1])]   # asks for a round
+    costs = {"g": 30.0, "i2s": 15.0, "f16": 15.0, "big": 500.0}                        # seconds
+    plan = SimpleNamespace(estimate=lambda p, config: costs[p.model if p.model in costs else p.format])
+    config = SimpleNamespace(time_budget_s=100.0, processes=3, baseline="f16")
+    notes = []
+    progress = SimpleNamespace(scale=lambda: 1.0, note=notes.append)
+    group, big = [Point("g", "i2s", "int8", "avx2", 1, "tg", 4)], [Point("big", "i2s", "int8", "avx2", 1, "tg", 4)]
+
+    def asks(rest, elapsed):
+        return runner._more_rounds(config, progress, time.monotonic() - elapsed, rest, plan, 1)(wide)
+
+    # 100 s budget, 50 s spent, a round costs 10 s: a 30 s group after it still fits, so yes
+    assert asks([group], 50.0) and notes[-1].startswith("one more round: i2s+int8 speed-up")
+    # 65 s spent: the round would push that group out
+    assert not asks([group], 65.0) and "would not hold it and the groups after it" in notes[-1]
+    # a group that cannot run either way (500 s) does not block the round
+    assert asks([group, big], 50.0) and asks([big], 50.0)
+    assert runner._fitting([30.0, 500.0, 1.0], 100.0) == 1

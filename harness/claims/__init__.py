@@ -7,7 +7,6 @@ from .evaluate import (
     NOT_TESTABLE,
     PARTLY,
     REPRODUCED,
-    SAME_POINTS,
     UNRELIABLE,
     Verdict,
     evaluate,
@@ -15,5 +14,5 @@ from .evaluate import (
 from .schema import METRICS, Claim, ClaimsError, load_claims
 from .wording import range_text
 
-__all__ = ["BASELINE_FRACTION_MIN", "EXCEEDS", "NOT_REPRODUCED", "NOT_TESTABLE", "PARTLY", "REPRODUCED", "SAME_POINTS",
+__all__ = ["BASELINE_FRACTION_MIN", "EXCEEDS", "NOT_REPRODUCED", "NOT_TESTABLE", "PARTLY", "REPRODUCED",
            "UNRELIABLE", "Verdict", "evaluate", "METRICS", "Claim", "ClaimsError", "load_claims", "range_text"]

@@ -77,7 +77,6 @@ from .wording import all_lie, fmt_value, measured_text, noun, ordered, plural, p
 REPRODUCED, NOT_REPRODUCED, PARTLY, NOT_TESTABLE = "reproduced", "not reproduced", "partly", "not testable here"
 EXCEEDS = "exceeds the published range"
 UNRELIABLE = "unreliable"          # a weak baseline, or points above the physical ceiling: the reason follows
-SAME_POINTS = "judged under another claim"
 # A baseline reading its weights below this fraction of the probed bandwidth leaves speed-ups
 # inflated by what it leaves unread: a speed-up verdict then says so instead of judging.
 BASELINE_FRACTION_MIN = 0.80
@@ -106,14 +105,16 @@ class Verdict:
     per_size: list = field(default_factory=list)   # [{model, published, measured, ratio}]
     counted: list = field(default_factory=list)    # the points judged, machine:key
     short: str = ""           # the one reason in words a researcher acts on, when nothing is judged
+    conditions: str = ""      # what the host did during the counted points: CPU stolen, tokens/s spread
 
     @property
     def line(self) -> str:
         """The verdict in one line: status, by what, the figures against the published range, or
         the reason it could not be judged."""
         figures = f"; measured {self.measured}" if self.measured else ""
-        reason = f"; {self.short}" if self.short and self.status in (NOT_TESTABLE, SAME_POINTS) else ""
-        return f"{self.verdict}: {self.id}: published {self.range}{figures}{reason}"
+        host = f"; host: {self.conditions}" if self.conditions else ""
+        reason = f"; {self.short}" if self.short and self.status == NOT_TESTABLE else ""
+        return f"{self.verdict}: {self.id}: published {self.range}{figures}{host}{reason}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "line": self.line}
@@ -122,7 +123,7 @@ class Verdict:
 def qualified(status: str, points: list[CountedPoint], c: Claim) -> str:
     """The status, saying whose figures it judges when they are not the claim's programs: a
     verdict about ternbench's runtime never reads as one about bitnet.cpp."""
-    if not c.runtimes or status in (NOT_TESTABLE, SAME_POINTS) or not points or _claims_own(c, points):
+    if not c.runtimes or status == NOT_TESTABLE or not points or _claims_own(c, points):
         return status
     return f"{status} (by {_by(points)}, not {c.runtimes.split(' (')[0]})"
 
@@ -149,8 +150,9 @@ def evaluate(claims: list[Claim], results: list, lossless: dict | None = None) -
 
 
 def _judge_once(claims: list[Claim], verdicts: list[Verdict]) -> list[Verdict]:
-    """One set of points is judged once: on a 2-CPU machine "all threads" and "2 threads" are the
-    same points, so the all-threads claim points to the explicit one instead of counting them twice."""
+    """On a 2-CPU machine "all threads" and "2 threads" are the same points: each claim keeps its
+    own verdict (their published ranges differ), and says the two are one measurement, so that
+    nobody counts them as two pieces of evidence."""
     by_id = {c.id: c for c in claims}
     for v in verdicts:
         c = by_id[v.id]
@@ -159,10 +161,10 @@ def _judge_once(claims: list[Claim], verdicts: list[Verdict]) -> list[Verdict]:
         twin = next((w for w in verdicts if w is not v and w.counted and set(w.counted) == set(v.counted)
                      and by_id[w.id].threads != "all" and by_id[w.id].metric == c.metric), None)
         if twin:
-            v.status = v.verdict = SAME_POINTS
-            v.why = (f"All threads here are {by_id[twin.id].threads}: the same {len(v.counted)} points as claim "
-                     f"{twin.id}, judged there once rather than counted twice.")
-            v.short = f"all threads here are {by_id[twin.id].threads}: the same points, judged under {twin.id}"
+            same = (f"All threads here are {by_id[twin.id].threads}: these are the same {len(v.counted)} points as "
+                    f"claim {twin.id}, judged against each claim's published range; one measurement, not two.")
+            v.why = f"{v.why} {same}".strip()
+            v.differences.append(same)
     return verdicts
 
 
@@ -188,7 +190,8 @@ def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
         return Verdict(c.id, c.title, c.source, c.statement, qualified(v, list(points), c), measured,
                        range_text(c), list(differences), why, status=v, programs=programs,
                        claimed_programs=c.runtimes or "", checks=list(checks), per_size=list(per_size),
-                       counted=[p.key for p in points], short=short)
+                       counted=[p.key for p in points], short=short,
+                       conditions=_conditions(list(points)) if v != NOT_TESTABLE else "")
 
     if c.metric == "build_comparison":
         return verdict(NOT_TESTABLE, "This claim compares two builds of the published runtime (an earlier and a "
@@ -229,11 +232,13 @@ def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
     placed = {id(p): _place(c, p) for p in points}
     undecided = [p for p in points if placed[id(p)] == UNDECIDED]
     if len(undecided) == len(points):
-        return verdict(UNRELIABLE, f"Every matching point's 95% interval crosses a bound of the published range "
-                                   f"{range_text(c)} and is too wide to place it: {_interval_list(c, undecided)}. "
-                                   "More rounds narrow the intervals (raise processes, or max_processes).",
-                       measured_text(c, points), list_differences(c, machines, points), points,
-                       short="too noisy to decide: rerun with more processes")
+        v = verdict(UNRELIABLE, f"Every matching point's 95% interval crosses a bound of the published range "
+                                f"{range_text(c)} and is too wide to place it: {_interval_list(c, undecided)}. "
+                                "More rounds narrow the intervals (raise processes, or max_processes).",
+                    measured_text(c, points), list_differences(c, machines, points), points,
+                    short="too noisy to decide: rerun with more processes")
+        v.verdict = v.verdict.replace(UNRELIABLE, f"{UNRELIABLE}: too noisy to decide", 1)
+        return v
     points = [p for p in points if placed[id(p)] != UNDECIDED]
     status, why = _judge(c, points)
     per_size = _per_size(c, points)
@@ -267,6 +272,16 @@ def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
         head, sep, tail = v.verdict.partition(" (by ")
         v.verdict = f"{head}, noisy host ({_noise(unstable, len(points))}){sep}{tail}"
     return v
+
+
+def _conditions(points: list[CountedPoint]) -> str:
+    """What the host did during the counted points and their baselines, stated beside every verdict
+    judged on them (a verdict on a quiet host and one on a noisy host read differently)."""
+    steal = [p.steal for p in points if p.steal is not None]
+    spread = [p.spread for p in points if p.spread is not None]
+    parts = ([f"up to {max(steal):.0%} CPU stolen"] if steal else []) + \
+        ([f"tokens/s spread up to {max(spread):.0%} over processes"] if spread else [])
+    return ", ".join(parts)
 
 
 def _unstable_list(points: list[CountedPoint]) -> str:
@@ -461,7 +476,7 @@ def _points(c: Claim, machines: list) -> tuple[list[CountedPoint], str, str]:
                            unstable=row.get("unstable") if isinstance(row.get("unstable"), str) else "",
                            engine=row["engine"], baseline_engine=_baseline_engine(row),
                            baseline_vs_llamacpp=_number(row.get("baseline_vs_llamacpp")),
-                           **_interval(c, row), steal=_number(row.get("steal_fraction")))
+                           **_interval(c, row), **_host(c, row))
               for r, row in rows]
     # the claim's own programs when the results have them: its engine, against its baseline's
     for attr, want in (("engine", c.engine), ("baseline_engine", c.baseline_engine)):
@@ -491,6 +506,17 @@ def _interval(c: Claim, row: dict) -> dict:
     prefix = "speedup" if c.metric == "speedup" else "energy_reduction"
     return {"low": _number(row.get(f"{prefix}_ci95_low")), "high": _number(row.get(f"{prefix}_ci95_high")),
             "method": _text(row.get("speedup_method")), "interval_note": _text(row.get("speedup_note"))}
+
+
+def _host(c: Claim, row: dict) -> dict:
+    """The CPU stolen and the tokens/s spread of a point, and of its baseline for a ratio: the
+    larger of the two, since a ratio is as noisy as its noisier side."""
+    sides = ("", "baseline_") if c.metric in ("speedup", "energy_reduction") else ("",)
+    out = {}
+    for name, column in (("steal", "steal_fraction"), ("spread", "spread")):
+        values = [v for v in (_number(row.get(side + column)) for side in sides) if v is not None]
+        out[name] = max(values) if values else None
+    return out
 
 
 def _text(v) -> str:

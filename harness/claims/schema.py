@@ -304,7 +304,8 @@ class CountedPoint:
     high: float | None = None
     method: str = ""                  # how the figure and interval were obtained (paired, unpaired, ...)
     interval_note: str = ""           # why there is no interval
-    steal: float | None = None        # the share of CPU time the hypervisor stole during the point
+    steal: float | None = None        # the share of CPU time the hypervisor stole (the point or its baseline)
+    spread: float | None = None       # tokens/s spread over the point's processes (the larger of it and its baseline's)
 
     @property
     def key(self) -> str:

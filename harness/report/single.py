@@ -12,10 +12,9 @@ VERDICTS = {  # status -> (css class, sign): the text is always shown too, never
     "reproduced": ("ok", "\u2713"), "not reproduced": ("bad", "\u2717"),
     "partly": ("part", "\u25d0"), "not testable here": ("na", "\u2013"),
     "exceeds the published range": ("part", "\u2191"), "unreliable": ("bad", "!"),
-    "judged under another claim": ("na", "="),
 }
 CLAIM_FIELDS = ("id", "title", "source", "statement", "verdict", "status", "measured", "range", "differences", "why",
-                "programs", "claimed_programs", "checks", "per_size", "short", "line")
+                "programs", "claimed_programs", "checks", "per_size", "short", "conditions", "line")
 
 
 def section(figures, no_data: str, notes=()) -> dict:

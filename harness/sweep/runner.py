@@ -182,20 +182,35 @@ class Arm:
 
 def _more_rounds(config: SweepConfig, progress: Progress, t0: float, rest: list, plan: Plan, arms: int):
     """The group's extra-round rule: another round while why_more_rounds gives a reason and the
-    time budget still holds the rest of the sweep after it."""
+    round costs no later group that the time budget would otherwise still hold. (Groups the
+    budget cannot hold either way do not count: when the plan is larger than the budget, the
+    comparisons that do run are better measured, not traded for ones that never would.)"""
     def more(interim) -> bool:
         why = why_more_rounds(interim, config.baseline)
         if why is None:
             return False
-        left = arms * sum(plan.estimate(p, config) for g in rest for p in g) * progress.scale()
         one_round = sum(plan.estimate(i.point, config) for i in interim) / config.processes * progress.scale()
-        if config.time_budget_s and time.monotonic() - t0 + one_round + left > config.time_budget_s:
-            progress.note(f"no extra round ({why}): the time budget would not hold the rest")
-            return False
+        if config.time_budget_s:
+            left = config.time_budget_s - (time.monotonic() - t0)
+            costs = [arms * sum(plan.estimate(p, config) for p in g) * progress.scale() for g in rest]
+            if one_round > left or _fitting(costs, left - one_round) < _fitting(costs, left):
+                progress.note(f"no extra round ({why}): the time budget would not hold it and the groups after it")
+                return False
         progress.note(f"one more round: {why}")
         return True
 
     return more
+
+
+def _fitting(costs: list[float], seconds: float) -> int:
+    """How many of the next groups run within seconds: the sweep stops at the first that does not fit."""
+    n = 0
+    for c in costs:
+        if c > seconds:
+            break
+        seconds -= c
+        n += 1
+    return n
 
 
 def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict, resume: bool,

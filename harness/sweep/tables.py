@@ -23,7 +23,8 @@ COLUMNS = ["key", "status", "engine", "engine_version", "engine_function", "mode
            "bandwidth_fraction", "bandwidth_reference", "tuning", "fits_in_llc", "setup_s", "pinned", "baseline",
            "speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_method", "speedup_n", "speedup_note",
            "speedup_ceiling", "above_ceiling",
-           "baseline_bandwidth_fraction", "baseline_vs_llamacpp", "unstable", "steal_fraction", "probe_drift",
+           "baseline_bandwidth_fraction", "baseline_vs_llamacpp", "unstable", "steal_fraction", "probe_drift", "spread",
+           "baseline_steal_fraction", "baseline_spread",
            "j_per_token", "j_per_token_above_idle", "tokens_per_j", "watts", "energy_measured", "energy_provenance",
            "energy_reduction", "energy_reduction_ci95_low", "energy_reduction_ci95_high", "energy_reduction_above_idle",
            "energy_reduction_basis", "reason"]
@@ -118,7 +119,7 @@ def _row(r: dict) -> dict:
                    stats.too_few(len(means) if means else int(p.get("n") or r.get("processes") or 1), "process"))
         c = r.get("conditions") or {}
         row.update(unstable="; ".join(c.get("unstable") or []) or None, steal_fraction=c.get("steal_fraction"),
-                   probe_drift=c.get("probe_drift"))
+                   probe_drift=c.get("probe_drift"), spread=c.get("spread"))
         e = r.get("energy")
         if e and "error" not in e:
             row.update(j_per_token=e["j_per_token"], j_per_token_above_idle=e["j_per_token_above_idle"],
@@ -153,6 +154,9 @@ def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
         frame["baseline_bandwidth_fraction"] = [b["bandwidth_fraction"] if b is not None and row["workload"] == "tg"
                                                 else None for row, b in pairs]
         frame["baseline_vs_llamacpp"] = _against_llamacpp(frame, pairs)
+        # what the host did to the baseline too: a ratio is as noisy as both of its sides
+        for column in ("steal_fraction", "spread"):
+            frame["baseline_" + column] = [b[column] if b is not None else None for _, b in pairs]
         reductions = [_reduction(by_key, row, b) for row, b in pairs]
         for column, field in (("energy_reduction", "value"), ("energy_reduction_ci95_low", "low"),
                               ("energy_reduction_ci95_high", "high")):
