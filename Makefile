@@ -9,17 +9,17 @@ SOURCES := pyproject.toml setup.py $(wildcard runtime/*.py runtime/src/*.c runti
 CC ?= cc
 CWARN := -std=c11 -Wall -Wextra -Werror -pthread
 
-.PHONY: bench test test-all setup setup-test browser sanitize sanitize-quick asan-runtime warnings arm docs clean
+.PHONY: bench test test-all setup setup-test browser sanitize asan-runtime warnings arm docs clean
 
 bench: setup
 	$(VENV)/bin/ternbench run configs/default.yaml
 	$(VENV)/bin/ternbench report results/latest --out reports/latest
 
-# `make test` is the loop a developer runs on every change; `make test-all` (which .ci/run runs)
-# adds the exhaustive sanitizer passes. Both cover every concern: docs/tests.md says what differs.
+# `make test` is the loop a developer runs on every change (about 6 minutes on 2 cores, set-up
+# included); `make test-all` (which .ci/run runs) adds the slow tests and the sanitizer's passes.
+# docs/tests.md says what differs.
 test: setup-test warnings browser
-	$(VPY) -m pytest -q
-	$(MAKE) --no-print-directory sanitize-quick
+	$(VPY) -m pytest -q -m "not slow"
 
 test-all: setup-test warnings browser
 	$(VPY) -m pytest -q
@@ -57,27 +57,20 @@ warnings:
 	  $(CC) $(CWARN) -O3 -c $$f -o /dev/null || exit 1; done
 	@echo "C sources compile warning-free"
 
-# A copy of the runtime built with ASan + UBSan, for the two targets below.
+# A copy of the runtime built with ASan + UBSan, for `make sanitize`.
 ASAN_RUN := ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" PYTHONPATH=build/asan
 asan-runtime: setup-test
 	rm -rf build/asan
 	$(VPY) runtime/build_ffi.py --sanitize build/asan >/dev/null
 	cp runtime/*.py build/asan/runtime/
 
-# In full (make test-all): the kernel, model and hazard tests against the sanitized runtime, and
-# the C test driver (every variant against scalar, the whole shape grid) built the same way.
-# The driver alone took 12 min on a contended 2-vCPU Xeon, which is why make test runs less.
+# In make test-all: the kernel, model and hazard tests against the sanitized runtime, and the C
+# test driver (every variant against scalar, the whole shape grid) built the same way. The driver
+# alone took 12 min on a contended 2-vCPU Xeon, which is why make test leaves this out.
 sanitize: asan-runtime
 	$(ASAN_RUN) $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_model.py \
 	  tests/test_runtime_hazards.py --expect-runtime build/asan
 	tests/c/run_native.sh
-
-# make test's sanitizer pass: the model and hazard tests (a whole model in every format, variant
-# and thread count, so every kernel runs sanitized) and the C driver for the best variant only.
-sanitize-quick: asan-runtime
-	$(ASAN_RUN) $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_model.py tests/test_runtime_hazards.py \
-	  --expect-runtime build/asan
-	tests/c/run_native.sh $$($(VPY) -c 'import runtime; print(runtime.best_variant())')
 
 # The manual (docs/, mkdocs.yml) into site/. --strict: a broken link or anchor, or a page left
 # out of the nav, fails the build. mkdocs comes with the test extra, which `make setup-test` installs.

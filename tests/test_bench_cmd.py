@@ -34,6 +34,7 @@ def tiny_yaml(tmp_path):
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["i2s", "tq1", "f16"])
 def test_bench_json_point(tiny_yaml, fmt):
     r = json.loads(ternbench("bench", "--model", str(tiny_yaml), "--format", fmt, "--threads", "1",

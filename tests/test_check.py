@@ -150,6 +150,7 @@ def test_later_record_supersedes_an_earlier_one(tmp_path):
 
 # --- one side only, failed points ----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_one_side_only_and_failed_points_are_listed(tmp_path):
     gone, new, broken = "m/i2s/avx2/t1/pp64", "m/tq1/avx2/t1/pp64", "m/f16/avx2/t4/tg16"
     a = results(tmp_path / "base", [ok(KEY, samples(seed=1)), ok(gone, samples()), ok(broken, samples())])
@@ -380,6 +381,7 @@ energy: {idle_seconds: 0.3}
 """
 
 
+@pytest.mark.slow
 def test_ab_builds_the_revision_and_interleaves_both_builds(tmp_path):
     """Functional only: which build is faster on a shared machine is not asserted."""
     from harness.gate import ab

@@ -29,6 +29,7 @@ def test_list_human_readable():
     assert "best variant here" in out and "scalar" in out
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_json_rows(tmp_path):
     out_file = tmp_path / "k.json"
     proc = ternbench("kernels", "--json", "--variants", "scalar", "--formats", "i2s,f16",
@@ -46,6 +47,7 @@ def test_tiny_benchmark_json_rows(tmp_path):
     assert all(r["from_cache"] for r in rows)
 
 
+@pytest.mark.slow
 def test_versus_compares_each_format_with_the_baseline(tmp_path):
     out_file = tmp_path / "k.json"
     out = ternbench("kernels", "--variants", "scalar", "--formats", "i2s,tl2,tl1", "--shapes", "64x240", "--ops", "gemv",
@@ -63,6 +65,7 @@ def test_versus_compares_each_format_with_the_baseline(tmp_path):
     assert by_fmt["tl2"]["bytes_advantage"] == pytest.approx(256 * 2 / (240 * 5 / 3))
 
 
+@pytest.mark.slow
 def test_table_output_and_bandwidth_only():
     out = ternbench("kernels", "--variants", "auto", "--formats", "tq1", "--shapes", "32x320", "--ops", "gemv",
                     "--threads", "1", "--budget", "0.01", "-q").stdout
@@ -93,6 +96,7 @@ def test_ceiling_json_gives_each_format_its_l2_ceiling_beside_the_read(tmp_path)
     assert json.loads(out_file.read_text()) == data
 
 
+@pytest.mark.slow
 def test_ceiling_table_defaults_to_every_ternary_format_and_f16():
     out = ternbench("kernels", "--ceiling", "--variants", "scalar", "--shapes", "64x256", "--threads", "1",
                     "--budget", "0.01", "-q").stdout

@@ -42,6 +42,7 @@ def records(tmp_path) -> dict:
     return {r["key"]: r for r in map(json.loads, lines)}
 
 
+@pytest.mark.slow
 def test_llamacpp_points_are_measured_like_ternbench_points(tmp_path):
     bin_dir = fake_engine(tmp_path / "llama" / "bin")
     cfg = sweep(tmp_path, "{ternbench: [i2s, f16], llamacpp: [tq2_0, f16]}")
@@ -91,6 +92,7 @@ def test_llamacpp_points_are_measured_like_ternbench_points(tmp_path):
     assert "llama.cpp" in html and "Baseline fairness" in html
 
 
+@pytest.mark.slow
 def test_a_baseline_of_another_engine(tmp_path):
     """baseline: {engine: llamacpp, format: f16}: every point against llama.cpp's F16, the paper's way."""
     bin_dir = fake_engine(tmp_path / "llama" / "bin")
@@ -119,6 +121,7 @@ def test_an_engine_that_cannot_run_is_skipped_with_the_reason(tmp_path):
     ({"FAKE_FAIL": "1"}, "llama-bench exited with status 1: llama_model_load: error loading model"),
     ({"FAKE_BAD_JSON": "1"}, "llama-bench's JSON output is unusable"),
     ({"FAKE_CRASH": "1"}, "llama-bench was killed by SIGSEGV")])
+@pytest.mark.slow
 def test_a_broken_engine_fails_its_points_not_the_sweep(tmp_path, env, words):
     """The cause, not the worker's exit status, is the point's reason and is on the terminal."""
     bin_dir = fake_engine(tmp_path / "llama" / "bin")
@@ -142,6 +145,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_hung_engine_is_killed_with_its_children(tmp_path):
     """A llama-bench silent past the stall limit is killed with what it started (a fake that
     forks a sleep), and the point says it hung."""
@@ -157,6 +161,7 @@ def test_a_hung_engine_is_killed_with_its_children(tmp_path):
     assert not _alive(pid), f"llama-bench's child {pid} outlived it"
 
 
+@pytest.mark.slow
 def test_bitnetcpp_points_are_measured_like_llamacpp_points(tmp_path):
     """bitnet.cpp's 2024 fork has --progress (each repetition its energy window) but no
     --no-warmup (its own warm-up stays, untimed); a relu2 model runs there as the `bitnet`
@@ -173,6 +178,7 @@ def test_bitnetcpp_points_are_measured_like_llamacpp_points(tmp_path):
     assert benches and all("--progress" in c and "--no-warmup" not in c for c in benches)
 
 
+@pytest.mark.slow
 def test_an_old_llama_bench_has_timings_and_no_energy_window(tmp_path):
     """A llama-bench without --progress (older than bitnet.cpp's fork): samples still time the
     point; no energy figure, with the reason."""
@@ -232,6 +238,7 @@ def test_a_baseline_list_in_the_configuration(tmp_path):
     assert proc.returncode == 2 and "lists one baseline twice" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_checkpoint_directory_is_converted_for_an_engine(tmp_path):
     """A checkpoint in a sweep with llama.cpp: converted once into its GGUF (cached by content),
     with the checkpoint's ternary values and scales, and read back by ternbench as the same model."""
@@ -261,6 +268,7 @@ def test_a_checkpoint_directory_is_converted_for_an_engine(tmp_path):
         assert np.array_equal(got, w) and got_scale == float(np.float16(scale))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_keeps_its_function_in_its_gguf(tmp_path, shape="bitnet-gqa"):
     """A relu2 checkpoint written to GGUF and read back by `ternbench generate` is the same model: the same greedy tokens as the checkpoint directory (the scales are powers of
     two, so f16 holds them exactly). The file says its activation for ternbench, and every

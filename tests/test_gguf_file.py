@@ -192,6 +192,7 @@ def test_i2_s_code_3_and_a_missing_tensor(tmp_path):
         GgufModel(path)
 
 
+@pytest.mark.slow
 def test_gguf_files_in_bench_and_sweeps(tmp_path):
     path, _ = model_file(tmp_path, linear="TQ1_0")
     proc = ternbench("bench", "--model", str(path), "--format", "tq1", "--pp", "8", "--tg", "4", "--reps", "1",

@@ -407,6 +407,7 @@ def quiet_enough() -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_bisect_finds_the_slow_commit_in_few_builds(tmp_path):
     from test_sweep_config import write
 

@@ -46,6 +46,7 @@ def run_json(*args, check=True, env=None):
     return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None, r.stderr
 
 
+@pytest.mark.slow
 def test_results_round_trip_and_pyperf_reads_them(tmp_path):
     cfg, out = config(tmp_path), tmp_path / "res"
     code, summary, _ = run_json(str(cfg), "--out", str(out))
@@ -121,6 +122,7 @@ def test_results_round_trip_and_pyperf_reads_them(tmp_path):
     assert len(ResultsDir(out).records()) == 5
 
 
+@pytest.mark.slow
 def test_crashing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
     cfg, out = config(tmp_path), tmp_path / "res"
     env = {"TERNBENCH_FAULT_INJECT": "i2s+int8/" + runtime.best_variant() + "/t1/pp16:SIGILL"}
@@ -139,6 +141,7 @@ def test_crashing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert len(latest) == 4 and all(r["status"] == "ok" for r in latest.values())
 
 
+@pytest.mark.slow
 def test_kill_9_mid_sweep_then_resume_loses_and_repeats_nothing(tmp_path):
     cfg = config(tmp_path, SWEEP.replace("threads: [1]", "threads: 1..max").replace(
         "generation: [8]", "generation: [8, 12]"))
@@ -188,6 +191,7 @@ def test_torn_last_line_is_ignored_and_repaired(tmp_path):
         res.records()
 
 
+@pytest.mark.slow
 def test_harness_timing_agrees_with_the_runtime(tmp_path):
     """The same runs, timed by pyperf's time function and by the runtime in C: within 2%
     (per token, Python adds a few microseconds to several milliseconds of work)."""
@@ -260,6 +264,7 @@ def test_a_named_energy_backend_that_cannot_work_stops_before_any_point(tmp_path
     assert "Traceback" not in r.stderr and not (tmp_path / "res" / "points.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_a_checkpoint_directory_is_a_model(tmp_path):
     from test_checkpoint import make_checkpoint
     from test_model import SHAPES
@@ -282,6 +287,7 @@ def test_a_checkpoint_directory_is_a_model(tmp_path):
     assert r.returncode == 2 and "'config.models.ckpt' changed" in r.stderr
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_cpu_of_the_same_name(tmp_path):
     """--resume compares the CPU by its ids, not its marketing name."""
     cfg = config(tmp_path, SWEEP.replace("prompt: [16]\n", "").replace("processes: 2", "processes: 1"))
@@ -300,6 +306,7 @@ def test_resume_refuses_another_cpu_of_the_same_name(tmp_path):
     assert code == 0 and summary["already_finished"]
 
 
+@pytest.mark.slow
 def test_compared_points_run_interleaved_in_rounds(tmp_path):
     """The formats of one model, threads and test run round by round (one process of each per
     round, shuffled), so the machine's drift lands on all of them alike."""
@@ -318,6 +325,7 @@ def test_compared_points_run_interleaved_in_rounds(tmp_path):
     assert all(r["processes"] == 3 and r["values"] == 9 for r in records)
 
 
+@pytest.mark.slow
 def test_a_comparison_gets_extra_rounds_while_it_asks_for_them(tmp_path):
     """run_group measures `processes` rounds, then one more each time the rule asks (up to the
     bound): every point of the group gets the round, the records say how many were planned and

@@ -45,6 +45,7 @@ def test_scalar_is_not_tuned(quick):
         assert ctx.tuning.source == "defaults" and "scalar" in ctx.tuning.detail
 
 
+@pytest.mark.slow
 def test_auto_measures_once_caches_and_applies(quick, capsys):
     variant = simd()
     with Context(2, variant, tuning="auto") as ctx:
@@ -115,6 +116,7 @@ def test_a_corrupt_or_foreign_cache_is_ignored_with_a_warning(quick, case, warni
     ctx.close()
 
 
+@pytest.mark.slow
 def test_another_runtime_build_is_stale_not_trusted_and_kept(quick):
     variant = simd()
     ident = cpu.identity()
@@ -154,6 +156,7 @@ def test_a_valid_cache_entry_is_applied_as_written(quick):
         assert ctx.gemv_tuning("i2s") == (1024, 4096) and ctx.gemv_tuning("f16") == (0, 0)
 
 
+@pytest.mark.slow
 def test_tune_command_measures_then_shows_the_cache(tmp_path):
     env = {"TERNBENCH_CACHE_DIR": str(tmp_path), "TERNBENCH_TUNING": "auto"}
     if runtime.best_variant() == "scalar":

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import PermutationMethod, mannwhitneyu  # a method object since scipy 1.13
 
 from harness.sweep.config import identities_differ
 from harness.sweep.results import POINTS, ResultsError, read_results
@@ -181,6 +180,9 @@ def mann_whitney(a: list[float], b: list[float]) -> tuple[float, str]:
     """(two-sided p, method). Exact when there are no ties (scipy's 'auto' goes asymptotic past 8
     values, needlessly); with ties an exact permutation test while that stays cheap. Otherwise
     the normal approximation with tie correction, which is sound at those sizes."""
+    # scipy.stats here, not at the top: it costs every command 0.6 s at start-up
+    from scipy.stats import PermutationMethod, mannwhitneyu  # a method object since scipy 1.13
+
     if len(a) + len(b) > EXACT_VALUES_MAX:
         method, name = "asymptotic", "asymptotic"
     elif len(set(a) | set(b)) == len(a) + len(b):

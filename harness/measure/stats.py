@@ -14,7 +14,6 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 
-from scipy import stats as _scipy
 
 CONFIDENCE = 0.95
 MIN_UNITS = 3   # fewer independent units than this: no interval (with 2, t has 1 degree of freedom: 12.7)
@@ -28,7 +27,9 @@ UNPAIRED = "unpaired"   # two independent samples: Welch's t on the logs
 
 
 def _t(df: float) -> float:
-    return float(_scipy.t.ppf(0.5 + CONFIDENCE / 2, df))
+    from scipy import stats as scipy_stats   # here, not at the top: it costs every command 0.6 s at start-up
+
+    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df))
 
 
 def too_few(n: int, unit: str) -> str:
