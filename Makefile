@@ -5,11 +5,12 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+REFERENCE_STAMP := $(VENV)/.installed-reference
 SOURCES := pyproject.toml setup.py $(wildcard runtime/*.py runtime/src/*.c runtime/src/*.h)
 CC ?= cc
 CWARN := -std=c11 -Wall -Wextra -Werror -pthread
 
-.PHONY: bench test test-all setup setup-test browser sanitize asan-runtime warnings arm docs clean
+.PHONY: bench test test-all setup setup-test setup-reference browser sanitize asan-runtime warnings arm docs clean
 
 bench: setup
 	$(VENV)/bin/ternbench run configs/default.yaml
@@ -21,15 +22,17 @@ bench: setup
 test: setup-test warnings browser
 	$(VPY) -m pytest -q -m "not slow"
 
-test-all: setup-test warnings browser
+test-all: setup-test setup-reference warnings browser
 	$(VPY) -m pytest -q
 	$(MAKE) --no-print-directory sanitize
 
 setup: $(STAMP)
 
-# The test extra (pytest, torch for the transformers check, mkdocs) on top of setup, without
-# rebuilding the runtime: `make bench` on a fresh machine need not download torch.
+# The test extra (pytest, hypothesis, mkdocs) on top of setup, and for `make test-all` the
+# reference extra (torch and transformers, for the independent check against transformers),
+# without rebuilding the runtime: `make bench` and `make test` need not download torch.
 setup-test: $(TEST_STAMP)
+setup-reference: $(REFERENCE_STAMP)
 
 # The report tests load the HTML in Debian's headless Chromium: install it when missing
 # (needs root, as in CI; elsewhere the test says how to install it).
@@ -44,8 +47,13 @@ $(STAMP): $(SOURCES)
 	$(VPY) -m pip install -q --disable-pip-version-check -e .
 	touch $@
 
+EXTRA = $(VPY) -c 'import subprocess, sys, tomllib; extra = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"][sys.argv[1]]; sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *extra]))'
 $(TEST_STAMP): $(STAMP)
-	$(VPY) -c 'import subprocess, sys, tomllib; extra = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["test"]; sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", *extra]))'
+	$(EXTRA) test
+	touch $@
+
+$(REFERENCE_STAMP): $(STAMP)
+	$(EXTRA) reference
 	touch $@
 
 # The runtime's C must compile warning-free with -Wall -Wextra (each file alone,

@@ -74,6 +74,7 @@ def test_table_output_and_bandwidth_only():
     assert bw["bandwidth_gbps"]["1"] > 0
 
 
+@pytest.mark.slow
 def test_ceiling_json_gives_each_format_its_l2_ceiling_beside_the_read(tmp_path):
     out_file = tmp_path / "c.json"
     variant = "avx2" if "avx2" in [v.name for v in runtime.variants() if v.supported] else "scalar"

@@ -107,6 +107,7 @@ def test_a_baseline_of_another_engine(tmp_path):
     assert plan["baseline"] == "llamacpp:f16"
 
 
+@pytest.mark.slow
 def test_an_engine_that_cannot_run_is_skipped_with_the_reason(tmp_path):
     cfg = sweep(tmp_path, "{ternbench: [i2s], llamacpp: [f16]}", reps=1, processes=1)
     proc = run(cfg, tmp_path, "--dry-run")

@@ -471,7 +471,6 @@ models: [125M]
 formats: [i2s, f16]
 threads: [1, 2]
 workloads:
-  prompt: [16]
   generation: [8]
 repetitions: 3
 warmups: 1

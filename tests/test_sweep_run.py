@@ -206,6 +206,7 @@ def test_harness_timing_agrees_with_the_runtime(tmp_path):
     assert 0 < rec["bandwidth_fraction"] and rec["achieved_gbps"] > 0
 
 
+@pytest.mark.slow
 def test_time_budget_leaves_points_for_resume_and_pinning_is_recorded(tmp_path):
     cfg = config(tmp_path, SWEEP + "time_budget: 1s\n")
     out = tmp_path / "res"

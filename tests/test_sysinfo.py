@@ -294,6 +294,7 @@ def test_cli_bad_threads():
     assert proc.returncode == 2 and "must be between 1 and 1024, got 0" in proc.stderr and proc.stdout == ""
 
 
+@pytest.mark.slow
 def test_cli_bandwidth_one_thread():
     proc = ternbench("sysinfo", "--threads", "1", "--json")
     data = json.loads(proc.stdout)

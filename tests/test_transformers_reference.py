@@ -20,9 +20,10 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("accelerate")   # transformers' BitNet quantizer refuses to load without it
+NEEDS = "needs the reference extra (torch, transformers, accelerate): make test-all installs it"
+torch = pytest.importorskip("torch", reason=NEEDS)
+transformers = pytest.importorskip("transformers", reason=NEEDS)
+pytest.importorskip("accelerate", reason=NEEDS)   # transformers' BitNet quantizer refuses to load without it
 
 from safetensors.torch import save_file  # noqa: E402
 from transformers.integrations import bitnet as hf_bitnet  # noqa: E402
