@@ -169,6 +169,7 @@ def argv():
         max_size=4).map(lambda pairs: build(c, pairs)))
 
 
+@pytest.mark.slow
 @given(argv())
 def test_command_lines(monkeypatch, args):
     """Exit 0, 1 or 2, and one line on stderr for a usage error; nothing is measured (a point
