@@ -360,16 +360,15 @@ def _ceiling_check(c: Claim, points: list[CountedPoint]) -> list[dict]:
     above = [p for p in points if p.above_ceiling]
     if not above:
         cached = [p for p in points if p.ceiling and p.value > p.ceiling]
-        known = [p.ceiling for p in points if p.ceiling and p not in cached]
-        span = f" ({min(known):.2f}x-{max(known):.2f}x)" if known else ""
-        text = f"{'Every speed-up' if not cached else 'The others are'} within {'its' if not cached else 'their'} " \
-               f"bytes-per-token ceiling{span}." if known or not cached else ""
+        rest = [p.ceiling for p in points if p.ceiling and p not in cached]
+        span = f" ({min(rest):.2f}x-{max(rest):.2f}x)" if rest else ""
+        text = f"Every speed-up is within its bytes-per-token ceiling{span}."
         if cached:   # allowed, and named: the speed-up there is the cache's, not the format's saving of bytes
             text = (f"{plural(len(cached), 'point')} above {'its' if len(cached) == 1 else 'their'} bytes-per-token "
                     "ceiling, its model small enough to stay in the last-level cache (a cache effect, not the "
                     "format's saving of bytes): " + "; ".join(
                         f"{p.model} {p.format} t{p.threads} {p.value:.2f}x over {p.ceiling:.2f}x" for p in cached) +
-                    (". " + text if text else "."))
+                    "." + (f" The others are within theirs{span}." if rest else ""))
         return [{"check": "ceiling", "ok": True, "text": text}]
     causes = "; ".join(
         f"{p.model} {p.format} t{p.threads}: {p.value:.2f}x over a ceiling of {p.ceiling:.2f}x, "

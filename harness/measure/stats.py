@@ -14,7 +14,6 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 
-
 CONFIDENCE = 0.95
 MIN_UNITS = 3   # fewer independent units than this: no interval (with 2, t has 1 degree of freedom: 12.7)
 
