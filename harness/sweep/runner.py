@@ -192,7 +192,7 @@ def _more_rounds(config: SweepConfig, progress: Progress, t0: float, rest: list,
         one_round = sum(plan.estimate(i.point, config) for i in interim) / config.processes * progress.scale()
         if config.time_budget_s:
             left = config.time_budget_s - (time.monotonic() - t0)
-            costs = [arms * sum(plan.estimate(p, config) for p in g) * progress.scale() for g in rest]
+            costs = [_estimate(plan, config, g, arms) * progress.scale() for g in rest]
             if one_round > left or _fitting(costs, left - one_round) < _fitting(costs, left):
                 progress.note(f"no extra round ({why}): the time budget would not hold it and the groups after it")
                 return False
@@ -200,6 +200,11 @@ def _more_rounds(config: SweepConfig, progress: Progress, t0: float, rest: list,
         return True
 
     return more
+
+
+def _estimate(plan: Plan, config: SweepConfig, group: list, arms: int) -> float:
+    """A group's seconds by the plan's typical rates, for every arm (the Progress scales it to this machine)."""
+    return arms * sum(plan.estimate(p, config) for p in group)
 
 
 def _fitting(costs: list[float], seconds: float) -> int:
@@ -236,14 +241,14 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
     todo = [p for p in plan.points if not all(p.key in f for f in finished)]
     outcome.already = [p.key for p in plan.points if all(p.key in f for f in finished)]
     groups = comparison_groups(todo)
-    progress = Progress([len(arms) * sum(plan.estimate(p, config) for p in g) for g in groups], quiet)
+    progress = Progress([_estimate(plan, config, g, len(arms)) for g in groups], quiet)
     if outcome.already:
         progress.note(f"{len(outcome.already)} point(s) already finished in {arms[0].results.path}; running the "
                       f"other {len(todo)}")
     t0 = time.monotonic()
     try:
         for i, group in enumerate(groups):
-            est = len(arms) * sum(plan.estimate(p, config) for p in group)
+            est = _estimate(plan, config, group, len(arms))
             if config.time_budget_s and time.monotonic() - t0 + est * progress.scale() > config.time_budget_s:
                 outcome.over_budget = [p for g in groups[i:] for p in g]
                 progress.note(f"time budget of {config.time_budget_s:.0f} s reached: {len(outcome.over_budget)} "
