@@ -130,6 +130,49 @@ def test_too_few_values_is_inconclusive_and_does_not_fail(tmp_path):
     assert out.index("Inconclusive") < out.index("| point |")    # listed before the table
 
 
+def measured_in_rounds(key, process_means, group_run="g1", per_process=4):
+    """A record as a session of interleaved rounds leaves it: each process's values close to its mean."""
+    values = [m * (1 + 0.002 * (i - 1.5)) for m in process_means for i in range(per_process)]
+    return {**ok(key, values), "process_tokens_per_s": process_means, "group_run": group_run}
+
+
+def test_builds_measured_in_shared_rounds_are_judged_round_by_round(tmp_path):
+    # The host drifts from round to round by up to 30%; within a round the candidate is 15%
+    # slower every time. Pooled per-run values overlap (Mann-Whitney cannot see it); the rounds can.
+    drift = [100.0, 70.0, 125.0, 85.0, 110.0, 95.0]
+    base = measured_in_rounds(KEY, drift)
+    cand = measured_in_rounds(KEY, [d * 0.85 * (1 + 0.01 * (-1) ** i) for i, d in enumerate(drift)])
+    a, b = pair(tmp_path, [base], [cand])
+    (c,) = compare(a, b, max_regression=0.10, alpha=0.002).compared
+    assert c.method == check.PAIRED_METHOD and c.baseline_n == c.candidate_n == 6 and c.unit == "rounds"
+    assert c.verdict == "regression" and c.change == pytest.approx(-0.15, abs=0.005) and c.p < 1e-4
+    assert "(6 rounds, paired)" in c.why
+    # the same values from two separate sessions: nothing pairs them, and the pooled test finds nothing
+    a, b = pair(tmp_path / "apart", [base], [{**cand, "group_run": "g2"}])
+    (c,) = compare(a, b, max_regression=0.10, alpha=0.002).compared
+    assert c.method.startswith("exact") and c.unit == "values" and c.verdict == "unchanged"
+    out = ternbench("check", *pair(tmp_path / "cli", [base], [cand]), "--format", "junit", check=False).stdout
+    assert f"{check.PAIRED_METHOD} on 6 vs 6 rounds" in out
+
+
+def test_one_slowed_process_is_one_observation_not_four(tmp_path):
+    # A neighbour slows one candidate process by 40%: its four values move together. Counted as
+    # four independent values, that is significant; counted as the one round it is, it is not.
+    base = measured_in_rounds(KEY, [100.0, 101.0, 99.0, 100.5, 99.5, 100.2])
+    cand = measured_in_rounds(KEY, [60.0, 100.5, 99.2, 100.1, 99.8, 100.4])
+    a, b = pair(tmp_path, [base], [cand])
+    (c,) = compare(a, b, max_regression=0.05, alpha=0.05).compared
+    assert c.verdict == "unchanged" and "not significant" in c.why and c.change < -0.05
+    pooled = check.judge(KEY, base["samples_tokens_per_s"], cand["samples_tokens_per_s"], 0.0, 0.05)
+    assert pooled.p < c.p
+
+
+def test_fewer_than_three_rounds_fall_back_to_the_test_on_values(tmp_path):
+    a, b = pair(tmp_path, [measured_in_rounds(KEY, [100.0, 90.0])], [measured_in_rounds(KEY, [80.0, 72.0])])
+    (c,) = compare(a, b).compared
+    assert c.method != check.PAIRED_METHOD and c.baseline_n == 8
+
+
 def test_minimum_p_and_test_method():
     assert check.min_p(3, 3) == pytest.approx(0.1)
     assert check.min_p(4, 4) < 0.05 < check.min_p(3, 4)

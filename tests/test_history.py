@@ -344,19 +344,41 @@ def test_bisect_prints_the_commit_its_figures_and_what_it_cost(tmp_path):
 # --- bisect: a real repository, real builds, real measurements ----------------------------------
 
 SLOW_COMMIT = 7
-# The deliberate slowdown: the forward pass waits, after its work, for 15% of the time the work took.
+# The deliberate slowdown: the forward pass waits, after its work, until it has taken 1/0.85 of
+# the time the work took: 15% fewer tokens/s (waiting 15% longer would be 13% fewer).
 SLOWDOWN = ("    int r = forward(m, ctx, tokens, n, logits);\n",
             "    int r = forward(m, ctx, tokens, n, logits);\n"
-            "    { double spent = tb_now() - t0; while (tb_now() - t0 < 1.15 * spent) { } }  /* 15% slower */\n")
+            "    { double spent = tb_now() - t0; while (tb_now() - t0 < spent / 0.85) { } }  /* 15% slower */\n")
+# Larger than the tiny model of the other tests, whose 32 tokens take 15 ms: this host's
+# neighbours move a 70 ms sample by up to a third, in bursts of seconds on one vCPU and not the
+# other (measured: tokens/s samples of the two vCPUs at once correlate at -0.06), so a process's
+# runs must span long enough to average over them, and the rounds are the sample.
+BISECT_MODEL = """\
+name: bisect
+description: the bisect test's model, large enough that a run outlasts a burst of the host's noise
+source: tests
+hidden: 1024
+ffn: 2816
+layers: 6
+heads: 16
+kv_heads: 4
+vocab: 4000
+activation: relu2
+sub_norms: true
+tied_embeddings: true
+rope_theta: 10000
+norm_eps: 1.0e-5
+max_context: 512
+"""
 BISECT_SWEEP = """\
-models: [tiny.yaml]
+models: [bisect.yaml]
 formats: [i2s]
 threads: [1]
 workloads:
-  generation: [32]
-repetitions: 4
+  generation: [64]
+repetitions: 5
 warmups: 1
-processes: 3
+processes: 12
 baseline: null
 energy: {idle_seconds: 0.3}
 """
@@ -371,15 +393,13 @@ def git(repo: Path, *args: str) -> str:
 
 def small_repository(path: Path) -> list[str]:
     """A git repository of 12 commits holding this runtime's sources; every commit changes its C (so
-    each is a build of its own), and commit 7 makes the forward pass 15% slower. Its build script
-    compiles at -O0: five builds of the whole runtime at -O3 take minutes on a busy 2-core machine,
-    at -O0 a fraction of that, and the slowdown is relative either way."""
+    each is a build of its own), and commit 7 makes the forward pass 15% slower. (Built as the
+    runtime is, at -O3: 12 s a build here; at -O0 the bandwidth probes around every process took
+    most of its 20 s.)"""
     root = Path(__file__).resolve().parent.parent / "runtime"
     (path / "runtime" / "src").mkdir(parents=True)
     for f in [*root.glob("*.py"), *(root / "src").glob("*.[ch]")]:
         shutil.copy2(f, path / "runtime" / f.relative_to(root))
-    build = path / "runtime" / "build_ffi.py"
-    build.write_text(build.read_text().replace('OPT_FLAGS = ["-O3"]', 'OPT_FLAGS = ["-O0"]'))
     git(path, "init", "-q", "-b", "main")
     commits = []
     for i in range(12):
@@ -411,26 +431,29 @@ def quiet_enough() -> str | None:
 def test_bisect_finds_the_slow_commit_in_few_builds(tmp_path):
     from test_sweep_config import write
 
-    # A timing test: a 15% step must stand out from the host's noise, which on a shared 2-vCPU
-    # machine it did not (an identical commit measured -37% once, with the load below the CPU
-    # count). So it runs when asked for, on a machine known to be quiet, and fails there.
-    if os.environ.get("TERNBENCH_REQUIRE_BISECT") != "1":
-        pytest.skip("a timing test: run it on a quiet machine with TERNBENCH_REQUIRE_BISECT=1")
+    # A timing test: the 15% step must stand out from the host's noise. It does on a shared
+    # 2-vCPU machine with 12 rounds paired, but not beside other jobs busier than its CPUs.
     busy = quiet_enough()
     if busy:
-        pytest.fail(busy, pytrace=False)
+        if os.environ.get("TERNBENCH_REQUIRE_BISECT") == "1":
+            pytest.fail(busy, pytrace=False)
+        pytest.skip(busy)
 
     commits = small_repository(tmp_path / "repo")
     cfg = write(tmp_path, BISECT_SWEEP)
+    (tmp_path / "bisect.yaml").write_text(BISECT_MODEL)
     env = {"TERNBENCH_CACHE_DIR": str(tmp_path / "cache"), "TERNBENCH_TUNING": "off"}
+    # the threshold below the step hunted, as a user sets it: at the gate's 10%, a 15% step
+    # measured with this host's noise (per-round ratios spread 8%) would fall inside it 1 time in 50
     proc = ternbench("history", "bisect", commits[0], commits[-1], str(cfg), "--repo", str(tmp_path / "repo"),
-                     "--results", str(tmp_path / "bisect"), "--json", env=env, timeout=2400)
+                     "--results", str(tmp_path / "bisect"), "--max-regression", "5%", "--json", env=env,
+                     timeout=2400)
     data = json.loads(proc.stdout)
     assert data["first_slower"] == commits[SLOW_COMMIT], (data, proc.stderr)
     assert data["builds"] <= math.ceil(math.log2(12)) + 1, data
     culprit = next(p for p in data["probes"] if p["commit"] == commits[SLOW_COMMIT])
     (point,) = culprit["points"]
-    assert point["verdict"] == "regression" and -0.25 < point["change"] < -0.10, point
+    assert point["verdict"] == "regression" and -0.22 < point["change"] < -0.08, point
     # progress on stderr: every build and every probe's verdict
     assert proc.stderr.count("building the runtime of") == data["builds"]
     assert len(re.findall(r"not slower than GOOD|SLOWER than GOOD", proc.stderr)) == len(data["probes"])

@@ -378,6 +378,11 @@ def test_the_extra_round_rule_asks_for_unstable_points_and_wide_speed_ups():
     two = [interim("i2s", [50.0, 51.0]), interim("f16", [10.0, 10.2])]
     assert "n too small for an interval (2 rounds" in why_more_rounds(two, "f16")
     assert why_more_rounds(two, None) is None      # no baseline, no speed-up to narrow
+    # an A/B check: one point under two builds, no baseline; their ratio is what is narrowed
+    ab_wide = [interim("i2s", [50.0, 40.0, 50.5]), interim("i2s", [45.0, 44.0, 45.5])]
+    assert why_more_rounds(ab_wide, None).startswith("i2s+int8 candidate/baseline build 0.96x, 95% 0.72x-1.28x")
+    ab_steady = [interim("i2s", [50.0, 40.0, 50.5]), interim("i2s", [45.0, 36.1, 45.4])]
+    assert why_more_rounds(ab_steady, None) is None
 
 
 def test_an_extra_round_is_taken_when_it_costs_no_group_that_would_run():

@@ -17,7 +17,9 @@ key, e.g. 700M/i2s+int8/avx512vnni/t2/tg32) and fail if the candidate regressed.
 
 The rule (asv's: ratio AND test): change = candidate median / baseline median - 1 of tokens/s;
 p from a two-sided Mann-Whitney U test on the raw per-run tokens/s values (exact when the
-samples allow it). A point is a regression when it is slower by more than --max-regression AND
+samples allow it). Two builds measured in shared rounds (--ab, at least 3 processes) are judged
+round by round instead: change = the geometric mean of the per-round ratios of process means
+- 1, p from a paired t-test on their logs. A point is a regression when it is slower by more than --max-regression AND
 p < --alpha; an improvement symmetrically; otherwise unchanged (within threshold, or not
 significant). When the threshold is exceeded but the samples are too few for the test ever to
 reach p < alpha (3 vs 3 values: smallest p 0.1), the point is inconclusive: it does not fail
@@ -60,7 +62,7 @@ def add_parser(sub):
                    help="largest tolerated slowdown in median tokens/s, in percent: 10%% or 10 (0.05 means "
                         "0.05%%); default 10%%, as asv")
     p.add_argument("--alpha", default="0.002", metavar="P",
-                   help="significance level of the Mann-Whitney U test, 0 < P < 1 (default 0.002, as asv)")
+                   help="significance level of the test, 0 < P < 1 (default 0.002, as asv)")
     p.add_argument("--format", choices=("md", "junit", "json"), default="md",
                    help="report format: Markdown for a CI job summary (default), JUnit XML, or JSON")
     p.add_argument("--out", type=Path, metavar="FILE",
@@ -193,8 +195,8 @@ def markdown(report, status: int) -> str:
     lines += ["| point | baseline tok/s | candidate tok/s | change | p | verdict |", "|---|--:|--:|--:|--:|---|"]
     for c in report.compared:
         mark = f"**{c.verdict}**" if c.verdict in ("regression", "inconclusive") else c.verdict
-        lines.append(f"| {md(c.key)} | {c.baseline_median:.2f} (n={c.baseline_n}) | {c.candidate_median:.2f} "
-                     f"(n={c.candidate_n}) | {c.change:+.1%} | {c.p:.2g} | {mark}: {md(c.why)} |")
+        lines.append(f"| {md(c.key)} | {c.baseline_median:.2f} (n={c.baseline_n} {c.unit}) | "
+                     f"{c.candidate_median:.2f} (n={c.candidate_n} {c.unit}) | {c.change:+.1%} | {c.p:.2g} | {mark}: {md(c.why)} |")
     for title, items in (("Only in the baseline", report.only_baseline),
                          ("Only in the candidate", report.only_candidate)):
         if items:
@@ -243,7 +245,7 @@ def junit(report, status: int) -> str:
     for c in report.compared:
         tc = case(c.key)
         numbers = (f"{c.key}: {c.verdict}: {c.why}; median {c.baseline_median:.4g} -> {c.candidate_median:.4g} "
-                   f"tokens/s ({c.change:+.1%}), {c.method} test on {c.baseline_n} vs {c.candidate_n} values")
+                   f"tokens/s ({c.change:+.1%}), {c.method} on {c.baseline_n} vs {c.candidate_n} {c.unit}")
         if c.verdict == "regression":
             ET.SubElement(tc, "failure", type="regression", message=x(numbers)).text = x(numbers)
         else:

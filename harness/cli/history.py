@@ -50,9 +50,11 @@ Find the first commit between GOOD and BAD (on BAD's first-parent line) whose ru
 than GOOD's, as `asv find` does: build the middle commit's runtime (its own sources and build
 script, cached like `check --ab`'s builds under ~/.cache/ternbench/ab), sweep CONFIG with GOOD's
 build and that one interleaved in one session, judge the pair with the regression gate's rule
-(slower by more than --max-regression and p < --alpha on the per-run values, or a point broken),
-and halve the range. About log2(commits) + 1 builds; the sweep needs at least 7 values per point
-and side (repetitions x processes) for the test to be able to say "slower".
+(slower by more than --max-regression and p < --alpha, or a point broken), and halve the range.
+With 3 processes or more the pair is judged round by round (a paired t-test on the per-round
+ratios; 6 processes resolve a 15% step on a shared 2-core machine); with fewer, on the per-run
+values, which then need at least 7 per point and side (repetitions x processes). About
+log2(commits) + 1 builds.
 
 Prints the commit, each probe's figures, and how many builds and measurements it took.
 
@@ -180,11 +182,12 @@ def run_bisect(args) -> int:
     if not plan.points:
         raise UsageError(f"{args.config}: no point of this sweep can run on this machine")
     values = config.repetitions * config.processes
-    from harness.gate.regression import min_p
+    from harness.gate.regression import MIN_ROUNDS, min_p
 
-    if min_p(values, values) >= alpha:
+    if config.processes < MIN_ROUNDS and min_p(values, values) >= alpha:
         raise UsageError(f"{args.config}: {values} value(s) per point and side (repetitions x processes) can never "
-                         f"reach p < {alpha:g} (smallest possible p {min_p(values, values):.3g}); raise them")
+                         f"reach p < {alpha:g} (smallest possible p {min_p(values, values):.3g}); raise them, or "
+                         f"run {MIN_ROUNDS} processes or more (judged round by round)")
     out = args.results or Path("results") / f"bisect-{good[:12]}-{bad[:12]}"
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--results {out}: not empty (an earlier bisect?); choose another")

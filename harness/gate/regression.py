@@ -1,8 +1,15 @@
 """Compares two results directories point by point: the logic of `ternbench check`, no printing.
 
 The rule is asv's: a point regressed only when it is both slower by more than the threshold
-(median tokens/s) and significantly slower by a two-sided Mann-Whitney U test on the raw
-per-run values. The ratio alone flags noise; the test alone flags changes too small to matter."""
+and significantly slower. The ratio alone flags noise; the test alone flags changes too small to
+matter. Two separate runs are compared as asv does: the ratio of median tokens/s, and a
+two-sided Mann-Whitney U test on the raw per-run values. Two builds measured in one session
+(`check --ab`, `history bisect`) ran their processes in shared rounds, and are judged round by
+round: the geometric mean of the per-round ratios of process means, and a paired t-test on
+their logs. The worker process is the unit there, as everywhere else (measure/stats.py): a
+neighbour that slows one process moves all its values together, which a test on the values
+counts as that many independent observations, and what the host does to a whole round cancels
+in its ratio."""
 from __future__ import annotations
 
 import math
@@ -21,6 +28,10 @@ EXACT_PERMUTATIONS_MAX = 20_000
 # scipy's exact null distribution costs ~0.1 s at 100 vs 100 and fails (NaN) near 1000 vs 1000;
 # at these sizes the normal approximation agrees with it to two digits.
 EXACT_VALUES_MAX = 200
+
+# Rounds a paired test needs: with 2, t has one degree of freedom and no power.
+MIN_ROUNDS = 3
+PAIRED_METHOD = "paired t on the per-round log ratios"
 
 # What a difference in which only notes, not refuses: they change how a point was measured,
 # not what it measures (unlike the seed or the model's weights).
@@ -43,14 +54,18 @@ class Comparison:
     key: str
     baseline_median: float
     candidate_median: float
-    baseline_n: int
+    baseline_n: int           # values compared: per-run values, or rounds (paired)
     candidate_n: int
-    change: float             # candidate median / baseline median - 1; negative is slower
+    change: float             # candidate / baseline - 1 (medians, or per-round ratios); negative is slower
     p: float
     min_p: float              # the smallest p the test could give with these sample sizes
     method: str
     verdict: str              # regression | improvement | unchanged | inconclusive
     why: str
+
+    @property
+    def unit(self) -> str:
+        return "rounds" if self.method == PAIRED_METHOD else "values"
 
 
 @dataclass
@@ -93,8 +108,10 @@ class Report:
 
         return {"verdict": "pass" if self.passed else "fail",
                 "rule": {"max_regression": self.max_regression, "alpha": self.alpha,
-                         "test": "two-sided Mann-Whitney U on per-run tokens/s",
-                         "change": "candidate median / baseline median - 1"},
+                         "test": "two-sided Mann-Whitney U on per-run tokens/s; for two builds measured in "
+                                 "shared rounds, a paired t-test on the per-round log ratios of process means",
+                         "change": "candidate median / baseline median - 1; paired: the geometric mean of the "
+                                   "per-round ratios - 1"},
                 "summary": {v: self.count(v) for v in ("regression", "improvement", "unchanged", "inconclusive")}
                 | {"compared": len(self.compared), "underpowered": len(self.underpowered),
                    "broken": len(self.broken)},
@@ -195,15 +212,45 @@ def mann_whitney(a: list[float], b: list[float]) -> tuple[float, str]:
     return (1.0 if math.isnan(p) else p), name
 
 
-def judge(key: str, base: list[float], cand: list[float], max_regression: float, alpha: float) -> Comparison:
+def paired_t(base: list[float], cand: list[float]) -> tuple[float, float]:
+    """(change, two-sided p) of CAND against BASE round by round: the geometric mean of the
+    per-round ratios - 1, and Student's t on their logs."""
+    from scipy.stats import ttest_1samp   # here, not at the top: scipy.stats costs 0.6 s at start-up
+
+    logs = [math.log(c / b) for b, c in zip(base, cand)]
+    change = math.exp(statistics.fmean(logs)) - 1
+    if max(logs) == min(logs):      # no spread: t is undefined, and the evidence is all or nothing
+        return change, (1.0 if logs[0] == 0 else 0.0)
+    return change, float(ttest_1samp(logs, 0.0).pvalue)
+
+
+def paired_rounds(b: dict, c: dict) -> tuple[list[float], list[float]] | None:
+    """The two records' process means, round by round, when both ran in one group run (the
+    same rounds) with at least MIN_ROUNDS of them; else None."""
+    pb, pc = b.get("process_tokens_per_s"), c.get("process_tokens_per_s")
+    if (b.get("group_run") and b.get("group_run") == c.get("group_run") and isinstance(pb, list)
+            and isinstance(pc, list) and len(pb) == len(pc) >= MIN_ROUNDS
+            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in pb + pc)):
+        return pb, pc
+    return None
+
+
+def judge(key: str, base: list[float], cand: list[float], max_regression: float, alpha: float,
+          rounds: tuple[list[float], list[float]] | None = None) -> Comparison:
+    """BASE and CAND are the per-run values; ROUNDS, when given, the process means of both
+    sides round by round, on which the change and the test are then computed."""
     bmed, cmed = statistics.median(base), statistics.median(cand)
-    change = cmed / bmed - 1
-    p, method = mann_whitney(base, cand)
-    floor = min_p(len(base), len(cand))
+    if rounds:
+        change, p = paired_t(*rounds)
+        method, floor, n_base, n_cand = PAIRED_METHOD, 0.0, len(rounds[0]), len(rounds[1])
+    else:
+        change = cmed / bmed - 1
+        p, method = mann_whitney(base, cand)
+        floor, n_base, n_cand = min_p(len(base), len(cand)), len(base), len(cand)
     beyond = abs(change) > max_regression
     if floor >= alpha and beyond:
         verdict = "inconclusive"
-        why = (f"{'slower' if change < 0 else 'faster'} by {abs(change):.1%}, but {len(base)} vs {len(cand)} "
+        why = (f"{'slower' if change < 0 else 'faster'} by {abs(change):.1%}, but {n_base} vs {n_cand} "
                f"values cannot reach p < {alpha:g} (smallest possible p {floor:.3g})")
     elif p < alpha and beyond:
         verdict = "regression" if change < 0 else "improvement"
@@ -214,7 +261,9 @@ def judge(key: str, base: list[float], cand: list[float], max_regression: float,
         if floor >= alpha:
             reasons.append(f"too few values for the test (smallest possible p {floor:.3g})")
         why = ", ".join(reasons)
-    return Comparison(key, bmed, cmed, len(base), len(cand), change, p, floor, method, verdict, why)
+    if rounds:
+        why += f" ({n_base} rounds, paired)"
+    return Comparison(key, bmed, cmed, n_base, n_cand, change, p, floor, method, verdict, why)
 
 
 def _brief(keys, limit=5) -> str:
@@ -236,7 +285,7 @@ def compare(base: Side, cand: Side, max_regression: float, alpha: float) -> Repo
         b, c = base.points[key], cand.points[key]
         if b["status"] == "ok" and c["status"] == "ok":
             report.compared.append(judge(key, b["samples_tokens_per_s"], c["samples_tokens_per_s"],
-                                         max_regression, alpha))
+                                         max_regression, alpha, paired_rounds(b, c)))
         else:
             report.failed.append({"key": key, "baseline": _reason(b), "candidate": _reason(c)})
     for side, own, other in ((report.only_baseline, base, cand), (report.only_candidate, cand, base)):

@@ -159,15 +159,18 @@ def why_more_rounds(interim: list, baseline: str | None) -> str | None:
         if i.conditions.get("unstable"):
             return f"{_label(i.point)} unstable ({'; '.join(i.conditions['unstable'])})"
     rows = [{**i.point.to_dict(), "test": i.point.test, "interim": i} for i in interim]
-    for row in rows:
-        base = baseline_for(row, rows, baseline)
+    for n, row in enumerate(rows):
+        # an A/B check runs each point under two builds: their ratio is the figure it judges
+        other_build = next((r for r in rows[:n] if r["interim"].point.key == row["interim"].point.key), None)
+        base = other_build or baseline_for(row, rows, baseline)
         if base is None or base is row or not row["interim"].process_tps or \
                 len(base["interim"].process_tps) != len(row["interim"].process_tps):
             continue
         r = stats.paired_ratio(row["interim"].process_tps, base["interim"].process_tps)
         if r.low is None or r.high / r.low > stats.NARROW:
             span = r.note or f"{r.low:.2f}x-{r.high:.2f}x"
-            return f"{_label(row['interim'].point)} speed-up {r.value:.2f}x, 95% {span}"
+            figure = "candidate/baseline build" if other_build else "speed-up"
+            return f"{_label(row['interim'].point)} {figure} {r.value:.2f}x, 95% {span}"
     return None
 
 
