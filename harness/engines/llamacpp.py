@@ -16,7 +16,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.inputs import user_path
@@ -69,7 +69,7 @@ def find(cache: Path, given: str | None = None) -> tuple[Installation | None, st
     given = given or os.environ.get(BIN_ENV)
     if given:
         d = user_path(given)
-        missing = [p for p in SWEEP_PROGRAMS if not os.access(d / p, os.X_OK)]
+        missing = _missing(d, SWEEP_PROGRAMS)
         if missing:
             return None, f"{d}: no executable {', '.join(missing)} (a llama.cpp build's bin directory holds both)"
         return Installation(d, "given by the user", {}), ""
@@ -81,11 +81,19 @@ def find(cache: Path, given: str | None = None) -> tuple[Installation | None, st
         data = json.loads(record.read_text())
     except (OSError, ValueError) as e:
         return None, f"{record}: unreadable ({e}); `ternbench engines install {NAME} --force` rebuilds it"
-    missing = [p for p in PROGRAMS if not os.access(d / "bin" / p, os.X_OK)]
+    missing = _missing(d / "bin", SWEEP_PROGRAMS)
     if missing:
-        return None, (f"{d / 'bin'}: {', '.join(missing)} missing (an older install); "
-                      f"`ternbench engines install {NAME} --force` rebuilds it")
-    return Installation(d / "bin", "installed by ternbench", data), ""
+        return None, f"{d / 'bin'}: {', '.join(missing)} missing; `ternbench engines install {NAME} --force`"
+    found = Installation(d / "bin", "installed by ternbench", data)
+    older = _missing(d / "bin", PROGRAMS)
+    if older:   # sweeps still run; the exactness test needs it
+        found = replace(found, summary=f"{found.describe()}; no {', '.join(older)} (an older install): "
+                                       f"`ternbench engines install {NAME} --force` adds it")
+    return found, ""
+
+
+def _missing(d: Path, programs) -> list[str]:
+    return [p for p in programs if not os.access(d / p, os.X_OK)]
 
 
 def install(cache: Path, force: bool = False, progress=lambda msg: None) -> Installation:
@@ -93,7 +101,7 @@ def install(cache: Path, force: bool = False, progress=lambda msg: None) -> Inst
     target = install_dir(cache)
     if (target / "install.json").is_file() and not force:
         found, _ = find(cache)
-        if found:
+        if found and not _missing(found.bin, PROGRAMS):
             progress(f"already installed in {target}")
             return found
     cmake = shutil.which("cmake") or _cmake_from_pypi(progress)
