@@ -59,6 +59,15 @@ def test_a_damaged_installation_says_how_to_rebuild(tmp_path):
                                                 "compiler": "/usr/bin/c++", "built": "today"}))
     found, why = llamacpp.find(tmp_path / "cache")
     assert found is not None and why == "" and llamacpp.PINNED in found.describe()
+    # an install from before llama-completion was built: sweeps run, and the listing says how to get it
+    (d / "bin" / "llama-completion").unlink()
+    out = listing(tmp_path)
+    assert out["llamacpp"]["ready"]
+    assert out["llamacpp"]["detail"].endswith("; no llama-completion (an older install): "
+                                              "`ternbench engines install llamacpp --force` adds it")
+    (d / "bin" / "llama-quantize").unlink()
+    found, why = llamacpp.find(tmp_path / "cache")
+    assert found is None and why == f"{d / 'bin'}: llama-quantize missing; `ternbench engines install llamacpp --force`"
 
 
 def test_bitnetcpp_installations_in_the_cache(tmp_path):
@@ -283,12 +292,52 @@ def test_bitnetcpp_quantises_and_runs_the_written_model(tiny, tmp_path):
         assert i2s.generate(ctx, [1, 2, 3], 12) == f16.generate(ctx, [1, 2, 3], 12)
 
 
+def greedy(program, path, n: int, threads: int = 1, *extra: str) -> list[int]:
+    """An engine's own greedy tokens from <s> (its llama-cli, or llama.cpp's llama-completion). The
+    dummy vocabulary has no byte pieces, so the prompt is empty: the program starts from <s>
+    alone, and its printed pieces <tN> are token N."""
+    import re
+
+    proc = subprocess.run([str(program), "-m", str(path), "-p", "", "-n", str(n), "--temp", "0", "-t", str(threads),
+                           "--verbose-prompt", *extra], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "number of tokens in prompt = 1" in proc.stderr and "1 -> '<s>'" in proc.stderr, proc.stderr[-2000:]
+    special = {"unk": 0, "s": 1, "/s": 2}
+    tokens = [int(t) if t else special[s] for t, s in re.findall(r"<(?:t(\d+)|(unk|s|/s))>", proc.stdout)]
+    assert len(tokens) == n, proc.stdout
+    return tokens
+
+
+# Where an engine's greedy token is not ternbench's, how close ternbench's own two candidates must
+# be (a near-tie): a tenth of the logits' standard deviation. The engines' attention is run with
+# a float32 K cache (`-ctk f32`): with llama.cpp's default f16 K the query is rounded to f16 as
+# well, which on its own moves logits by a few hundredths from the second token on.
+NEAR_TIE = 0.1
+F32_K = ("-ctk", "f32")
+
+
+def teacher_forced(model, theirs: list[int]) -> list[tuple[int, int, int, float]]:
+    """ternbench's choice at each step of an engine's greedy sequence THEIRS from <s>, fed their
+    tokens: (step, ours, theirs, our margin of ours over theirs in logits' standard deviations)
+    wherever the two differ."""
+    import runtime
+
+    model.reset()
+    differs, prev = [], 1
+    with runtime.Context(1) as ctx:
+        for step, t in enumerate(theirs):
+            ours, logits = model.forward(ctx, [prev], logits=True)
+            if ours != t:
+                differs.append((step, ours, t, float((logits[ours] - logits[t]) / logits.std())))
+            prev = t
+    return differs
+
+
 def test_bitnetcpp_and_ternbench_give_the_same_greedy_tokens(tiny, tmp_path):
     """Cross-engine exactness: the same ternary weights (a SiLU model, the function bitnet.cpp's
     `bitnet` architecture computes) in bitnet.cpp's I2_S, run by its own llama-cli, and read by
-    ternbench as i2s: the same greedy tokens from <s>. (The dummy vocabulary has no byte pieces,
-    so the prompt is empty: llama-cli starts from <s> alone; its pieces <tN> are token N.)"""
-    import re
+    ternbench as i2s: the same greedy tokens from <s>."""
     from dataclasses import replace
 
     import runtime
@@ -297,14 +346,139 @@ def test_bitnetcpp_and_ternbench_give_the_same_greedy_tokens(tiny, tmp_path):
     found = _installed_bitnetcpp()
     spec = replace(tiny, activation="silu")
     path = gguf_model.model_file(spec, 7, "i2_s", tmp_path, found)
-    proc = subprocess.run([str(found.program("llama-cli")), "-m", str(path), "-p", "", "-n", "12", "--temp", "0",
-                           "-t", "1", "--verbose-prompt"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "number of tokens in prompt = 1" in proc.stderr and "1 -> '<s>'" in proc.stderr
-    special = {"unk": 0, "s": 1, "/s": 2}
-    theirs = [int(n) if n else special[s] for n, s in re.findall(r"<(?:t(\d+)|(unk|s|/s))>", proc.stdout)]
-    assert len(theirs) == 12, proc.stdout
+    theirs = greedy(found.program("llama-cli"), path, 12)
     model = load_gguf(path, max_ctx=32)
     assert model.weight_format == "i2s"
     with runtime.Context(1) as ctx:
         assert model.generate(ctx, [1], 12) == theirs
+
+
+# --- bitnet.cpp's TL2: its own converter, from a checkpoint directory ternbench writes ----------
+
+TL2_SHAPE = TINY.replace("name: tiny-gguf", "name: tl2-gguf").replace("hidden: 256", "hidden: 1536") \
+    .replace("ffn: 512", "ffn: 4096").replace("heads: 4\nkv_heads: 2", "heads: 16\nkv_heads: 16") \
+    .replace("activation: relu2", "activation: silu")   # 700M's matrices (its TL2 kernels), two layers
+
+
+@pytest.fixture
+def tl2_shape(tmp_path):
+    from harness.models.presets import load_spec
+
+    (tmp_path / "tl2.yaml").write_text(TL2_SHAPE)
+    return load_spec(tmp_path / "tl2.yaml")
+
+
+def test_the_checkpoint_for_bitnetcpps_converter(tiny, tmp_path):
+    """The directory bitnet.cpp's converter reads, from the F16 GGUF every engine gets: the
+    `BitnetForCausalLM` config, the dummy vocabulary as a SentencePiece model, and every tensor
+    under the name the converter maps, the linears scaled so that their absmean (the converter's
+    ternarisation) is the ternary scale again."""
+    import numpy as np
+    import sentencepiece
+    from safetensors.numpy import load_file
+
+    from harness.engines import tl2
+    from harness.models.gguf_file import GgufFile
+
+    f16 = gguf_model.model_file(tiny, 7, "f16", tmp_path)
+    d = tl2.write_checkpoint(tiny, f16, tmp_path / "ckpt")
+    config = json.loads((d / "config.json").read_text())
+    assert config["architectures"] == ["BitnetForCausalLM"] and config["num_key_value_heads"] == 2
+    assert (config["hidden_size"], config["intermediate_size"], config["vocab_size"]) == (256, 512, 320)
+    sp = sentencepiece.SentencePieceProcessor(str(d / "tokenizer.model"))
+    pieces, _ = gguf_model.dummy_vocabulary(320)
+    assert [sp.id_to_piece(i).encode() for i in range(sp.vocab_size())] == pieces
+    assert sp.is_unknown(0) and sp.is_control(1) and sp.is_control(2) and not sp.is_control(3)
+    weights = load_file(d / "model.safetensors")
+    g = GgufFile(f16)
+    assert set(weights) == {tl2.hf_name(n) for n in g.tensors}
+    assert "model.layers.1.self_attn.inner_attn_ln.weight" in weights and "model.layers.0.mlp.ffn_layernorm.weight" in weights
+    for name, t in g.tensors.items():
+        ours = g.raw(t).view(np.float32 if t.type == "F32" else np.float16).reshape(t.shape)
+        theirs = weights[tl2.hf_name(name)]
+        if "_norm" in name or name == "token_embd.weight":
+            assert theirs.dtype == ours.dtype and np.array_equal(theirs, ours), name
+            continue
+        scale = np.abs(ours.astype(np.float64)).max()
+        assert theirs.dtype == np.float32 and np.array_equal(np.sign(theirs), np.sign(ours)), name
+        assert abs(np.abs(theirs.astype(np.float64)).mean() / scale - 1) < 1e-6, name
+
+
+def test_tl2_is_planned_only_where_the_build_has_kernels(tl2_shape, tmp_path):
+    """TL2 kernels are generated per matrix shape: another model's TL2 point says why it cannot
+    run and what would make it run, from the build's own kernel_config.ini."""
+    from harness.engines import Installation, cannot_write
+    from harness.models.presets import find_model
+
+    record = {"tl2_model": "bitnet_b1_58-large", "tl2_preset": "700M", "tl2_shapes": [[1536, 4096], [1536, 1536], [4096, 1536]]}
+    build = Installation(tmp_path / "b" / "bin", "installed by ternbench", record)
+    assert cannot_write("bitnetcpp", "tl2", tl2_shape, build) == ""
+    assert cannot_write("bitnetcpp", "i2_s", find_model("2B4T"), build) == ""
+    why = cannot_write("bitnetcpp", "tl2", find_model("2B4T"), build)
+    assert why.startswith("no TL2 kernels for 2B4T's 640x2560, 2560x2560, 2560x6912, 6912x2560 matrices: "
+                          "this build's TL2 kernels were generated for 700M = bitnet_b1_58-large")
+    assert why.endswith("2B4T runs in I2_S")
+    assert "--tl2 bitnet_b1_58-3B` builds its kernels" in cannot_write("bitnetcpp", "tl2", find_model("bitnet_b1_58-3B"), build)
+    from dataclasses import replace
+    assert "an output head of its own" in cannot_write("bitnetcpp", "tl2", replace(tl2_shape, tied_embeddings=False), build)
+    # a user's build inside its checkout: the kernels of its kernel_config.ini
+    theirs = Installation(tmp_path / "BitNet" / "build" / "bin", "given by the user", {})
+    assert "give the build inside its checkout" in cannot_write("bitnetcpp", "tl2", tl2_shape, theirs)
+    _fake_checkout(tmp_path / "BitNet", [(768, 3072)])
+    assert "generated for its checkout's model (768x3072)" in cannot_write("bitnetcpp", "tl2", tl2_shape, theirs)
+
+
+def _fake_checkout(root, shapes):
+    """A bitnet.cpp checkout with what ternbench looks for (tl2.KEPT), its kernels for SHAPES."""
+    from harness.engines import tl2
+
+    for rel in tl2.KEPT:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / tl2.CONVERTER).write_text("")
+    (root / "utils" / "convert.py").write_text("")
+    (root / tl2.GGUF_PY).mkdir(exist_ok=True)
+    (root / tl2.KERNEL_CONFIG).write_text("".join(f"[Kernels_{i}]\nm = {m}\nk = {k}\nbm = 256\nbk = 96\nbmm = 32\n\n"
+                                                  for i, (m, k) in enumerate(shapes)))
+
+
+def test_bitnetcpp_tl2_from_its_own_converter(tl2_shape, tmp_path):
+    """bitnet.cpp's TL2, written by its own converter from the checkpoint ternbench writes, for a
+    shape its build has kernels for (700M's matrices, two layers): the linears in TL2 with the
+    model's scales (to float32 rounding: the converter's absmean), runs in its llama-bench. Its
+    llama-cli on the I2_S file of the same weights gives ternbench's i2s greedy tokens exactly; on
+    the TL2 file, fed the same tokens, ternbench picks another token only at near-ties (NEAR_TIE),
+    never the first (one token of context: no attention arithmetic to differ in)."""
+    import runtime
+    from harness.engines import tl2
+    from harness.models.gguf_file import GgufFile, load_gguf
+
+    found = _installed_bitnetcpp()
+    why = bitnetcpp.cannot_write("tl2", tl2_shape, found)
+    if why:
+        if REQUIRE_BITNETCPP:
+            pytest.fail(f"bitnet.cpp's TL2 is required here: {why}")
+        pytest.skip(why)
+    seed = 1          # a greedy path of several tokens (some seeds repeat <s> from the start)
+    path = gguf_model.model_file(tl2_shape, seed, "tl2", tmp_path, found)
+    g = GgufFile(path)
+    assert {t.type for n, t in g.tensors.items() if n.startswith("blk.") and t.shape[1:]} == {"TL2"}
+    assert g.tensors["token_embd.weight"].type == "F16"
+    assert tl2.scale_error(path, gguf_model.model_file(tl2_shape, seed, "f16", tmp_path)) < 1e-6
+    proc = subprocess.run([str(found.program("llama-bench")), "-m", str(path), "-p", "0", "-n", "4", "-r", "2",
+                           "-t", "1", "-o", "json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = json.loads(proc.stdout)
+    assert "TL2" in run["model_type"] and len(run["samples_ns"]) == 2
+    # bitnet.cpp's I2_S of the same weights is ternbench's i2s token for token
+    i2s = gguf_model.model_file(tl2_shape, seed, "i2_s", tmp_path, found)
+    model = load_gguf(i2s, max_ctx=64)
+    with runtime.Context(1) as ctx:
+        ours = model.generate(ctx, [1], 24)
+    assert len(set(ours)) > 3, ours
+    for threads in (1, 2):
+        assert greedy(found.program("llama-cli"), i2s, 24, threads, *F32_K) == ours
+    # TL2: the same at 1 and 2 threads; against ternbench, different only at near-ties
+    theirs = greedy(found.program("llama-cli"), path, 24, 1, *F32_K)
+    assert greedy(found.program("llama-cli"), path, 24, 2, *F32_K) == theirs
+    differs = teacher_forced(model, theirs)
+    assert all(step > 0 and margin < NEAR_TIE for step, _, _, margin in differs), differs

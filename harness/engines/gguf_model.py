@@ -25,6 +25,7 @@ import numpy as np
 
 from harness.models.gguf_file import ACTIVATION_KEY, LINEARS, NORMS, GgufError, GgufFile
 
+from . import bitnetcpp, tl2
 from .llamacpp import EngineError, Installation
 
 __all__ = ["GgufError", "EngineError", "model_file", "bytes_per_token", "weight_bytes", "head_type",
@@ -39,6 +40,9 @@ QUANT_TYPES = {"tq1_0": "TQ1_0", "tq2_0": "TQ2_0", "f16": "F16", "i2_s": "I2_S",
 # several threads each chunk's scale lands on the next chunk's weights (found as code 3, which no
 # ternary value has), so it runs on one thread, as bitnet.cpp's setup_env.py runs it.
 SINGLE_THREADED = {"i2_s": ("1",)}
+# formats no llama-quantize writes: bitnet.cpp's converter does (tl2.py); the value goes into the
+# file's cache key, so a change of ternbench's checkpoint writer makes a new file
+CONVERTED = {"tl2": f"tl2-writer-{tl2.WRITER_VERSION}".encode()}
 
 
 def _header(file) -> GgufFile:
@@ -69,16 +73,23 @@ def identity(spec, seed: int, checkpoint: str | None = None) -> str:
 
 
 
-def _add_dummy_vocabulary(w, vocab: int) -> None:
-    """A SentencePiece ("llama") vocabulary of VOCAB placeholder pieces: <unk>, <s>, </s>, then
-    <t3>, <t4>, ...: enough for every engine to load the file and run token ids (speed and
-    greedy tokens), not for text."""
+def dummy_vocabulary(vocab: int) -> tuple[list[bytes], list[int]]:
+    """VOCAB placeholder SentencePiece pieces and their types: <unk>, <s>, </s>, then <t3>, <t4>,
+    ...: enough for every engine to load a file and run token ids (speed and greedy tokens), not
+    for text. Piece <tN> is token N, so an engine's printed output reads back as token ids."""
     if vocab < 4:
         raise EngineError(f"a vocabulary of {vocab} tokens cannot hold <unk>, <s>, </s> and a token")
+    pieces = [b"<unk>", b"<s>", b"</s>"] + [b"<t%d>" % i for i in range(3, vocab)]
+    return pieces, [2, 3, 3] + [1] * (vocab - 3)     # unknown, control, control, normal
+
+
+def _add_dummy_vocabulary(w, vocab: int) -> None:
+    """The dummy vocabulary as a SentencePiece ("llama") tokenizer in the GGUF header."""
+    pieces, types = dummy_vocabulary(vocab)
     w.add_tokenizer_model("llama")
-    w.add_token_list([b"<unk>", b"<s>", b"</s>"] + [b"<t%d>" % i for i in range(3, vocab)])
+    w.add_token_list(pieces)
     w.add_token_scores([0.0] * vocab)
-    w.add_token_types([2, 3, 3] + [1] * (vocab - 3))     # unknown, control, control, normal
+    w.add_token_types(types)
     w.add_unk_token_id(0)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
@@ -217,8 +228,11 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
         return f16
     if engine is None:
         raise EngineError(f"quantising to {fmt} needs llama.cpp's llama-quantize")
-    build = hashlib.sha256(json.dumps(engine.record, sort_keys=True).encode() + str(engine.bin).encode()).hexdigest()[:8]
+    build = hashlib.sha256(json.dumps(engine.record, sort_keys=True).encode() + str(engine.bin).encode()
+                           + CONVERTED.get(fmt, b"")).hexdigest()[:8]
     out = base.with_name(f"{base.name}-{fmt}-{build}.gguf")
+    if fmt in CONVERTED and not out.is_file():
+        _convert_tl2(spec, f16, out, engine, log)
     if not out.is_file():
         log(f"quantising {f16.name} to {QUANT_TYPES[fmt]} with {engine.program('llama-quantize')} ...")
         tmp = out.with_name(out.name + ".tmp")
@@ -230,6 +244,25 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
             raise EngineError(f"llama-quantize {f16.name} {QUANT_TYPES[fmt]} failed: {tail}")
         os.replace(tmp, out)
     return out
+
+
+def _convert_tl2(spec, f16: Path, out: Path, engine: Installation, log) -> None:
+    """The TL2 file of the model whose F16 GGUF is F16, by ENGINE's own converter (bitnet.cpp's),
+    through a checkpoint directory beside OUT that is removed afterwards."""
+    import shutil
+
+    why = bitnetcpp.cannot_write("tl2", spec, engine)
+    if why:
+        raise EngineError(why)
+    root = bitnetcpp.converter_root(engine, log)
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    try:
+        log(f"writing {f16.name} as a checkpoint for bitnet.cpp's TL2 converter ...")
+        tl2.write_checkpoint(spec, f16, checkpoint)
+        log(f"converting to TL2 with {root / tl2.CONVERTER} ...")
+        tl2.convert(root, checkpoint, out)
+    finally:
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def bytes_per_token(file) -> int:
