@@ -428,6 +428,16 @@ def test_tl2_is_planned_only_where_the_build_has_kernels(tl2_shape, tmp_path):
     assert "generated for its checkout's model (768x3072)" in cannot_write("bitnetcpp", "tl2", tl2_shape, theirs)
 
 
+def test_the_tl2_converter_without_its_imports_says_how_to_get_them(monkeypatch):
+    from harness.engines import tl2
+
+    monkeypatch.setattr(tl2, "NEEDS", ("json", "no_such_module_for_ternbench"))
+    with pytest.raises(llamacpp.EngineError) as e:
+        tl2.converter_python()
+    assert str(e.value) == ("bitnet.cpp's TL2 converter needs no_such_module_for_ternbench, which ternbench's "
+                            "Python lacks: pip install -e '.[tl2]' in ternbench's checkout (CPU torch and sentencepiece)")
+
+
 def _fake_checkout(root, shapes):
     """A bitnet.cpp checkout with what ternbench looks for (tl2.KEPT), its kernels for SHAPES."""
     from harness.engines import tl2
