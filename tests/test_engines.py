@@ -59,11 +59,11 @@ def test_a_damaged_installation_says_how_to_rebuild(tmp_path):
                                                 "compiler": "/usr/bin/c++", "built": "today"}))
     found, why = llamacpp.find(tmp_path / "cache")
     assert found is not None and why == "" and llamacpp.PINNED in found.describe()
-    # an install from before llama-completion was built: sweeps run, and the listing says how to get it
-    (d / "bin" / "llama-completion").unlink()
+    # an install from before llama-simple was built: sweeps run, and the listing says how to get it
+    (d / "bin" / "llama-simple").unlink()
     out = listing(tmp_path)
     assert out["llamacpp"]["ready"]
-    assert out["llamacpp"]["detail"].endswith("; no llama-completion (an older install): "
+    assert out["llamacpp"]["detail"].endswith("; no llama-simple (an older install): "
                                               "`ternbench engines install llamacpp --force` adds it")
     (d / "bin" / "llama-quantize").unlink()
     found, why = llamacpp.find(tmp_path / "cache")
@@ -293,26 +293,31 @@ def test_bitnetcpp_quantises_and_runs_the_written_model(tiny, tmp_path):
 
 
 def greedy(program, path, n: int, threads: int = 1, *extra: str) -> list[int]:
-    """An engine's own greedy tokens from <s> (its llama-cli, or llama.cpp's llama-completion). The
-    dummy vocabulary has no byte pieces, so the prompt is empty: the program starts from <s>
-    alone, and its printed pieces <tN> are token N."""
-    import re
-
+    """bitnet.cpp's llama-cli's greedy tokens from <s>. The dummy vocabulary has no byte pieces,
+    so the prompt is empty: the program starts from <s> alone."""
     proc = subprocess.run([str(program), "-m", str(path), "-p", "", "-n", str(n), "--temp", "0", "-t", str(threads),
                            "--verbose-prompt", *extra], capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "number of tokens in prompt = 1" in proc.stderr and "1 -> '<s>'" in proc.stderr, proc.stderr[-2000:]
+    return pieces(proc.stdout, n)
+
+
+def pieces(printed: str, n: int) -> list[int]:
+    """The N token ids an engine printed as pieces of the dummy vocabulary (<tN> is token N)."""
+    import re
+
     special = {"unk": 0, "s": 1, "/s": 2}
-    tokens = [int(t) if t else special[s] for t, s in re.findall(r"<(?:t(\d+)|(unk|s|/s))>", proc.stdout)]
-    assert len(tokens) == n, proc.stdout
+    tokens = [int(t) if t else special[s] for t, s in re.findall(r"<(?:t(\d+)|(unk|s|/s))>", printed)]
+    assert len(tokens) == n, printed
     return tokens
 
 
 # Where an engine's greedy token is not ternbench's, how close ternbench's own two candidates must
-# be (a near-tie): a tenth of the logits' standard deviation. The engines' attention is run with
-# a float32 K cache (`-ctk f32`): with llama.cpp's default f16 K the query is rounded to f16 as
-# well, which on its own moves logits by a few hundredths from the second token on.
+# be (a near-tie): a tenth of the logits' standard deviation. bitnet.cpp's llama-cli runs with a
+# float32 K cache (`-ctk f32`); llama.cpp's llama-simple has no such option, and with an f16 K
+# cache the query is rounded to f16 as well, which on its own moves logits by a few hundredths
+# from the second token on.
 NEAR_TIE = 0.1
 F32_K = ("-ctk", "f32")
 
@@ -353,6 +358,42 @@ def test_bitnetcpp_and_ternbench_give_the_same_greedy_tokens(tiny, tmp_path):
         assert model.generate(ctx, [1], 12) == theirs
 
 
+def test_llamacpp_and_ternbench_greedy_tokens(tiny, tmp_path):
+    """Cross-engine exactness against llama.cpp: the same ternary weights as the bitnet.cpp test
+    above (a SiLU model) in llama.cpp's TQ2_0 and TQ1_0, the tied head kept in F16 as bitnet.cpp's
+    I2_S keeps it, run by llama.cpp's own llama-simple (greedy from <s>, printed as it goes; its
+    defaults: 4 threads, an f16 K cache) and read by ternbench from the very file (i2s from TQ2_0,
+    tq1 from TQ1_0). llama.cpp quantises a TQ matrix's activations per 256-value block (Q8_K),
+    ternbench and bitnet.cpp per token, so the arithmetic is not the same: fed llama.cpp's tokens,
+    ternbench picks another token only at near-ties (NEAR_TIE)."""
+    from dataclasses import replace
+
+    from runtime.tuning import cache_dir
+
+    from harness.models.gguf_file import load_gguf
+
+    found, why = llamacpp.find(cache_dir())
+    why = why or (not os.access(found.program("llama-simple"), os.X_OK)
+                  and f"{found.bin}: no llama-simple; `ternbench engines install llamacpp --force` adds it")
+    if why:
+        if REQUIRE:
+            pytest.fail(f"llama.cpp is required here: {why}")
+        pytest.skip(f"llama.cpp not installed ({why})")
+    f16 = gguf_model.model_file(replace(tiny, activation="silu"), 7, "f16", tmp_path)
+    for theirs_format, ours_format in (("TQ2_0", "i2s"), ("TQ1_0", "tq1")):
+        path = tmp_path / f"{theirs_format}.gguf"
+        proc = subprocess.run([str(found.program("llama-quantize")), "--token-embedding-type", "f16", str(f16),
+                               str(path), theirs_format], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        proc = subprocess.run([str(found.program("llama-simple")), "-m", str(path), "-n", "12", ""],
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0 and proc.stdout.startswith("<s>"), proc.stderr[-2000:]   # the prompt, then its tokens
+        theirs = pieces(proc.stdout.removeprefix("<s>"), 12)
+        model = load_gguf(path, ours_format, "f16", max_ctx=32)
+        differs = teacher_forced(model, theirs)
+        assert all(margin < NEAR_TIE for _, _, _, margin in differs), (theirs_format, theirs, differs)
+
+
 # --- bitnet.cpp's TL2: its own converter, from a checkpoint directory ternbench writes ----------
 
 TL2_SHAPE = TINY.replace("name: tiny-gguf", "name: tl2-gguf").replace("hidden: 256", "hidden: 1536") \
@@ -389,6 +430,7 @@ def test_the_checkpoint_for_bitnetcpps_converter(tiny, tmp_path):
     pieces, _ = gguf_model.dummy_vocabulary(320)
     assert [sp.id_to_piece(i).encode() for i in range(sp.vocab_size())] == pieces
     assert sp.is_unknown(0) and sp.is_control(1) and sp.is_control(2) and not sp.is_control(3)
+    assert 0 < (d / "model.safetensors").stat().st_size - tl2.checkpoint_bytes(tiny) < 64 * 1024   # its header
     weights = load_file(d / "model.safetensors")
     g = GgufFile(f16)
     assert set(weights) == {tl2.hf_name(n) for n in g.tensors}

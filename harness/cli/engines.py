@@ -12,10 +12,10 @@ each with its version and build, the formats it runs, and, when it cannot run he
 how to fix it.
 
 `ternbench engines install llamacpp` builds llama.cpp's llama-bench, llama-quantize and
-llama-completion (greedy tokens, for the exactness tests) from the pinned llama-cpp-python sdist
+llama-simple (greedy tokens, for the exactness tests) from the pinned llama-cpp-python sdist
 on PyPI (which vendors llama.cpp), natively for this CPU, into the cache directory
 (~/.cache/ternbench/engines/llamacpp/VERSION, or $TERNBENCH_CACHE_DIR), with cmake from PyPI when
-the machine has none. About 5 minutes on 2 cores. An install without llama-completion still runs
+the machine has none. About 5 minutes on 2 cores. An install without llama-simple still runs
 sweeps; `--force` rebuilds it with it.
 
 `ternbench engines install bitnetcpp --source DIR|TARBALL` builds bitnet.cpp's llama-bench,

@@ -201,11 +201,12 @@ def _base(spec, seed: int, cache: Path, checkpoint: str | None) -> Path:
 
 def disk_needed(spec, seed: int, fmt: str, cache: Path, bytes_of, checkpoint: str | None = None) -> int:
     """Bytes the GGUF files of the model in FMT still need in the cache (0 when cached):
-    the F16 file, and the quantised one. BYTES_OF(format) estimates a file's size."""
+    the F16 file, and the quantised one (and for TL2 the checkpoint written for the converter,
+    while it converts). BYTES_OF(format) estimates a file's size."""
     base = _base(spec, seed, cache, checkpoint)
     need = 0 if base.with_name(base.name + "-f16.gguf").is_file() else bytes_of("f16")
     if fmt != "f16" and not any(base.parent.glob(f"{base.name}-{fmt}-*.gguf")):
-        need += bytes_of(fmt)
+        need += bytes_of(fmt) + (tl2.checkpoint_bytes(spec) if fmt in CONVERTED else 0)
     return need
 
 

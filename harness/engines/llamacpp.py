@@ -1,4 +1,4 @@
-"""llama.cpp as an engine: its `llama-bench`, `llama-quantize` and `llama-completion`, built by
+"""llama.cpp as an engine: its `llama-bench`, `llama-quantize` and `llama-simple`, built by
 ternbench from the pinned llama-cpp-python sdist on PyPI (which vendors llama.cpp) into the user's
 cache, or a build the user names (`--llamacpp-bin DIR`, or TERNBENCH_LLAMACPP_BIN).
 
@@ -24,13 +24,15 @@ from harness.inputs import user_path
 NAME = "llamacpp"
 SDIST = "llama-cpp-python"
 PINNED = "0.3.36"               # llama-cpp-python's sdist: the llama.cpp it vendors is the one built
-# llama-completion: greedy tokens of a file, non-interactively (the cross-engine exactness test);
-# the vendored llama.cpp's llama-cli is its interactive chat program
-PROGRAMS = ("llama-bench", "llama-quantize", "llama-completion")
+# llama-simple (an example, hence LLAMA_BUILD_EXAMPLES): greedy tokens of a file, printed as they
+# come (the cross-engine exactness test). Not llama-completion: it prints through an asynchronous
+# logger that can lose the last tokens at exit (its common/log.cpp says so); not llama-cli: the
+# vendored llama.cpp's is its interactive chat program.
+PROGRAMS = ("llama-bench", "llama-quantize", "llama-simple")
 SWEEP_PROGRAMS = PROGRAMS[:2]   # what a sweep needs, all a user's own build must have
 BIN_ENV = "TERNBENCH_LLAMACPP_BIN"
 CMAKE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DGGML_OPENMP=ON", "-DBUILD_SHARED_LIBS=OFF",
-               "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF")
+               "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=ON", "-DLLAMA_BUILD_SERVER=OFF")
 # llama.cpp's own quantisation types for a ternary model, and the float baseline
 FORMATS = ("tq1_0", "tq2_0", "f16")
 

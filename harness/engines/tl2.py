@@ -162,6 +162,14 @@ def _write_safetensors(path: Path, items) -> None:
             f.write(a.tobytes())
 
 
+def checkpoint_bytes(spec) -> int:
+    """The size of the checkpoint `write_checkpoint` writes: float32 linears and norms, the float16
+    embedding."""
+    from .gguf_model import tensors
+
+    return sum(int(np.prod(shape)) * (2 if kind == "embedding" else 4) for _, kind, _, shape in tensors(spec))
+
+
 def write_checkpoint(spec, f16: Path, into: Path) -> Path:
     """The Hugging Face checkpoint directory bitnet.cpp's converter reads, from the model's F16
     GGUF F16 (ternbench's file of the same weights every engine gets), into INTO."""
