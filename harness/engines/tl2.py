@@ -33,7 +33,7 @@ CONVERTER = "utils/convert-hf-to-gguf-bitnet.py"
 GGUF_PY = "3rdparty/llama.cpp/gguf-py"       # the fork's gguf package: the one that knows TL2 (type 39)
 KERNEL_CONFIG = "include/kernel_config.ini"  # written by codegen_tl2.py; the converter reads it from its cwd
 KEPT = (CONVERTER, "utils/convert.py", GGUF_PY, KERNEL_CONFIG)
-NEEDS = ("torch", "sentencepiece", "safetensors")     # the converter's imports beyond numpy
+NEEDS = ("torch", "sentencepiece")     # the converter's imports beyond ternbench's own dependencies
 NEEDS_FIX = "pip install -e '.[tl2]' in ternbench's checkout (CPU torch and sentencepiece)"
 # the Hugging Face names bitnet.cpp's converter maps (its gguf-py tensor_mapping, `bitnet`)
 HF_LINEARS = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
@@ -171,8 +171,8 @@ def checkpoint_bytes(spec) -> int:
 
 
 def write_checkpoint(spec, f16: Path, into: Path) -> Path:
-    """The Hugging Face checkpoint directory bitnet.cpp's converter reads, from the model's F16
-    GGUF F16 (ternbench's file of the same weights every engine gets), into INTO."""
+    """The Hugging Face checkpoint directory bitnet.cpp's converter reads, written into INTO from
+    F16, the model's F16 GGUF (ternbench's file of the same weights every engine gets)."""
     from harness.models.gguf_file import GgufFile
 
     from .gguf_model import dummy_vocabulary, tensors
