@@ -470,6 +470,40 @@ def test_tl2_is_planned_only_where_the_build_has_kernels(tl2_shape, tmp_path):
     assert "generated for its checkout's model (768x3072)" in cannot_write("bitnetcpp", "tl2", tl2_shape, theirs)
 
 
+def test_an_install_keeps_the_tl2_converter_of_its_kernels(tmp_path, monkeypatch):
+    """Installing keeps what the TL2 converter needs (tl2.KEPT) beside bin/, the kernel_config.ini
+    its codegen wrote among them; an install made before that gets it from its recorded source.
+    (The build itself is faked: a source whose codegen writes a kernel configuration.)"""
+    import shutil
+    import sys
+
+    from harness.engines import tl2
+
+    source = tmp_path / "BitNet"
+    _fake_checkout(source, [])
+    (source / tl2.KERNEL_CONFIG).unlink()
+    (source / "3rdparty" / "llama.cpp" / "CMakeLists.txt").write_text("")
+    (source / "utils" / "codegen_tl2.py").write_text(
+        "import sys\nopen('include/kernel_config.ini', 'w').write('[Kernels_0]\\nm = 1536\\nk = 4096\\n# ' + sys.argv[2])\n")
+    real_run = bitnetcpp._run
+    monkeypatch.setattr(bitnetcpp, "_clang", lambda: ("clang", "clang++"))
+    monkeypatch.setattr(bitnetcpp, "_run", lambda cmd, what, cwd=None: real_run(cmd, what, cwd) if cmd[0] == sys.executable else "")
+    monkeypatch.setattr(bitnetcpp, "_build", lambda *a: None)
+    monkeypatch.setattr(bitnetcpp, "install_binaries", lambda build, programs, target: fake_bin(target / "bin", programs))
+    found = bitnetcpp.install(tmp_path / "cache", str(source), "700M")
+    kept = found.bin.parent / "converter"
+    assert tl2.installed_root(found) == kept and tl2.kernel_shapes(kept) == [(1536, 4096)]
+    assert "bitnet_b1_58-large" in (kept / tl2.KERNEL_CONFIG).read_text()     # codegen ran for the model
+    assert found.record["converter"].startswith("converter/: utils/convert-hf-to-gguf-bitnet.py")
+    shutil.rmtree(kept)     # as an install from before: the converter comes from the recorded source
+    assert bitnetcpp.converter_root(found) == kept and tl2.kernel_shapes(kept) == [(1536, 4096)]
+    assert json.loads((kept / "kept.json").read_text())["source_digest"] == found.record["source_digest"]
+    shutil.rmtree(kept)
+    (source / "README.md").write_text("changed")
+    with pytest.raises(llamacpp.EngineError, match="its source .* is gone or changed; `ternbench engines install"):
+        bitnetcpp.converter_root(found)
+
+
 def test_the_tl2_converter_without_its_imports_says_how_to_get_them(monkeypatch):
     from harness.engines import tl2
 
