@@ -245,6 +245,7 @@ def converter_root(inst: Installation, progress=lambda msg: None) -> Path:
         (Path(tmp) / "converter" / "kept.json").write_text(json.dumps(
             {"source": str(src), "source_digest": r["source_digest"], "tl2_model": r["tl2_model"],
              "kept": time.strftime("%Y-%m-%d %H:%M:%S %Z")}, indent=2) + "\n")
+        shutil.rmtree(target, ignore_errors=True)     # what an interrupted attempt left
         shutil.move(str(Path(tmp) / "converter"), target)
     return target
 
