@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.models.gguf_file import ACTIVATION_KEY, LINEARS, NORMS, GgufError, GgufFile
+from harness.models.gguf_file import ACTIVATION_KEY, GgufError, GgufFile
 
 from . import bitnetcpp, tl2
+from .gguf_layout import dummy_vocabulary, tensors
 from .llamacpp import EngineError, Installation
 
 __all__ = ["GgufError", "EngineError", "model_file", "bytes_per_token", "weight_bytes", "head_type",
-           "engine_activation"]
+           "engine_activation", "tensors", "dummy_vocabulary"]
 
 WRITER_VERSION = 2             # 2: a dummy SentencePiece vocabulary and ternbench.activation
 # the FFN activation an engine computes for the `bitnet` architecture ternbench writes
@@ -73,16 +74,6 @@ def identity(spec, seed: int, checkpoint: str | None = None) -> str:
 
 
 
-def dummy_vocabulary(vocab: int) -> tuple[list[bytes], list[int]]:
-    """VOCAB placeholder SentencePiece pieces and their types: <unk>, <s>, </s>, then <t3>, <t4>,
-    ...: enough for every engine to load a file and run token ids (speed and greedy tokens), not
-    for text. Piece <tN> is token N, so an engine's printed output reads back as token ids."""
-    if vocab < 4:
-        raise EngineError(f"a vocabulary of {vocab} tokens cannot hold <unk>, <s>, </s> and a token")
-    pieces = [b"<unk>", b"<s>", b"</s>"] + [b"<t%d>" % i for i in range(3, vocab)]
-    return pieces, [2, 3, 3] + [1] * (vocab - 3)     # unknown, control, control, normal
-
-
 def _add_dummy_vocabulary(w, vocab: int) -> None:
     """The dummy vocabulary as a SentencePiece ("llama") tokenizer in the GGUF header."""
     pieces, types = dummy_vocabulary(vocab)
@@ -102,23 +93,6 @@ def engine_activation(engine: str, activation: str) -> str | None:
         return None
     return (f"{engine} runs the `bitnet` architecture's {runs} FFN where the model has {activation}: "
             "same weights and bytes per token, not the same function")
-
-
-def tensors(spec) -> list[tuple[str, str, str, tuple[int, int] | tuple[int]]]:
-    """(GGUF name, kind, runtime name, row-major shape) of every tensor, in the order written:
-    kind is embedding, output, norm or linear; the runtime name is a linear's or norm's."""
-    q, kv = spec.heads * spec.head_dim, spec.kv_heads * spec.head_dim
-    out = [("token_embd.weight", "embedding", "", (spec.vocab, spec.hidden)),
-           ("output_norm.weight", "norm", "final", (spec.hidden,))]
-    if not spec.tied_embeddings:
-        out.append(("output.weight", "output", "", (spec.vocab, spec.hidden)))
-    norms = {"attn": spec.hidden, "attn_sub": q, "ffn": spec.hidden, "ffn_sub": spec.ffn}
-    linears = {"q": (q, spec.hidden), "k": (kv, spec.hidden), "v": (kv, spec.hidden), "o": (spec.hidden, q),
-               "gate": (spec.ffn, spec.hidden), "up": (spec.ffn, spec.hidden), "down": (spec.hidden, spec.ffn)}
-    for i in range(spec.layers):
-        out += [(f"blk.{i}.{NORMS[n]}.weight", "norm", n, (size,)) for n, size in norms.items()]
-        out += [(f"blk.{i}.{LINEARS[n]}.weight", "linear", n, shape) for n, shape in linears.items()]
-    return out
 
 
 def _write(spec, path: Path, name: str, produce) -> Path:

@@ -82,7 +82,7 @@ def kernel_shapes(root: Path) -> list[tuple[int, int]]:
 
 def linear_shapes(spec) -> list[tuple[int, int]]:
     """Every distinct (out, in) shape of the model's linears, as bitnet.cpp's TL2 kernels name them (M, K)."""
-    from .gguf_model import tensors
+    from .gguf_layout import tensors
 
     return sorted({shape for _, kind, _, shape in tensors(spec) if kind == "linear"})
 
@@ -165,7 +165,7 @@ def _write_safetensors(path: Path, items) -> None:
 def checkpoint_bytes(spec) -> int:
     """The size of the checkpoint `write_checkpoint` writes: float32 linears and norms, the float16
     embedding."""
-    from .gguf_model import tensors
+    from .gguf_layout import tensors
 
     return sum(int(np.prod(shape)) * (2 if kind == "embedding" else 4) for _, kind, _, shape in tensors(spec))
 
@@ -175,7 +175,7 @@ def write_checkpoint(spec, f16: Path, into: Path) -> Path:
     F16, the model's F16 GGUF (ternbench's file of the same weights every engine gets)."""
     from harness.models.gguf_file import GgufFile
 
-    from .gguf_model import dummy_vocabulary, tensors
+    from .gguf_layout import dummy_vocabulary, tensors
 
     into.mkdir(parents=True, exist_ok=True)
     g = GgufFile(f16)
