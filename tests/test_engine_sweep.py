@@ -194,6 +194,23 @@ def test_an_old_llama_bench_has_timings_and_no_energy_window(tmp_path):
     assert not any("--progress" in c or "--no-warmup" in c for c in calls)
 
 
+def test_a_tl2_point_without_kernels_is_planned_as_skipped(tmp_path):
+    """bitnet.cpp's TL2 kernels take one model's matrices: a model of other shapes gets a
+    skipped TL2 point naming them and the build's (from its checkout's kernel_config.ini), and
+    its I2_S point runs."""
+    from test_engines import _fake_checkout
+
+    bin_dir = fake_engine(tmp_path / "BitNet" / "build" / "bin")
+    _fake_checkout(tmp_path / "BitNet", [(1536, 4096), (1536, 1536), (4096, 1536)])
+    cfg = sweep(tmp_path, "{bitnetcpp: [i2_s, tl2]}", "baseline: null\n", reps=1, processes=1)
+    plan = json.loads(run(cfg, tmp_path, "--dry-run", "--json", "--bitnetcpp-bin", str(bin_dir)).stdout)
+    assert [p["format"] for p in plan["points"]] == ["i2_s"]
+    (skipped,) = plan["skipped"]
+    assert skipped["format"] == "tl2" and skipped["reason"].startswith(
+        "bitnetcpp: no TL2 kernels for tiny-gguf's 128x256, 256x256, 256x512, 512x256 matrices: this build's TL2 "
+        "kernels were generated for its checkout's model (1536x4096, 1536x1536, 4096x1536)")
+
+
 @pytest.mark.parametrize("engines, extra, words", [
     ("[ternbench, llamacp]", "formats: [i2s]\n", "unknown engine 'llamacp' (did you mean 'llamacpp'?)"),
     ("{llamacpp: [tq2]}", "", "unknown format 'tq2' (did you mean 'tq2_0'?); this engine runs tq1_0, tq2_0, f16"),

@@ -59,6 +59,15 @@ def test_a_damaged_installation_says_how_to_rebuild(tmp_path):
                                                 "compiler": "/usr/bin/c++", "built": "today"}))
     found, why = llamacpp.find(tmp_path / "cache")
     assert found is not None and why == "" and llamacpp.PINNED in found.describe()
+    # an install from before llama-simple was built: sweeps run, and the listing says how to get it
+    (d / "bin" / "llama-simple").unlink()
+    out = listing(tmp_path)
+    assert out["llamacpp"]["ready"]
+    assert out["llamacpp"]["detail"].endswith("; no llama-simple (an older install): "
+                                              "`ternbench engines install llamacpp --force` adds it")
+    (d / "bin" / "llama-quantize").unlink()
+    found, why = llamacpp.find(tmp_path / "cache")
+    assert found is None and why == f"{d / 'bin'}: llama-quantize missing; `ternbench engines install llamacpp --force`"
 
 
 def test_bitnetcpp_installations_in_the_cache(tmp_path):
@@ -283,12 +292,59 @@ def test_bitnetcpp_quantises_and_runs_the_written_model(tiny, tmp_path):
         assert i2s.generate(ctx, [1, 2, 3], 12) == f16.generate(ctx, [1, 2, 3], 12)
 
 
+def greedy(program, path, n: int, threads: int = 1, *extra: str) -> list[int]:
+    """bitnet.cpp's llama-cli's greedy tokens from <s>. The dummy vocabulary has no byte pieces,
+    so the prompt is empty: the program starts from <s> alone."""
+    proc = subprocess.run([str(program), "-m", str(path), "-p", "", "-n", str(n), "--temp", "0", "-t", str(threads),
+                           "--verbose-prompt", *extra], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "number of tokens in prompt = 1" in proc.stderr and "1 -> '<s>'" in proc.stderr, proc.stderr[-2000:]
+    return pieces(proc.stdout, n)
+
+
+def pieces(printed: str, n: int) -> list[int]:
+    """The N token ids an engine printed as pieces of the dummy vocabulary (<tN> is token N)."""
+    import re
+
+    special = {"unk": 0, "s": 1, "/s": 2}
+    tokens = [int(t) if t else special[s] for t, s in re.findall(r"<(?:t(\d+)|(unk|s|/s))>", printed)]
+    assert len(tokens) == n, printed
+    return tokens
+
+
+# Where an engine's greedy token is not ternbench's, how close ternbench's own two candidates must
+# be (a near-tie): a tenth of the logits' standard deviation. The integer dot products are the
+# same; the float arithmetic around them is not (activation scales in double or float, norms,
+# attention, softmax), which moves logits in the last digits and decides near-ties: on 700M's
+# matrices in two layers, five seeds, 24 tokens each, the largest margin was 0.047. bitnet.cpp's
+# llama-cli runs with a float32 K cache (`-ctk f32`): with its default f16 K cache the query is
+# rounded to f16 too, which adds such differences; llama.cpp's llama-simple has no such option.
+NEAR_TIE = 0.1
+F32_K = ("-ctk", "f32")
+
+
+def teacher_forced(model, theirs: list[int]) -> list[tuple[int, int, int, float]]:
+    """ternbench's choice at each step of an engine's greedy sequence THEIRS from <s>, fed their
+    tokens: (step, ours, theirs, our margin of ours over theirs in logits' standard deviations)
+    wherever the two differ."""
+    import runtime
+
+    model.reset()
+    differs, prev = [], 1
+    with runtime.Context(1) as ctx:
+        for step, t in enumerate(theirs):
+            ours, logits = model.forward(ctx, [prev], logits=True)
+            if ours != t:
+                differs.append((step, ours, t, float((logits[ours] - logits[t]) / logits.std())))
+            prev = t
+    return differs
+
+
 def test_bitnetcpp_and_ternbench_give_the_same_greedy_tokens(tiny, tmp_path):
     """Cross-engine exactness: the same ternary weights (a SiLU model, the function bitnet.cpp's
     `bitnet` architecture computes) in bitnet.cpp's I2_S, run by its own llama-cli, and read by
-    ternbench as i2s: the same greedy tokens from <s>. (The dummy vocabulary has no byte pieces,
-    so the prompt is empty: llama-cli starts from <s> alone; its pieces <tN> are token N.)"""
-    import re
+    ternbench as i2s: the same greedy tokens from <s>."""
     from dataclasses import replace
 
     import runtime
@@ -297,14 +353,217 @@ def test_bitnetcpp_and_ternbench_give_the_same_greedy_tokens(tiny, tmp_path):
     found = _installed_bitnetcpp()
     spec = replace(tiny, activation="silu")
     path = gguf_model.model_file(spec, 7, "i2_s", tmp_path, found)
-    proc = subprocess.run([str(found.program("llama-cli")), "-m", str(path), "-p", "", "-n", "12", "--temp", "0",
-                           "-t", "1", "--verbose-prompt"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "number of tokens in prompt = 1" in proc.stderr and "1 -> '<s>'" in proc.stderr
-    special = {"unk": 0, "s": 1, "/s": 2}
-    theirs = [int(n) if n else special[s] for n, s in re.findall(r"<(?:t(\d+)|(unk|s|/s))>", proc.stdout)]
-    assert len(theirs) == 12, proc.stdout
+    theirs = greedy(found.program("llama-cli"), path, 12)
     model = load_gguf(path, max_ctx=32)
     assert model.weight_format == "i2s"
     with runtime.Context(1) as ctx:
         assert model.generate(ctx, [1], 12) == theirs
+
+
+def test_llamacpp_and_ternbench_greedy_tokens(tiny, tmp_path):
+    """Cross-engine exactness against llama.cpp: the same ternary weights as the bitnet.cpp test
+    above (a SiLU model) in llama.cpp's TQ2_0 and TQ1_0, the tied head kept in F16 as bitnet.cpp's
+    I2_S keeps it, run by llama.cpp's own llama-simple (greedy from <s>, printed as it goes; its
+    defaults: 4 threads, an f16 K cache) and read by ternbench from the very file (i2s from TQ2_0,
+    tq1 from TQ1_0). llama.cpp quantises a TQ matrix's activations per 256-value block (Q8_K),
+    ternbench and bitnet.cpp per token, so the arithmetic is not the same: fed llama.cpp's tokens,
+    ternbench picks another token only at near-ties (NEAR_TIE)."""
+    from dataclasses import replace
+
+    from runtime.tuning import cache_dir
+
+    from harness.models.gguf_file import load_gguf
+
+    found, why = llamacpp.find(cache_dir())
+    why = why or (not os.access(found.program("llama-simple"), os.X_OK)
+                  and f"{found.bin}: no llama-simple; `ternbench engines install llamacpp --force` adds it")
+    if why:
+        if REQUIRE:
+            pytest.fail(f"llama.cpp is required here: {why}")
+        pytest.skip(f"llama.cpp not installed ({why})")
+    f16 = gguf_model.model_file(replace(tiny, activation="silu"), 7, "f16", tmp_path)
+    for theirs_format, ours_format in (("TQ2_0", "i2s"), ("TQ1_0", "tq1")):
+        path = tmp_path / f"{theirs_format}.gguf"
+        proc = subprocess.run([str(found.program("llama-quantize")), "--token-embedding-type", "f16", str(f16),
+                               str(path), theirs_format], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        proc = subprocess.run([str(found.program("llama-simple")), "-m", str(path), "-n", "12", ""],
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0 and proc.stdout.startswith("<s>"), proc.stderr[-2000:]   # the prompt, then its tokens
+        theirs = pieces(proc.stdout.removeprefix("<s>"), 12)
+        model = load_gguf(path, ours_format, "f16", max_ctx=32)
+        differs = teacher_forced(model, theirs)
+        assert all(margin < NEAR_TIE for _, _, _, margin in differs), (theirs_format, theirs, differs)
+
+
+# --- bitnet.cpp's TL2: its own converter, from a checkpoint directory ternbench writes ----------
+
+TL2_SHAPE = TINY.replace("name: tiny-gguf", "name: tl2-gguf").replace("hidden: 256", "hidden: 1536") \
+    .replace("ffn: 512", "ffn: 4096").replace("heads: 4\nkv_heads: 2", "heads: 16\nkv_heads: 16") \
+    .replace("activation: relu2", "activation: silu")   # 700M's matrices (its TL2 kernels), two layers
+
+
+@pytest.fixture
+def tl2_shape(tmp_path):
+    from harness.models.presets import load_spec
+
+    (tmp_path / "tl2.yaml").write_text(TL2_SHAPE)
+    return load_spec(tmp_path / "tl2.yaml")
+
+
+def test_the_checkpoint_for_bitnetcpps_converter(tiny, tmp_path):
+    """The directory bitnet.cpp's converter reads, from the F16 GGUF every engine gets: the
+    `BitnetForCausalLM` config, the dummy vocabulary as a SentencePiece model, and every tensor
+    under the name the converter maps, the linears scaled so that their absmean (the converter's
+    ternarisation) is the ternary scale again."""
+    import numpy as np
+    import sentencepiece
+    from safetensors.numpy import load_file
+
+    from harness.engines import tl2
+    from harness.models.gguf_file import GgufFile
+
+    f16 = gguf_model.model_file(tiny, 7, "f16", tmp_path)
+    d = tl2.write_checkpoint(tiny, f16, tmp_path / "ckpt")
+    config = json.loads((d / "config.json").read_text())
+    assert config["architectures"] == ["BitnetForCausalLM"] and config["num_key_value_heads"] == 2
+    assert (config["hidden_size"], config["intermediate_size"], config["vocab_size"]) == (256, 512, 320)
+    sp = sentencepiece.SentencePieceProcessor(str(d / "tokenizer.model"))
+    pieces, _ = gguf_model.dummy_vocabulary(320)
+    assert [sp.id_to_piece(i).encode() for i in range(sp.vocab_size())] == pieces
+    assert sp.is_unknown(0) and sp.is_control(1) and sp.is_control(2) and not sp.is_control(3)
+    assert 0 < (d / "model.safetensors").stat().st_size - tl2.checkpoint_bytes(tiny) < 64 * 1024   # its header
+    weights = load_file(d / "model.safetensors")
+    g = GgufFile(f16)
+    assert set(weights) == {tl2.hf_name(n) for n in g.tensors}
+    assert "model.layers.1.self_attn.inner_attn_ln.weight" in weights and "model.layers.0.mlp.ffn_layernorm.weight" in weights
+    for name, t in g.tensors.items():
+        ours = g.raw(t).view(np.float32 if t.type == "F32" else np.float16).reshape(t.shape)
+        theirs = weights[tl2.hf_name(name)]
+        if "_norm" in name or name == "token_embd.weight":
+            assert theirs.dtype == ours.dtype and np.array_equal(theirs, ours), name
+            continue
+        scale = np.abs(ours.astype(np.float64)).max()
+        assert theirs.dtype == np.float32 and np.array_equal(np.sign(theirs), np.sign(ours)), name
+        assert abs(np.abs(theirs.astype(np.float64)).mean() / scale - 1) < 1e-6, name
+
+
+def test_tl2_is_planned_only_where_the_build_has_kernels(tl2_shape, tmp_path):
+    """TL2 kernels are generated per matrix shape: another model's TL2 point says why it cannot
+    run and what would make it run, from the build's own kernel_config.ini."""
+    from harness.engines import Installation, cannot_write
+    from harness.models.presets import find_model
+
+    record = {"tl2_model": "bitnet_b1_58-large", "tl2_preset": "700M", "tl2_shapes": [[1536, 4096], [1536, 1536], [4096, 1536]]}
+    build = Installation(tmp_path / "b" / "bin", "installed by ternbench", record)
+    assert cannot_write("bitnetcpp", "tl2", tl2_shape, build) == ""
+    assert cannot_write("bitnetcpp", "i2_s", find_model("2B4T"), build) == ""
+    why = cannot_write("bitnetcpp", "tl2", find_model("2B4T"), build)
+    assert why.startswith("no TL2 kernels for 2B4T's 640x2560, 2560x2560, 2560x6912, 6912x2560 matrices: "
+                          "this build's TL2 kernels were generated for 700M = bitnet_b1_58-large")
+    assert why.endswith("2B4T runs in I2_S")
+    assert "--tl2 bitnet_b1_58-3B` builds its kernels" in cannot_write("bitnetcpp", "tl2", find_model("bitnet_b1_58-3B"), build)
+    from dataclasses import replace
+    assert "an output head of its own" in cannot_write("bitnetcpp", "tl2", replace(tl2_shape, tied_embeddings=False), build)
+    # a user's build inside its checkout: the kernels of its kernel_config.ini
+    theirs = Installation(tmp_path / "BitNet" / "build" / "bin", "given by the user", {})
+    assert "give the build inside its checkout" in cannot_write("bitnetcpp", "tl2", tl2_shape, theirs)
+    _fake_checkout(tmp_path / "BitNet", [(768, 3072)])
+    assert "generated for its checkout's model (768x3072)" in cannot_write("bitnetcpp", "tl2", tl2_shape, theirs)
+
+
+def test_an_install_keeps_the_tl2_converter_of_its_kernels(tmp_path, monkeypatch):
+    """Installing keeps what the TL2 converter needs (tl2.KEPT) beside bin/, the kernel_config.ini
+    its codegen wrote among them; an install made before that gets it from its recorded source.
+    (The build itself is faked: a source whose codegen writes a kernel configuration.)"""
+    import shutil
+    import sys
+
+    from harness.engines import tl2
+
+    source = tmp_path / "BitNet"
+    _fake_checkout(source, [])
+    (source / tl2.KERNEL_CONFIG).unlink()
+    (source / "3rdparty" / "llama.cpp" / "CMakeLists.txt").write_text("")
+    (source / "utils" / "codegen_tl2.py").write_text(
+        "import sys\nopen('include/kernel_config.ini', 'w').write('[Kernels_0]\\nm = 1536\\nk = 4096\\n# ' + sys.argv[2])\n")
+    real_run = bitnetcpp._run
+    monkeypatch.setattr(bitnetcpp, "_clang", lambda: ("clang", "clang++"))
+    monkeypatch.setattr(bitnetcpp, "_run", lambda cmd, what, cwd=None: real_run(cmd, what, cwd) if cmd[0] == sys.executable else "")
+    monkeypatch.setattr(bitnetcpp, "_build", lambda *a: None)
+    monkeypatch.setattr(bitnetcpp, "install_binaries", lambda build, programs, target: fake_bin(target / "bin", programs))
+    found = bitnetcpp.install(tmp_path / "cache", str(source), "700M")
+    kept = found.bin.parent / "converter"
+    assert tl2.installed_root(found) == kept and tl2.kernel_shapes(kept) == [(1536, 4096)]
+    assert "bitnet_b1_58-large" in (kept / tl2.KERNEL_CONFIG).read_text()     # codegen ran for the model
+    assert found.record["converter"].startswith("converter/: utils/convert-hf-to-gguf-bitnet.py")
+    shutil.rmtree(kept)     # as an install from before: the converter comes from the recorded source
+    assert bitnetcpp.converter_root(found) == kept and tl2.kernel_shapes(kept) == [(1536, 4096)]
+    assert json.loads((kept / "kept.json").read_text())["source_digest"] == found.record["source_digest"]
+    shutil.rmtree(kept)
+    (source / "README.md").write_text("changed")
+    with pytest.raises(llamacpp.EngineError, match="its source .* is gone or changed; `ternbench engines install"):
+        bitnetcpp.converter_root(found)
+
+
+def test_the_tl2_converter_without_its_imports_says_how_to_get_them(monkeypatch):
+    from harness.engines import tl2
+
+    monkeypatch.setattr(tl2, "NEEDS", ("json", "no_such_module_for_ternbench"))
+    with pytest.raises(llamacpp.EngineError) as e:
+        tl2.converter_python()
+    assert str(e.value) == ("bitnet.cpp's TL2 converter needs no_such_module_for_ternbench, which ternbench's "
+                            "Python lacks: pip install -e '.[tl2]' in ternbench's checkout (CPU torch and sentencepiece)")
+
+
+def _fake_checkout(root, shapes):
+    """A bitnet.cpp checkout with what ternbench looks for (tl2.KEPT), its kernels for SHAPES."""
+    from harness.engines import tl2
+
+    for rel in tl2.KEPT:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / tl2.CONVERTER).write_text("")
+    (root / "utils" / "convert.py").write_text("")
+    (root / tl2.GGUF_PY).mkdir(exist_ok=True)
+    (root / tl2.KERNEL_CONFIG).write_text("".join(f"[Kernels_{i}]\nm = {m}\nk = {k}\nbm = 256\nbk = 96\nbmm = 32\n\n"
+                                                  for i, (m, k) in enumerate(shapes)))
+
+
+def test_bitnetcpp_tl2_from_its_own_converter(tl2_shape, tmp_path):
+    """bitnet.cpp's TL2, written by its own converter from the checkpoint ternbench writes, for a
+    shape its build has kernels for (700M's matrices, two layers): the linears in TL2 with the
+    model's scales (to float32 rounding: the converter's absmean), runs in its llama-bench, and its
+    llama-cli's greedy tokens on the TL2 file and on the I2_S file of the same weights are, fed to
+    ternbench's i2s token by token, ternbench's own but at near-ties (NEAR_TIE)."""
+    import runtime
+    from harness.engines import tl2
+    from harness.models.gguf_file import GgufFile, load_gguf
+
+    found = _installed_bitnetcpp()
+    why = bitnetcpp.cannot_write("tl2", tl2_shape, found)
+    if why:
+        if REQUIRE_BITNETCPP:
+            pytest.fail(f"bitnet.cpp's TL2 is required here: {why}")
+        pytest.skip(why)
+    seed = 1          # a greedy path of several tokens, none of them <s> (llama-cli prints no control token)
+    path = gguf_model.model_file(tl2_shape, seed, "tl2", tmp_path, found)
+    g = GgufFile(path)
+    assert {t.type for n, t in g.tensors.items() if n.startswith("blk.") and t.shape[1:]} == {"TL2"}
+    assert g.tensors["token_embd.weight"].type == "F16"
+    assert tl2.scale_error(path, gguf_model.model_file(tl2_shape, seed, "f16", tmp_path)) < 1e-6
+    proc = subprocess.run([str(found.program("llama-bench")), "-m", str(path), "-p", "0", "-n", "4", "-r", "2",
+                           "-t", "1", "-o", "json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = json.loads(proc.stdout)
+    assert "TL2" in run["model_type"] and len(run["samples_ns"]) == 2
+    # bitnet.cpp's I2_S and TL2 of the same weights, each the same at 1 and 2 threads; fed to
+    # ternbench's i2s token by token, another token only at near-ties
+    i2s = gguf_model.model_file(tl2_shape, seed, "i2_s", tmp_path, found)
+    model = load_gguf(i2s, max_ctx=64)
+    with runtime.Context(1) as ctx:
+        assert len(set(model.generate(ctx, [1], 24))) > 3
+    for theirs_path in (i2s, path):
+        theirs = greedy(found.program("llama-cli"), theirs_path, 24, 1, *F32_K)
+        assert greedy(found.program("llama-cli"), theirs_path, 24, 2, *F32_K) == theirs
+        differs = teacher_forced(model, theirs)
+        assert all(margin < NEAR_TIE for _, _, _, margin in differs), (theirs_path.name, theirs, differs)

@@ -37,6 +37,13 @@ def find(name: str, given: str | None = None, cache: Path | None = None) -> tupl
     return MODULES[name].find(cache, given)
 
 
+def cannot_write(name: str, fmt: str, spec, installation: Installation | None) -> str:
+    """Why engine NAME (found as INSTALLATION) cannot run the model SPEC in FMT, or "": bitnet.cpp's
+    TL2 kernels exist for one model's shapes per build."""
+    check = getattr(MODULES[name], "cannot_write", None)
+    return check(fmt, spec, installation) if check else ""
+
+
 def status(cache: Path, llamacpp_bin: str | None = None, bitnetcpp_bin: str | None = None) -> list[Status]:
     import runtime
 
@@ -49,4 +56,4 @@ def status(cache: Path, llamacpp_bin: str | None = None, bitnetcpp_bin: str | No
     return out
 
 
-__all__ = ["NAMES", "MODULES", "HEAD_FORMAT", "LIKE", "Status", "find", "status", "EngineError", "Installation", "llamacpp", "bitnetcpp"]
+__all__ = ["NAMES", "MODULES", "HEAD_FORMAT", "LIKE", "Status", "find", "status", "cannot_write", "EngineError", "Installation", "llamacpp", "bitnetcpp"]

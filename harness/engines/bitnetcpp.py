@@ -7,7 +7,9 @@ bitnet.cpp's TL2 kernels are C code generated for one model's matrix shapes by i
 (utils/codegen_tl2.py), which knows three models; a build holds the kernels of one of them, so an
 installation is keyed by the source's digest and that model. I2_S runs on any shape.
 `install.json` records the source digest (and commit when known), the TL2 model and its shapes,
-the compiler, the cmake flags and the date."""
+the compiler, the cmake flags and the date. Beside `bin/`, `converter/` keeps what bitnet.cpp's
+TL2 converter needs from the source (tl2.KEPT: the converter, its gguf-py, the kernel_config.ini
+the kernels were generated with): TL2 files are written by it (tl2.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from harness.inputs import user_path
 
+from . import tl2 as tl2_files     # (install's `tl2` is the preset its kernels are for)
 from .llamacpp import EngineError, Installation, _build, _cmake_from_pypi, _compiler, _run, install_binaries
 
 NAME = "bitnetcpp"
@@ -187,10 +190,9 @@ def install(cache: Path, source: str, tl2: str = DEFAULT_TL2, force: bool = Fals
         return Installation(target / "bin", "installed by ternbench", record, describe(record))
     with tempfile.TemporaryDirectory(prefix="ternbench-bitnetcpp-") as tmp:
         root = _source_tree(src, Path(tmp))
-        _, shapes, (bm_big, bk, bm) = TL2_MODELS[model]
+        shapes = TL2_MODELS[model][1]
         progress(f"generating TL2 kernels for {model} ({', '.join(f'{m}x{k}' for m, k in shapes)}) ...")
-        _run([sys.executable, "utils/codegen_tl2.py", "--model", model, "--BM", bm_big, "--BK", bk, "--bm", bm],
-             "bitnet.cpp's codegen_tl2.py", cwd=root)
+        _codegen(root, model)
         build = root / "build"
         flags = (*CMAKE_FLAGS, f"-DCMAKE_C_COMPILER={cc}", f"-DCMAKE_CXX_COMPILER={cxx}")
         progress("configuring (cmake) ...")
@@ -198,10 +200,78 @@ def install(cache: Path, source: str, tl2: str = DEFAULT_TL2, force: bool = Fals
         progress(f"building {', '.join(BUILT)} (8-12 minutes on 2 cores) ...")
         _build(cmake, build, progress, BUILT)
         install_binaries(build, BUILT, target)
+        tl2_files.keep_converter(root, target / "converter")
         record = {"engine": NAME, "source": str(src), "source_digest": digest, **_commits(src),
                   "tl2_model": model, "tl2_preset": TL2_MODELS[model][0], "tl2_shapes": [list(s) for s in shapes],
+                  "converter": f"converter/: {', '.join(tl2_files.KEPT)} of this source, after its codegen",
                   "cmake_flags": list(flags), "compiler": _compiler(build),
                   "built": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "built_epoch": time.time()}
         (target / "install.json").write_text(json.dumps(record, indent=2) + "\n")
     progress(f"installed in {target / 'bin'}")
     return Installation(target / "bin", "installed by ternbench", record, describe(record))
+
+
+def _codegen(root: Path, model: str) -> None:
+    """bitnet.cpp's codegen_tl2.py in the source tree ROOT: the TL2 kernels of MODEL's shapes
+    (include/bitnet-lut-kernels.h) and their tiling (include/kernel_config.ini), with the block
+    sizes its setup_env.py passes."""
+    bm_big, bk, bm = TL2_MODELS[model][2]
+    _run([sys.executable, "utils/codegen_tl2.py", "--model", model, "--BM", bm_big, "--BK", bk, "--bm", bm],
+         "bitnet.cpp's codegen_tl2.py", cwd=root)
+
+
+def converter_root(inst: Installation, progress=lambda msg: None) -> Path:
+    """Where INST's TL2 converter is (tl2.installed_root). An installation made before ternbench
+    kept it gets it now, from its recorded source when that is unchanged (the same digest): the
+    same codegen parameters give the same kernel_config.ini the build was compiled with."""
+    root = tl2_files.installed_root(inst)
+    if root is not None:
+        return root
+    r = inst.record
+    if not r:
+        raise EngineError(f"{inst.bin}: TL2 needs bitnet.cpp's {tl2_files.CONVERTER} and "
+                          f"{tl2_files.KERNEL_CONFIG} of this build, and no checkout holds this directory (BitNet/build/bin)")
+    src = Path(r.get("source", ""))
+    fix = f"`ternbench engines install {NAME} --source DIR|TARBALL --force` keeps it"
+    if not src.exists() or _digest(src) != r.get("source_digest"):
+        raise EngineError(f"this bitnet.cpp build keeps no TL2 converter and its source {src} is gone or changed; {fix}")
+    progress(f"keeping bitnet.cpp's TL2 converter from {src} ...")
+    target = inst.bin.parent / "converter"
+    with tempfile.TemporaryDirectory(prefix="ternbench-bitnetcpp-") as tmp:
+        root = _source_tree(src, Path(tmp))
+        _codegen(root, r["tl2_model"])
+        tl2_files.keep_converter(root, Path(tmp) / "converter")
+        # noted beside it, not in install.json: the record is part of the engine files' cache key
+        (Path(tmp) / "converter" / "kept.json").write_text(json.dumps(
+            {"source": str(src), "source_digest": r["source_digest"], "tl2_model": r["tl2_model"],
+             "kept": time.strftime("%Y-%m-%d %H:%M:%S %Z")}, indent=2) + "\n")
+        shutil.rmtree(target, ignore_errors=True)     # what an interrupted attempt left
+        shutil.move(str(Path(tmp) / "converter"), target)
+    return target
+
+
+def _covering(spec) -> str | None:
+    """The ternbench name of a model whose TL2 kernels take every linear of SPEC, if codegen knows one."""
+    need = set(tl2_files.linear_shapes(spec))
+    return next((ours for ours, shapes, _ in TL2_MODELS.values() if need <= set(shapes)), None)
+
+
+def cannot_write(fmt: str, spec, inst: Installation | None) -> str:
+    """Why INST cannot run SPEC in FMT, or "": TL2 only where the build's kernels take its shapes."""
+    if fmt != "tl2" or inst is None:
+        return ""
+    r = inst.record
+    root = tl2_files.installed_root(inst)
+    if root is not None:
+        shapes = tl2_files.kernel_shapes(root)
+    elif r.get("tl2_shapes"):
+        shapes = [tuple(s) for s in r["tl2_shapes"]]
+    else:
+        return (f"{inst.bin}: TL2 needs the checkout's {tl2_files.CONVERTER} and {tl2_files.KERNEL_CONFIG}; "
+                "give the build inside its checkout (BitNet/build/bin)")
+    kernels_for = f"{r['tl2_preset']} = {r['tl2_model']}" if r.get("tl2_model") else "its checkout's model"
+    covering = _covering(spec)
+    fix = (f"`ternbench engines install {NAME} --source SRC --tl2 {covering}` builds its kernels" if covering else
+           f"bitnet.cpp's codegen has TL2 kernels for {', '.join(o for o, _, _ in TL2_MODELS.values())} only; "
+           f"{spec.name} runs in I2_S")
+    return tl2_files.unfit(spec, shapes, kernels_for, fix)

@@ -23,12 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.models.gguf_file import ACTIVATION_KEY, LINEARS, NORMS, GgufError, GgufFile
+from harness.models.gguf_file import ACTIVATION_KEY, GgufError, GgufFile
 
+from . import bitnetcpp, tl2
+from .gguf_layout import dummy_vocabulary, tensors
 from .llamacpp import EngineError, Installation
 
 __all__ = ["GgufError", "EngineError", "model_file", "bytes_per_token", "weight_bytes", "head_type",
-           "engine_activation"]
+           "engine_activation", "tensors", "dummy_vocabulary"]
 
 WRITER_VERSION = 2             # 2: a dummy SentencePiece vocabulary and ternbench.activation
 # the FFN activation an engine computes for the `bitnet` architecture ternbench writes
@@ -39,6 +41,9 @@ QUANT_TYPES = {"tq1_0": "TQ1_0", "tq2_0": "TQ2_0", "f16": "F16", "i2_s": "I2_S",
 # several threads each chunk's scale lands on the next chunk's weights (found as code 3, which no
 # ternary value has), so it runs on one thread, as bitnet.cpp's setup_env.py runs it.
 SINGLE_THREADED = {"i2_s": ("1",)}
+# formats no llama-quantize writes: bitnet.cpp's converter does (tl2.py); the value goes into the
+# file's cache key, so a change of ternbench's checkpoint writer makes a new file
+CONVERTED = {"tl2": f"tl2-writer-{tl2.WRITER_VERSION}".encode()}
 
 
 def _header(file) -> GgufFile:
@@ -70,15 +75,12 @@ def identity(spec, seed: int, checkpoint: str | None = None) -> str:
 
 
 def _add_dummy_vocabulary(w, vocab: int) -> None:
-    """A SentencePiece ("llama") vocabulary of VOCAB placeholder pieces: <unk>, <s>, </s>, then
-    <t3>, <t4>, ...: enough for every engine to load the file and run token ids (speed and
-    greedy tokens), not for text."""
-    if vocab < 4:
-        raise EngineError(f"a vocabulary of {vocab} tokens cannot hold <unk>, <s>, </s> and a token")
+    """The dummy vocabulary as a SentencePiece ("llama") tokenizer in the GGUF header."""
+    pieces, types = dummy_vocabulary(vocab)
     w.add_tokenizer_model("llama")
-    w.add_token_list([b"<unk>", b"<s>", b"</s>"] + [b"<t%d>" % i for i in range(3, vocab)])
+    w.add_token_list(pieces)
     w.add_token_scores([0.0] * vocab)
-    w.add_token_types([2, 3, 3] + [1] * (vocab - 3))     # unknown, control, control, normal
+    w.add_token_types(types)
     w.add_unk_token_id(0)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
@@ -91,23 +93,6 @@ def engine_activation(engine: str, activation: str) -> str | None:
         return None
     return (f"{engine} runs the `bitnet` architecture's {runs} FFN where the model has {activation}: "
             "same weights and bytes per token, not the same function")
-
-
-def tensors(spec) -> list[tuple[str, str, str, tuple[int, int] | tuple[int]]]:
-    """(GGUF name, kind, runtime name, row-major shape) of every tensor, in the order written:
-    kind is embedding, output, norm or linear; the runtime name is a linear's or norm's."""
-    q, kv = spec.heads * spec.head_dim, spec.kv_heads * spec.head_dim
-    out = [("token_embd.weight", "embedding", "", (spec.vocab, spec.hidden)),
-           ("output_norm.weight", "norm", "final", (spec.hidden,))]
-    if not spec.tied_embeddings:
-        out.append(("output.weight", "output", "", (spec.vocab, spec.hidden)))
-    norms = {"attn": spec.hidden, "attn_sub": q, "ffn": spec.hidden, "ffn_sub": spec.ffn}
-    linears = {"q": (q, spec.hidden), "k": (kv, spec.hidden), "v": (kv, spec.hidden), "o": (spec.hidden, q),
-               "gate": (spec.ffn, spec.hidden), "up": (spec.ffn, spec.hidden), "down": (spec.hidden, spec.ffn)}
-    for i in range(spec.layers):
-        out += [(f"blk.{i}.{NORMS[n]}.weight", "norm", n, (size,)) for n, size in norms.items()]
-        out += [(f"blk.{i}.{LINEARS[n]}.weight", "linear", n, shape) for n, shape in linears.items()]
-    return out
 
 
 def _write(spec, path: Path, name: str, produce) -> Path:
@@ -190,11 +175,12 @@ def _base(spec, seed: int, cache: Path, checkpoint: str | None) -> Path:
 
 def disk_needed(spec, seed: int, fmt: str, cache: Path, bytes_of, checkpoint: str | None = None) -> int:
     """Bytes the GGUF files of the model in FMT still need in the cache (0 when cached):
-    the F16 file, and the quantised one. BYTES_OF(format) estimates a file's size."""
+    the F16 file, and the quantised one (and for TL2 the checkpoint written for the converter,
+    while it converts). BYTES_OF(format) estimates a file's size."""
     base = _base(spec, seed, cache, checkpoint)
     need = 0 if base.with_name(base.name + "-f16.gguf").is_file() else bytes_of("f16")
     if fmt != "f16" and not any(base.parent.glob(f"{base.name}-{fmt}-*.gguf")):
-        need += bytes_of(fmt)
+        need += bytes_of(fmt) + (tl2.checkpoint_bytes(spec) if fmt in CONVERTED else 0)
     return need
 
 
@@ -217,8 +203,11 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
         return f16
     if engine is None:
         raise EngineError(f"quantising to {fmt} needs llama.cpp's llama-quantize")
-    build = hashlib.sha256(json.dumps(engine.record, sort_keys=True).encode() + str(engine.bin).encode()).hexdigest()[:8]
+    build = hashlib.sha256(json.dumps(engine.record, sort_keys=True).encode() + str(engine.bin).encode()
+                           + CONVERTED.get(fmt, b"")).hexdigest()[:8]
     out = base.with_name(f"{base.name}-{fmt}-{build}.gguf")
+    if fmt in CONVERTED and not out.is_file():
+        _convert_tl2(spec, f16, out, engine, log)
     if not out.is_file():
         log(f"quantising {f16.name} to {QUANT_TYPES[fmt]} with {engine.program('llama-quantize')} ...")
         tmp = out.with_name(out.name + ".tmp")
@@ -230,6 +219,25 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
             raise EngineError(f"llama-quantize {f16.name} {QUANT_TYPES[fmt]} failed: {tail}")
         os.replace(tmp, out)
     return out
+
+
+def _convert_tl2(spec, f16: Path, out: Path, engine: Installation, log) -> None:
+    """The TL2 file of the model whose F16 GGUF is F16, by ENGINE's own converter (bitnet.cpp's),
+    through a checkpoint directory beside OUT that is removed afterwards."""
+    import shutil
+
+    why = bitnetcpp.cannot_write("tl2", spec, engine)
+    if why:
+        raise EngineError(why)
+    root = bitnetcpp.converter_root(engine, log)
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    try:
+        log(f"writing {f16.name} as a checkpoint for bitnet.cpp's TL2 converter ...")
+        tl2.write_checkpoint(spec, f16, checkpoint)
+        log(f"converting to TL2 with {root / tl2.CONVERTER} ...")
+        tl2.convert(root, checkpoint, out)
+    finally:
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def bytes_per_token(file) -> int:

@@ -1,10 +1,10 @@
-"""llama.cpp as an engine: its `llama-bench` and `llama-quantize`, built by ternbench from the
-pinned llama-cpp-python sdist on PyPI (which vendors llama.cpp) into the user's cache, or a build
-the user names (`--llamacpp-bin DIR`, or TERNBENCH_LLAMACPP_BIN).
+"""llama.cpp as an engine: its `llama-bench`, `llama-quantize` and `llama-simple`, built by
+ternbench from the pinned llama-cpp-python sdist on PyPI (which vendors llama.cpp) into the user's
+cache, or a build the user names (`--llamacpp-bin DIR`, or TERNBENCH_LLAMACPP_BIN).
 
-The build is native (-DGGML_NATIVE=ON: the running CPU's instructions), static (the two
-programs need nothing beside them), with OpenMP, and is recorded in `install.json` beside
-them: the sdist's version, the cmake flags, the compiler, and when."""
+The build is native (-DGGML_NATIVE=ON: the running CPU's instructions), static (the programs
+need nothing beside them), with OpenMP, and is recorded in `install.json` beside them: the
+sdist's version, the cmake flags, the compiler, and when."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.inputs import user_path
@@ -24,10 +24,15 @@ from harness.inputs import user_path
 NAME = "llamacpp"
 SDIST = "llama-cpp-python"
 PINNED = "0.3.36"               # llama-cpp-python's sdist: the llama.cpp it vendors is the one built
-PROGRAMS = ("llama-bench", "llama-quantize")
+# llama-simple (an example, hence LLAMA_BUILD_EXAMPLES): greedy tokens of a file, printed as they
+# come (the cross-engine exactness test). Not llama-completion: it prints through an asynchronous
+# logger that can lose the last tokens at exit (its common/log.cpp says so); not llama-cli: the
+# vendored llama.cpp's is its interactive chat program.
+PROGRAMS = ("llama-bench", "llama-quantize", "llama-simple")
+SWEEP_PROGRAMS = PROGRAMS[:2]   # what a sweep needs, all a user's own build must have
 BIN_ENV = "TERNBENCH_LLAMACPP_BIN"
 CMAKE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DGGML_OPENMP=ON", "-DBUILD_SHARED_LIBS=OFF",
-               "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF")
+               "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=ON", "-DLLAMA_BUILD_SERVER=OFF")
 # llama.cpp's own quantisation types for a ternary model, and the float baseline
 FORMATS = ("tq1_0", "tq2_0", "f16")
 
@@ -66,7 +71,7 @@ def find(cache: Path, given: str | None = None) -> tuple[Installation | None, st
     given = given or os.environ.get(BIN_ENV)
     if given:
         d = user_path(given)
-        missing = [p for p in PROGRAMS if not os.access(d / p, os.X_OK)]
+        missing = _missing(d, SWEEP_PROGRAMS)
         if missing:
             return None, f"{d}: no executable {', '.join(missing)} (a llama.cpp build's bin directory holds both)"
         return Installation(d, "given by the user", {}), ""
@@ -78,18 +83,27 @@ def find(cache: Path, given: str | None = None) -> tuple[Installation | None, st
         data = json.loads(record.read_text())
     except (OSError, ValueError) as e:
         return None, f"{record}: unreadable ({e}); `ternbench engines install {NAME} --force` rebuilds it"
-    missing = [p for p in PROGRAMS if not os.access(d / "bin" / p, os.X_OK)]
+    missing = _missing(d / "bin", SWEEP_PROGRAMS)
     if missing:
         return None, f"{d / 'bin'}: {', '.join(missing)} missing; `ternbench engines install {NAME} --force`"
-    return Installation(d / "bin", "installed by ternbench", data), ""
+    found = Installation(d / "bin", "installed by ternbench", data)
+    older = _missing(d / "bin", PROGRAMS)
+    if older:   # sweeps still run; the exactness test needs it
+        found = replace(found, summary=f"{found.describe()}; no {', '.join(older)} (an older install): "
+                                       f"`ternbench engines install {NAME} --force` adds it")
+    return found, ""
+
+
+def _missing(d: Path, programs) -> list[str]:
+    return [p for p in programs if not os.access(d / p, os.X_OK)]
 
 
 def install(cache: Path, force: bool = False, progress=lambda msg: None) -> Installation:
-    """Downloads the pinned sdist, builds llama-bench and llama-quantize, installs them."""
+    """Downloads the pinned sdist, builds PROGRAMS, installs them."""
     target = install_dir(cache)
     if (target / "install.json").is_file() and not force:
         found, _ = find(cache)
-        if found:
+        if found and not _missing(found.bin, PROGRAMS):
             progress(f"already installed in {target}")
             return found
     cmake = shutil.which("cmake") or _cmake_from_pypi(progress)
@@ -107,7 +121,7 @@ def install(cache: Path, force: bool = False, progress=lambda msg: None) -> Inst
         build = tmp / "build"
         progress("configuring (cmake) ...")
         _run([cmake, "-S", str(src), "-B", str(build), *CMAKE_FLAGS], "cmake")
-        progress("building llama-bench and llama-quantize ...")
+        progress(f"building {', '.join(PROGRAMS)} ...")
         _build(cmake, build, progress)
         install_binaries(build, PROGRAMS, target)
         record = {"engine": NAME, "source": f"{SDIST} {PINNED} sdist (PyPI), vendor/llama.cpp", "version": PINNED,

@@ -32,9 +32,11 @@ from .ternary import absmean_ternarise
 MAGIC = b"GGUF"
 ALIGNMENT = 32
 I2_S = 36                     # bitnet.cpp's type id; not in the gguf package's enum
+TL2 = 39                      # bitnet.cpp's x86 lookup-table type: its size is known, its layout not read
 # type id -> (name, elements per block, bytes per block)
 TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 30: ("BF16", 1, 2), 8: ("Q8_0", 32, 34), 14: ("Q6_K", 256, 210),
-         34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), I2_S: ("I2_S", 4, 1)}
+         34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), I2_S: ("I2_S", 4, 1),
+         TL2: ("TL2", 1, 0)}
 TERNARY_TYPES = {"TQ1_0": "tq1", "TQ2_0": "i2s", "I2_S": "i2s"}
 FLOAT_TYPES = {"F32": "f32", "F16": "f16", "BF16": "f32"}
 # the FFN activation each architecture computes: llama.cpp's `bitnet` is 1bitLLM's (SiLU-gated),
@@ -142,6 +144,8 @@ class GgufFile:
                 raise GgufError(f"{self.path}: tensor {name} ({type_name}): rows of {dims[0]} are not whole "
                                 f"blocks of {block}")
             nbytes = count // block * block_bytes + (4 if kind == I2_S else 0)   # I2_S: the fp32 scale after
+            if kind == TL2:
+                nbytes = tl2_nbytes(dims)
             if start + offset + nbytes > len(self.data):
                 raise GgufError(f"{self.path}: tensor {name} ({type_name}) runs past the end of the file "
                                 "(truncated?)")
@@ -149,6 +153,16 @@ class GgufFile:
 
     def raw(self, t: Tensor) -> np.ndarray:
         return self.data[t.offset:t.offset + t.nbytes]
+
+
+def tl2_nbytes(dims) -> int:
+    """The bytes of a TL2 matrix (K = dims[0] inputs, M = dims[1] outputs) as bitnet.cpp's llama.cpp
+    reads them (ggml_nbytes): its converter's formula of the codes (3 weights in 5 bits, but 256
+    columns' worth at 2 weights in 4 bits whatever the kernels' real split), padded to 32 bytes,
+    then 32 bytes whose first 4 are the float32 scale."""
+    k, m = dims[0], math.prod(dims[1:])
+    codes = (k - 256) * m // 3 * 5 // 8 + 256 * m // 2 * 4 // 8
+    return -(-codes // 32) * 32 + 32
 
 
 class GgufModel(GgufFile):

@@ -57,13 +57,14 @@ def _points(config: SweepConfig, ref: ModelRef, threads: int, kind: str, tokens:
         yield Point(ref.label, fmt, head, resolved or variant, threads, kind, tokens), why
     held = _file_format(ref) if config.engines else None
     for engine in config.engines:
-        why = found[engine.name][1]
+        installation, why = found[engine.name]
         for fmt in engine.formats:
             point = Point(ref.label, fmt, engines.HEAD_FORMAT[fmt], ENGINE_VARIANT, threads, kind, tokens,
                           engine=engine.name)
             mismatch = held is not None and fmt != held and \
                 f"the GGUF file holds {held} linears; {engine.name} runs it as {held} only"
-            yield point, (why and f"{engine.name}: {why}") or mismatch or ""
+            unfit = held is None and engines.cannot_write(engine.name, fmt, ref.spec, installation)
+            yield point, (why and f"{engine.name}: {why}") or mismatch or (unfit and f"{engine.name}: {unfit}") or ""
 
 
 def _file_format(ref: ModelRef) -> str | None:
