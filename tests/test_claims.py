@@ -541,6 +541,18 @@ def test_the_claims_own_programs_give_a_bare_verdict(tmp_path, shipped):
     assert v.measured.startswith("3.60x-5.00x over 2 points")
     # ternbench's f16 against llama.cpp's F16 (26 against 25, 2 against 2): a fair baseline
     assert all(x["ok"] for x in v.checks if x["check"] == "baseline")
+    # the claim's own programs: no "compares ternbench's own kernels" among the differences
+    assert not any("ternbench's own" in d for d in v.differences), v.differences
+    ternbench_only = judge(shipped["x86-speedup"], make(tmp_path, pair("700M", 20, 26.0, 4.0), name="own"))
+    assert any("compares ternbench's own" in d for d in ternbench_only.differences)
+
+
+def test_a_size_left_out_for_its_interval_is_not_called_unmeasured(tmp_path, shipped):
+    wide = rounds("700M", 20, [20.0, 21.0, 19.0], [2.0, 2.9, 2.4])
+    good = rounds("125M", 20, [100.0, 98.0, 101.0], [3.0, 3.05, 2.95], group="g2")
+    v = judge(shipped["x86-speedup"], make(tmp_path, good + wide))
+    (sizes,) = [d for d in v.differences if d.startswith("sizes:")]
+    assert "700M" not in sizes.split("not measured:")[1], sizes
 
 
 def test_ternbench_standing_in_against_llamacpp_says_so(tmp_path, shipped):

@@ -353,23 +353,18 @@ SLOWDOWN = ("    int r = forward(m, ctx, tokens, n, logits);\n",
 # neighbours move a 70 ms sample by up to a third, in bursts of seconds on one vCPU and not the
 # other (measured: tokens/s samples of the two vCPUs at once correlate at -0.06), so a process's
 # runs must span long enough to average over them, and the rounds are the sample.
-BISECT_MODEL = """\
-name: bisect
-description: the bisect test's model, large enough that a run outlasts a burst of the host's noise
-source: tests
-hidden: 1024
-ffn: 2816
-layers: 6
-heads: 16
-kv_heads: 4
-vocab: 4000
-activation: relu2
-sub_norms: true
-tied_embeddings: true
-rope_theta: 10000
-norm_eps: 1.0e-5
-max_context: 512
-"""
+def _bisect_model() -> str:
+    from test_sweep_config import TINY_MODEL
+
+    text = "\n" + TINY_MODEL
+    for old, new in (("name: tiny", "name: bisect"), ("hidden: 256", "hidden: 1024"), ("ffn: 512", "ffn: 2816"),
+                     ("layers: 2", "layers: 6"), ("heads: 4", "heads: 16"), ("kv_heads: 2", "kv_heads: 4"),
+                     ("vocab: 1000", "vocab: 4000")):
+        assert f"\n{old}\n" in text, f"the tiny model changed: {old}"
+        text = text.replace(f"\n{old}\n", f"\n{new}\n")
+    return text[1:]
+
+
 BISECT_SWEEP = """\
 models: [bisect.yaml]
 formats: [i2s]
@@ -441,7 +436,7 @@ def test_bisect_finds_the_slow_commit_in_few_builds(tmp_path):
 
     commits = small_repository(tmp_path / "repo")
     cfg = write(tmp_path, BISECT_SWEEP)
-    (tmp_path / "bisect.yaml").write_text(BISECT_MODEL)
+    (tmp_path / "bisect.yaml").write_text(_bisect_model())
     env = {"TERNBENCH_CACHE_DIR": str(tmp_path / "cache"), "TERNBENCH_TUNING": "off"}
     # the threshold below the step hunted, as a user sets it: at the gate's 10%, a 15% step
     # measured with this host's noise (per-round ratios spread 8%) would fall inside it 1 time in 50

@@ -41,7 +41,9 @@ def machine_differences(c: Claim, machines) -> list[str]:
     return out
 
 
-def list_differences(c: Claim, machines, points: list[CountedPoint]) -> list[str]:
+def list_differences(c: Claim, machines, points: list[CountedPoint], left_out=()) -> list[str]:
+    """What differs between the claim's setting and these POINTS; LEFT_OUT: points measured but
+    not judged (their own line says why), whose sizes are not "not measured"."""
     out = machine_differences(c, machines)
     usable = sorted({usable_cpus(r) for r in machines if usable_cpus(r)})
     of_cpu = f"; the {' / '.join(c.cpu)} has {c.cpu_threads} hardware threads" if c.cpu and c.cpu_threads else ""
@@ -50,7 +52,7 @@ def list_differences(c: Claim, machines, points: list[CountedPoint]) -> list[str
                    "(how many the published runs used is not stated)")
     elif c.threads in usable:
         out.append(f"{c.threads} threads are every usable CPU here{of_cpu}")
-    missing = [m for m in c.models if m not in {p.model for p in points}]
+    missing = [m for m in c.models if m not in {p.model for p in [*points, *left_out]}]
     if missing:
         reasons = skip_reasons(c, machines, missing)
         skipped = {m for ms in reasons.values() for m in ms}
@@ -68,7 +70,7 @@ def list_differences(c: Claim, machines, points: list[CountedPoint]) -> list[str
     if c.head_format and heads:
         out.append(f"the ternary points' embedding/output head is {'/'.join(heads)}; the claimed models keep it "
                    f"in {c.head_format}")
-    if c.runtimes:
+    if c.runtimes and any("ternbench" in (p.engine, p.baseline_engine) for p in points):
         ours = "/".join(c.formats) + (f" and {c.baseline}" if c.baseline else "")
         out.append(f"compares ternbench's own {ours} kernels, not {c.runtimes}")
     if c.metric == "energy_reduction" and points:

@@ -247,7 +247,7 @@ def _evaluate(c: Claim, results: list, lossless: dict | None) -> Verdict:
     if failed and status in (REPRODUCED, EXCEEDS, PARTLY):
         status = UNRELIABLE
         why = " ".join(x["text"] for x in failed) + f" (Judged against the range alone: {why})"
-    diffs = list_differences(c, machines, points)
+    diffs = list_differences(c, machines, points, left_out=undecided)
     unstable = [p for p in points if p.unstable]
     if unstable:
         diffs.append(f"{plural(len(unstable), 'point')} measured on a noisy host, judged on {'its' if len(unstable) == 1 else 'their'} "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from harness.models.gguf_file import ACTIVATION_KEY, GgufError, GgufFile
 
 from . import bitnetcpp, tl2
 from .gguf_layout import dummy_vocabulary, tensors
-from .llamacpp import EngineError, Installation
+from .llamacpp import EngineError, Installation, run_into
 
 __all__ = ["GgufError", "EngineError", "model_file", "bytes_per_token", "weight_bytes", "head_type",
            "engine_activation", "tensors", "dummy_vocabulary"]
@@ -210,14 +209,8 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
         _convert_tl2(spec, f16, out, engine, log)
     if not out.is_file():
         log(f"quantising {f16.name} to {QUANT_TYPES[fmt]} with {engine.program('llama-quantize')} ...")
-        tmp = out.with_name(out.name + ".tmp")
-        proc = subprocess.run([str(engine.program("llama-quantize")), str(f16), str(tmp), QUANT_TYPES[fmt],
-                               *SINGLE_THREADED.get(fmt, ())], capture_output=True, text=True)
-        if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-            raise EngineError(f"llama-quantize {f16.name} {QUANT_TYPES[fmt]} failed: {tail}")
-        os.replace(tmp, out)
+        run_into(out, lambda tmp: [str(engine.program("llama-quantize")), str(f16), str(tmp), QUANT_TYPES[fmt],
+                                   *SINGLE_THREADED.get(fmt, ())], f"llama-quantize {f16.name} {QUANT_TYPES[fmt]}")
     return out
 
 

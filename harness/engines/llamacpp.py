@@ -151,6 +151,19 @@ def _run(cmd: list[str], what: str, cwd=None) -> str:
     return proc.stdout
 
 
+def run_into(out: Path, command, what: str, **kwargs) -> Path:
+    """Runs command(TMP), a program writing the file TMP beside OUT, then moves TMP to OUT: a
+    failed or killed run leaves no partial OUT for a later sweep to take as cached."""
+    tmp = out.with_name(out.name + ".tmp")
+    proc = subprocess.run(command(tmp), capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        raise EngineError(f"{what} failed (exit {proc.returncode}): {tail}")
+    os.replace(tmp, out)
+    return out
+
+
 def install_binaries(build: Path, programs, target: Path) -> None:
     """The programs a cmake build produced (wherever under BUILD it put them) into TARGET/bin, which
     is made anew: a failed build leaves no mix of old and new programs."""

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .llamacpp import EngineError, Installation
+from .llamacpp import EngineError, Installation, run_into
 
 WRITER_VERSION = 1            # the checkpoint written for the converter: part of a TL2 file's cache key
 CONVERTER = "utils/convert-hf-to-gguf-bitnet.py"
@@ -216,16 +216,10 @@ def convert(root: Path, checkpoint: Path, out: Path) -> Path:
     """Runs the converter kept at ROOT on CHECKPOINT: a TL2 GGUF at OUT (atomically), the
     embedding (the tied head) in F16 as bitnet.cpp's I2_S files have it."""
     python = converter_python()
-    tmp = out.with_name(out.name + ".tmp")
     env = {**os.environ, "PYTHONPATH": str(root / GGUF_PY)}
-    proc = subprocess.run([python, str(root / CONVERTER), str(checkpoint), "--outtype", "tl2", "--quant-embd",
-                           "--outfile", str(tmp)], capture_output=True, text=True, cwd=root, env=env)
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise EngineError(f"bitnet.cpp's TL2 converter failed (exit {proc.returncode}): {tail}")
-    os.replace(tmp, out)
-    return out
+    return run_into(out, lambda tmp: [python, str(root / CONVERTER), str(checkpoint), "--outtype", "tl2",
+                                      "--quant-embd", "--outfile", str(tmp)],
+                    "bitnet.cpp's TL2 converter", cwd=root, env=env)
 
 
 def scales(file) -> dict[str, float]:
