@@ -19,9 +19,9 @@ The rule (asv's: ratio AND test): change = candidate median / baseline median - 
 p from a two-sided Mann-Whitney U test on the raw per-run tokens/s values (exact when the
 samples allow it). Two builds measured in shared rounds (--ab, at least 3 processes) are judged
 round by round instead: change = the geometric mean of the per-round ratios of process means
-- 1, p from a paired t-test on their logs. A point is a regression when it is slower by more than --max-regression AND
-p < --alpha; an improvement symmetrically; otherwise unchanged (within threshold, or not
-significant). When the threshold is exceeded but the samples are too few for the test ever to
+- 1, p from a paired t-test on their logs. A point is a regression when it is slower by more
+than --max-regression AND p < --alpha; an improvement symmetrically; otherwise unchanged
+(within threshold, or not significant). When the threshold is exceeded but the samples are too few for the test ever to
 reach p < alpha (3 vs 3 values: smallest p 0.1), the point is inconclusive: it does not fail
 the gate, but is listed first and counted in the verdict. Raise repetitions x processes.
 
