@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -205,9 +206,11 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
     build = hashlib.sha256(json.dumps(engine.record, sort_keys=True).encode() + str(engine.bin).encode()
                            + CONVERTED.get(fmt, b"")).hexdigest()[:8]
     out = base.with_name(f"{base.name}-{fmt}-{build}.gguf")
-    if fmt in CONVERTED and not out.is_file():
+    if out.is_file():
+        return out
+    if fmt in CONVERTED:
         _convert_tl2(spec, f16, out, engine, log)
-    if not out.is_file():
+    else:
         log(f"quantising {f16.name} to {QUANT_TYPES[fmt]} with {engine.program('llama-quantize')} ...")
         run_into(out, lambda tmp: [str(engine.program("llama-quantize")), str(f16), str(tmp), QUANT_TYPES[fmt],
                                    *SINGLE_THREADED.get(fmt, ())], f"llama-quantize {f16.name} {QUANT_TYPES[fmt]}")
@@ -217,8 +220,6 @@ def model_file(spec, seed: int, fmt: str, cache: Path, engine: Installation | No
 def _convert_tl2(spec, f16: Path, out: Path, engine: Installation, log) -> None:
     """The TL2 file of the model whose F16 GGUF is F16, by ENGINE's own converter (bitnet.cpp's),
     through a checkpoint directory beside OUT that is removed afterwards."""
-    import shutil
-
     why = bitnetcpp.cannot_write("tl2", spec, engine)
     if why:
         raise EngineError(why)

@@ -227,12 +227,13 @@ def paired_t(base: list[float], cand: list[float]) -> tuple[float, float]:
 def paired_rounds(b: dict, c: dict) -> tuple[list[float], list[float]] | None:
     """The two records' process means, round by round, when both ran in one group run (the
     same rounds) with at least MIN_ROUNDS of them; else None."""
-    pb, pc = b.get("process_tokens_per_s"), c.get("process_tokens_per_s")
-    if (b.get("group_run") and b.get("group_run") == c.get("group_run") and isinstance(pb, list)
-            and isinstance(pc, list) and len(pb) == len(pc) >= MIN_ROUNDS
-            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in pb + pc)):
-        return pb, pc
-    return None
+    from harness.measure.stats import same_rounds
+
+    field = "process_tokens_per_s"
+    if not same_rounds(b, c, field) or len(b[field]) < MIN_ROUNDS:
+        return None
+    pb, pc = b[field], c[field]
+    return (pb, pc) if all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in pb + pc) else None
 
 
 def judge(key: str, base: list[float], cand: list[float], max_regression: float, alpha: float,

@@ -81,6 +81,14 @@ class Ratio:
         return Ratio(flip(self.value), flip(self.high), flip(self.low), self.n, self.method, self.note)
 
 
+def same_rounds(ra: dict, rb: dict, field: str) -> bool:
+    """Whether two records' per-process FIELD lists pair round by round: both ran in one group
+    run (measure/execute.run_group), with as many processes."""
+    a, b = ra.get(field), rb.get(field)
+    return (bool(ra.get("group_run")) and ra.get("group_run") == rb.get("group_run")
+            and isinstance(a, list) and isinstance(b, list) and len(a) == len(b))
+
+
 def paired_ratio(a: list[float], b: list[float]) -> Ratio:
     """a_i / b_i within each round i: the host's drift from round to round lands on both sides
     and cancels, so the interval over rounds is as narrow as the ratio really is."""

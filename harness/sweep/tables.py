@@ -204,9 +204,7 @@ def _ratio(by_key: dict, row, base, field: str, median_column: str) -> stats.Rat
         return None
     a, b = by_key[row["key"]].get(field), by_key[base["key"]].get(field)
     if a and b and min(a) > 0 and min(b) > 0:
-        ra, rb = by_key[row["key"]], by_key[base["key"]]
-        paired = bool(ra.get("group_run")) and ra.get("group_run") == rb.get("group_run") and len(a) == len(b)
-        return stats.ratio(a, b, paired)
+        return stats.ratio(a, b, stats.same_rounds(by_key[row["key"]], by_key[base["key"]], field))
     if pd.isna(row[median_column]) or pd.isna(base[median_column]) or not base[median_column]:
         return None
     return stats.Ratio(float(row[median_column] / base[median_column]), None, None, 0, MEDIANS, NO_PROCESS_FIGURES)
