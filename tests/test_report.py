@@ -532,7 +532,9 @@ addEventListener('load',function(){var im=[].slice.call(document.images);parent.
 broken:im.filter(function(i){return !(i.complete&&i.naturalWidth>0)}).length,
 scrollWidth:document.documentElement.scrollWidth,innerWidth:innerWidth,glance:(function(){
 var g=document.getElementById('glance');if(!g)return null;var t=g.querySelector('table');
+var sb=document.getElementById('side-by-side');
 return {top:g.getBoundingClientRect().top,tableTop:t?t.getBoundingClientRect().top:null,
+sideBySideBottom:sb?sb.nextElementSibling.getBoundingClientRect().bottom:null,
 clipped:[].slice.call(g.querySelectorAll('.scroll')).some(function(s){return s.scrollWidth>s.clientWidth+1})}})()}),'*')})})();</script>"""
 
 # Headless Chromium's window is at least 500 px wide whatever --window-size says (only
@@ -787,8 +789,9 @@ def test_the_first_screen_gives_every_claim_a_verdict_or_its_reason(measured_swe
         assert c["line"].startswith(c["verdict"])
     text = page.read_text()
     glance = section(text, "glance")
-    for c in summary["claims"]:
-        assert c["line"] in html.unescape(glance)
+    for c in summary["claims"]:   # its line, or its id and reason on the line it shares with others
+        assert c["line"] in html.unescape(glance) or f"{c['id']} (published {c['range']})" in html.unescape(glance) \
+            and c["short"] in html.unescape(glance), c
     # 1 thread only: the all-threads claims say what to add, the energy claim what is missing
     lines = {c["id"]: c["line"] for c in summary["claims"]}
     assert "add max to threads" in lines["x86-speedup"] and "add 2 to threads" in lines["x86-speedup-2-threads"]
@@ -818,3 +821,63 @@ def test_the_first_screen_shows_the_measured_energy_and_only_positive_intervals(
     assert (frame.tps_mean_ci95_low > 0).all()
     assert glance.count(">baseline<") == 2 * 2   # the f16 rows: speed-up and energy reduction columns, two tests
 
+
+
+def _engine_record(model, engine, fmt, threads, test, tps, rounds, group=None):
+    r = ok_record(model, fmt, threads, test, tps)
+    r.update(key=f"{model}/{engine}:{fmt}/t{threads}/{test}", engine=engine,
+             group_run=group or f"{model}/t{threads}/{test}", process_tokens_per_s=[tps * x for x in rounds])
+    return r
+
+
+def test_the_first_screen_sets_the_claims_programs_side_by_side(tmp_path):
+    """Where the most programs ran (then the largest model, the most threads): llama.cpp's F16 as
+    the reference, then each program's fastest ternary format, with tokens/s and the ratio to
+    that F16, paired by round when both shared the rounds and said so when not."""
+    drift = [1.0, 1.1, 0.9, 1.05]
+    records = []
+    for model in ("125M", "700M"):
+        s = SPEED[model]
+        records += [_engine_record(model, "llamacpp", "f16", 2, "tg32", 10 * s, drift),
+                    _engine_record(model, "llamacpp", "tq2_0", 2, "tg32", 30 * s, drift),
+                    _engine_record(model, "ternbench", "f16", 2, "tg32", 9 * s, drift),
+                    _engine_record(model, "ternbench", "tq1", 2, "tg32", 50 * s, drift),
+                    _engine_record(model, "ternbench", "i2s", 2, "tg32", 60 * s, [1.0, 1.12, 0.88, 1.05]),
+                    # measured in other rounds: its ratio is unpaired, and says so
+                    _engine_record(model, "bitnetcpp", "i2_s", 2, "tg32", 35 * s, [1.0, 0.9, 1.1, 1.0], "other")]
+    records += [ok_record("700M", "i2s", 1, "tg32", 6.0)]      # one program only: not where to compare
+    path, _ = write_single(Results(make_results(tmp_path / "r", records)), tmp_path / "report", copy.deepcopy(VERDICTS))
+    sb = single.context(Results(tmp_path / "r"))["side_by_side"]
+    assert (sb["model"], sb["threads"], sb["tests"], sb["judged_by"]) == ("700M", 2, ["tg32"], "tg32")
+    assert [r["label"] for r in sb["rows"]] == ["llama.cpp f16", "ternbench i2s", "bitnet.cpp i2_s",
+                                                "llama.cpp tq2_0"]
+    ref, ours, theirs, tq2 = (r["cells"][0] for r in sb["rows"])
+    assert sb["rows"][0]["reference"] and ref["ratio"] is None
+    assert ours["ratio"].method == "paired" and abs(ours["ratio"].value - 6.0) < 0.05
+    assert ours["ratio"].low < 6.0 < ours["ratio"].high and ours["ratio"].low > 0
+    assert theirs["ratio"].method == "unpaired" and tq2["ratio"].value == pytest.approx(3.0)
+    glance = html.unescape(section(Path(path).read_text(), "glance"))
+    assert "The programs side by side: 700M, 2 threads" in glance
+    # on a laptop's first screen, under the verdicts of every published claim (the report command
+    # judges them all), with their reasons
+    proc = ternbench("report", str(tmp_path / "r"), "--out", str(tmp_path / "cli"), "--json")
+    assert len(json.loads(proc.stdout)["claims"]) >= 9
+    errors, probe = browser_errors(tmp_path, tmp_path / "cli" / "index.html", 1366, 768)
+    assert errors == [] and probe["glance"]["sideBySideBottom"] < 768, (errors, probe)
+    assert re.search(r"ternbench i2s</td><td class=\"n\">[\d.]+ \([\d.]+–[\d.]+\)</td>\s*<td class=\"n\">[56]\.\d\dx \(", glance)
+    assert re.search(r"bitnet.cpp i2_s</td>.*\n.*\d\.\d\dx \([\d.]+x–[\d.]+x, unpaired\)", glance)
+
+
+def test_the_first_screen_folds_claims_not_testable_for_one_reason_into_one_line():
+    arm = "an aarch64 claim; these results are from x86_64: run the sweep on aarch64"
+    claims = [{"id": "x86", "verdict": "reproduced", "status": "reproduced", "range": "2x-6x", "line": "reproduced: x86"},
+              {"id": "arm-speedup", "verdict": "not testable here", "status": "not testable here",
+               "range": "1.37x-5.07x", "short": arm, "line": "not testable here: arm-speedup ..."},
+              {"id": "energy", "verdict": "not testable here", "status": "not testable here", "range": "70%",
+               "short": "needs measured energy", "line": "not testable here: energy: published 70%; needs ..."},
+              {"id": "arm-energy", "verdict": "not testable here", "status": "not testable here",
+               "range": "55%-70%", "short": arm, "line": "not testable here: arm-energy ..."}]
+    lines = [x["text"] for x in single.claims_section(claims, None)["lines"]]
+    assert lines == ["reproduced: x86",
+                     f"not testable here: arm-speedup (published 1.37x-5.07x), arm-energy (published 55%-70%); {arm}",
+                     "not testable here: energy: published 70%; needs ..."]

@@ -362,7 +362,7 @@ def test_a_comparison_gets_extra_rounds_while_it_asks_for_them(tmp_path):
 def test_the_extra_round_rule_asks_for_unstable_points_and_wide_speed_ups():
     from harness.measure.execute import Interim
     from harness.measure.point import Point
-    from harness.sweep.runner import why_more_rounds
+    from harness.sweep.runner import why_another_ab_round, why_more_rounds
 
     def interim(fmt, tps, unstable=()):
         p = Point("tiny", fmt, "int8" if fmt == "i2s" else "f16", "avx2", 1, "tg", 4)
@@ -378,11 +378,21 @@ def test_the_extra_round_rule_asks_for_unstable_points_and_wide_speed_ups():
     two = [interim("i2s", [50.0, 51.0]), interim("f16", [10.0, 10.2])]
     assert "n too small for an interval (2 rounds" in why_more_rounds(two, "f16")
     assert why_more_rounds(two, None) is None      # no baseline, no speed-up to narrow
-    # an A/B check: one point under two builds, no baseline; their ratio is what is narrowed
-    ab_wide = [interim("i2s", [50.0, 40.0, 50.5]), interim("i2s", [45.0, 44.0, 45.5])]
-    assert why_more_rounds(ab_wide, None).startswith("i2s+int8 candidate/baseline build 0.96x, 95% 0.72x-1.28x")
-    ab_steady = [interim("i2s", [50.0, 40.0, 50.5]), interim("i2s", [45.0, 36.1, 45.4])]
-    assert why_more_rounds(ab_steady, None) is None
+    # an A/B check: one point under two builds, no baseline; more rounds while the gate's verdict is open
+    from functools import partial
+    from harness.gate.regression import undecided
+    rule = partial(undecided, max_regression=0.10, alpha=0.002)
+    ab_open = [interim("i2s", [50.0, 40.0, 50.0]), interim("i2s", [40.0, 40.0, 42.0])]     # -12%, p 0.19
+    assert why_another_ab_round(ab_open, rule).startswith("i2s+int8 candidate against baseline build -12.")
+    assert "beyond 10% but p 0.19 >= 0.002" in why_another_ab_round(ab_open, rule)
+    # a noisy pair whose verdict is settled takes no extra round: the pairing cancels the noise
+    noisy_ab = [interim("i2s", [50.0, 40.0, 50.0], ["spread 25%"]), interim("i2s", [49.0, 40.0, 50.5], ["spread 26%"])]
+    assert why_another_ab_round(noisy_ab, rule) is None and "unstable" in why_more_rounds(noisy_ab, None)
+    slower = [interim("i2s", [50.0, 40.0, 50.0]), interim("i2s", [40.0, 32.0, 40.1])]      # -20%, p < 0.002
+    within = [interim("i2s", [50.0, 40.0, 50.0]), interim("i2s", [45.0, 44.0, 45.5])]      # -3.8%: within 10%
+    assert why_another_ab_round(slower, rule) is None and why_another_ab_round(within, rule) is None
+    assert "2 round(s); the paired test needs 3" in why_another_ab_round(
+        [interim("i2s", [50.0, 40.0]), interim("i2s", [40.0, 32.0])], rule)
 
 
 def test_an_extra_round_is_taken_when_it_costs_no_group_that_would_run():

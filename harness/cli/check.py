@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 import json
 import math
 import re
@@ -34,6 +35,8 @@ A/B mode (`--ab REV CONFIG.yaml`) measures both sides in one session, as `asv co
 REV's runtime (built from its own sources and build script) and this checkout's, each point's
 processes interleaved in shuffled rounds, so both meet the same drift of a shared machine. The
 two results directories land in --results (baseline/, candidate/) and are judged as below.
+When the configuration's max_processes exceeds processes, a point gets more rounds (up to
+max_processes) while its change is beyond --max-regression but not yet significant.
 
 The defaults (10%, p < 0.002) are asv's, and hold on a shared runner, where run-to-run drift
 is several percent: they need at least 7 values per side (smallest exact p at 7 vs 7: 0.0006).
@@ -99,7 +102,7 @@ def run(args) -> int:
     if args.ab:
         if args.candidate is not None:
             raise UsageError("--ab takes one sweep configuration, not two results directories")
-        args.baseline, args.candidate = run_ab(args)
+        args.baseline, args.candidate = run_ab(args, partial(check.undecided, max_regression=threshold, alpha=alpha))
     elif args.candidate is None:
         raise UsageError("give BASELINE and CANDIDATE results directories, or --ab REV CONFIG.yaml")
     elif args.results:
@@ -121,8 +124,9 @@ def run(args) -> int:
     return status
 
 
-def run_ab(args) -> tuple[Path, Path]:
-    """Sweeps the configuration with REV's runtime and this checkout's, interleaved."""
+def run_ab(args, undecided) -> tuple[Path, Path]:
+    """Sweeps the configuration with REV's runtime and this checkout's, interleaved; more rounds
+    (up to max_processes) while undecided(base, candidate) says the verdict is open."""
     import time
 
     from harness.gate import ab
@@ -147,7 +151,7 @@ def run_ab(args) -> tuple[Path, Path]:
     log(f"A/B: {args.ab} ({commit[:12]}, baseline) against this checkout (candidate), {len(plan.points)} point(s), "
         f"interleaved; results in {out}")
     try:
-        return ab.run(config, plan, commit, out, log=log)
+        return ab.run(config, plan, commit, out, log=log, undecided=undecided)
     except ab.ABError as e:
         raise UsageError(str(e)) from None
 

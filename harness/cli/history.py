@@ -52,8 +52,11 @@ script, cached like `check --ab`'s builds under ~/.cache/ternbench/ab), sweep CO
 build and that one interleaved in one session, judge the pair with the regression gate's rule
 (slower by more than --max-regression and p < --alpha, or a point broken), and halve the range.
 With 3 processes or more the pair is judged round by round (a paired t-test on the per-round
-ratios; 12 processes found a 15% step at p < 0.002 on a shared 2-vCPU machine); with fewer, on
-the per-run values, which then need at least 7 per point and side (repetitions x processes).
+ratios); with fewer, on the per-run values, which then need at least 7 per point and side
+(repetitions x processes). Set max_processes above processes in CONFIG: a probe whose change is
+beyond the threshold but not yet significant then gets more rounds, up to max_processes (on a
+shared 2-vCPU machine 12 rounds usually settle a 15% step at p < 0.002, but not when the
+neighbours are busy).
 About log2(commits) + 1 builds.
 
 Prints the commit, each probe's figures, and how many builds and measurements it took.

@@ -87,9 +87,11 @@ def build_info(workspace: Path) -> str:
     return proc.stdout.strip()
 
 
-def run(config, plan, commit: str, out: Path, quiet: bool = False, log=lambda m: None) -> tuple[Path, Path]:
+def run(config, plan, commit: str, out: Path, quiet: bool = False, log=lambda m: None,
+        undecided=None) -> tuple[Path, Path]:
     """Builds COMMIT's runtime, sweeps CONFIG with both builds interleaved into OUT/baseline and
-    OUT/candidate; returns the two results directories."""
+    OUT/candidate; returns the two results directories. undecided: the gate's rule for another
+    round (up to the config's max_processes), as regression.undecided."""
     from harness.measure.fingerprint import fingerprint
     from harness.measure.point import tune
     from harness.sweep.results import ResultsDir
@@ -102,7 +104,7 @@ def run(config, plan, commit: str, out: Path, quiet: bool = False, log=lambda m:
     base_fp["ternbench"] = {**base_fp["ternbench"], "ab_baseline_revision": commit}
     tune(plan.points, log)   # the candidate's kernels; the baseline's tune in its workers, outside the timing
     arms = [Arm(ResultsDir(Path(out) / "baseline"), base_fp, str(space)), Arm(ResultsDir(Path(out) / "candidate"), cand_fp)]
-    outcome = run_arms(config, plan, arms, resume=False, quiet=quiet)
+    outcome = run_arms(config, plan, arms, resume=False, quiet=quiet, undecided=undecided)
     if outcome.interrupted:
         raise KeyboardInterrupt
     return arms[0].results.path, arms[1].results.path

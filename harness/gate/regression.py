@@ -236,6 +236,19 @@ def paired_rounds(b: dict, c: dict) -> tuple[list[float], list[float]] | None:
     return (pb, pc) if all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in pb + pc) else None
 
 
+def undecided(base: list[float], cand: list[float], max_regression: float, alpha: float) -> str | None:
+    """Why another round of two builds' process means (BASE, CAND, round by round) could change
+    their verdict, or None. The rule needs a change beyond the threshold AND significance: a
+    change beyond it that is not yet significant is where more rounds decide (on this host a
+    15% step measured in 12 rounds missed p < 0.002 when the neighbours were busy)."""
+    if len(base) < MIN_ROUNDS:
+        return f"{len(base)} round(s); the paired test needs {MIN_ROUNDS}"
+    change, p = paired_t(base, cand)
+    if abs(change) > max_regression and p >= alpha:
+        return f"{change:+.1%}, beyond {max_regression:.0%} but p {p:.2g} >= {alpha:g}"
+    return None
+
+
 def judge(key: str, base: list[float], cand: list[float], max_regression: float, alpha: float,
           rounds: tuple[list[float], list[float]] | None = None) -> Comparison:
     """BASE and CAND are the per-run values; ROUNDS, when given, the process means of both

@@ -10,6 +10,7 @@ does: once slower, the commits after stay slower."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from harness.gate import ab, regression
@@ -67,7 +68,7 @@ def bisect(config, plan, good: str, bad: str, out: Path, max_regression: float, 
 
     where = cache_dir() / "ab"
     outcome = Outcome(good, bad, commit_range(good, bad, repo))
-    processes = len(plan.points) * config.processes * 2
+    rule = partial(regression.undecided, max_regression=max_regression, alpha=alpha)
 
     def build(commit: str) -> Path:
         cached = (where / commit[:12] / "runtime" / ".built").is_file()
@@ -86,20 +87,21 @@ def bisect(config, plan, good: str, bad: str, out: Path, max_regression: float, 
             fp = {**base_fp, "runtime": {**base_fp["runtime"], "build": ab.build_info(ws), "revision": sha},
                   "ternbench": {**base_fp["ternbench"], "git_commit": sha}}
             arms.append(Arm(ResultsDir(out / commit[:12] / name), fp, str(ws)))
+        more = f" (up to {config.max_processes} while a verdict is open)" if config.max_processes > config.processes else ""
         log(f"measuring {commit[:12]} against GOOD {good[:12]}: {len(plan.points)} point(s), {config.processes} "
-            "process(es) of each build, interleaved ...")
-        result = run_arms(config, plan, arms, resume=False, quiet=True)
+            f"process(es){more} of each build, interleaved ...")
+        result = run_arms(config, plan, arms, resume=False, quiet=True, undecided=rule)
         if result.interrupted:
             raise KeyboardInterrupt
-        outcome.measurements += processes
         try:
-            report = regression.compare(regression.load(arms[0].results.path), regression.load(arms[1].results.path),
-                                        max_regression, alpha)
+            sides = [regression.load(arm.results.path) for arm in arms]
+            report = regression.compare(*sides, max_regression, alpha)
         except regression.CheckError as e:
             raise BisectError(f"measuring {commit[:12]}: {e}") from None
+        outcome.measurements += sum(len(r.get("process_tokens_per_s") or []) for s in sides for r in s.points.values())
         slower = report.count("regression") > 0 or bool(report.broken)
         worst = min(report.compared, key=lambda c: c.change, default=None)
-        figures = f"; largest change {worst.change:+.1%} ({worst.key}, p {worst.p:.2g})" if worst else ""
+        figures = f"; largest change {worst.change:+.1%} ({worst.key}, p {worst.p:.2g}, {worst.baseline_n} {worst.unit})" if worst else ""
         log(f"  {commit[:12]}: {'SLOWER than GOOD' if slower else 'not slower than GOOD'}{figures}")
         probe = Probe(commit, slower, report, arms[1].results.path)
         outcome.probes.append(probe)

@@ -32,7 +32,8 @@ def _t(df: float) -> float:
 
 
 def too_few(n: int, unit: str) -> str:
-    return f"n too small for an interval ({n} {unit}{'s' if n != 1 else ''}; an interval needs {MIN_UNITS})"
+    plural = unit if n == 1 else unit + ("es" if unit.endswith("s") else "s")
+    return f"n too small for an interval ({n} {plural}; an interval needs {MIN_UNITS})"
 
 
 def log_interval(values: list[float]) -> tuple[float, float] | None:

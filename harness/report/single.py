@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from harness.claims.evaluate import BASELINE_VS_LLAMACPP_MIN
+from harness.claims.evaluate import BASELINE_VS_LLAMACPP_MIN, NOT_TESTABLE
+from harness.measure import stats
 
 from . import plots, points, provenance
 
@@ -37,7 +38,31 @@ def claims_section(claims: list[dict] | None, error: str | None) -> dict:
                  per_size=[x for x in _list(c["per_size"]) if isinstance(x, dict)])
         items.append(c)
     counts = {v: sum(1 for c in items if c["verdict"] == v) for v in dict.fromkeys(c["verdict"] for c in items)}
-    return {"items": items, "error": error, "counts": counts}
+    return {"items": items, "error": error, "counts": counts, "lines": verdict_lines(items)}
+
+
+def verdict_lines(items: list[dict]) -> list[dict]:
+    """The first screen's verdicts, one line per claim, except that claims not testable here for
+    the same reason share one line (three aarch64 claims on an x86 machine): each still shows
+    its published range and the reason, in fewer lines, so the tables below start on screen."""
+    out, shared = [], {}
+    for c in items:
+        if c["status"] == NOT_TESTABLE and c["short"]:
+            if c["short"] in shared:
+                shared[c["short"]].append(c)
+                continue
+            shared[c["short"]] = [c]
+        out.append(c)
+    lines = []
+    for c in out:
+        group = shared.get(c["short"]) if c["status"] == NOT_TESTABLE else None
+        if group and len(group) > 1:
+            ids = ", ".join(f"{g['id']} (published {g['range']})" for g in group)
+            text = f"{c['verdict']}: {ids}; {c['short']}"
+        else:
+            text = c["line"] or c["verdict"]
+        lines.append({"css": c["css"], "sign": c["sign"], "text": text})
+    return lines
 
 
 def probe_lines(ok_rows: list[dict]) -> list[str]:
@@ -162,6 +187,69 @@ def glance(ok_rows: list[dict], tests: list[str], baseline: str | None) -> list[
     return out
 
 
+PROCESS_TPS = "process_tokens_per_s"
+
+
+def side_by_side(ok_rows: list[dict], records: dict[str, dict], tests: list[str]) -> dict | None:
+    """The published claims' programs side by side, for the first screen of a sweep that ran
+    more than one engine: at the model and threads where the most engines ran (then the largest
+    model, the most threads), llama.cpp's F16 (the claims' baseline) and each engine's fastest
+    ternary format, each with its ratio to that F16, paired by round when they shared rounds."""
+    def engine(r):
+        return r.get("engine") or "ternbench"
+
+    places: dict[tuple, set] = {}
+    for r in ok_rows:
+        places.setdefault((r["model"], r["threads"]), set()).add(engine(r))
+    if not places or max(len(e) for e in places.values()) < 2:
+        return None
+    size = {r["model"]: r.get("params") or 0 for r in ok_rows}
+    model, threads = max(places, key=lambda k: (len(places[k]), size[k[0]], k[1]))
+    here = [r for r in ok_rows if (r["model"], r["threads"]) == (model, threads)]
+    tests = [t for t in tests if any(r["test"] == t for r in here)]
+    ref = {r["test"]: r for r in here if engine(r) == "llamacpp" and r["format"] == "f16"}
+    # each engine's fastest ternary format, by the first generation test (the claims' figure)
+    judge_by = next((t for t in tests if t.startswith("tg")), tests[0])
+    lines = [(ref[judge_by]["engine"], "f16")] if judge_by in ref else []
+    for e in sorted({engine(r) for r in here}):
+        candidates = [r for r in here if engine(r) == e and r["format"] != "f16" and r["test"] == judge_by]
+        if candidates:
+            best = max(candidates, key=lambda r: r.get("tps_centre") or 0)
+            lines.append((e, best["format"], best.get("head_format")))
+    rows = []
+    for line in lines:
+        e, fmt = line[0], line[1]
+        cells = []
+        for t in tests:
+            r = next((r for r in here if engine(r) == e and r["format"] == fmt and r["test"] == t
+                      and (len(line) < 3 or r.get("head_format") == line[2])), None)
+            cells.append(_beside(r, ref.get(t), records) if r else None)
+        label = next(r["series"] for r in here if engine(r) == e and r["format"] == fmt)
+        label = label if e != "ternbench" else f"{points.engine_label(e)} {label}"
+        rows.append({"label": label, "reference": len(line) == 2, "cells": cells})
+    # the reference first, then the fastest at the test the formats were chosen by
+    at = tests.index(judge_by)
+    rows.sort(key=lambda r: (not r["reference"], -((r["cells"][at] or {}).get("tps") or 0)))
+    # why a figure has no interval, once under the table rather than in every cell
+    notes = sorted({n for r in rows for c in r["cells"] if c for n in (c["note"], c["ratio"] and c["ratio"].note) if n})
+    return {"model": model, "threads": threads, "tests": tests, "rows": rows, "has_reference": bool(ref),
+            "judged_by": judge_by, "notes": notes}
+
+
+def _beside(r: dict, ref: dict | None, records: dict[str, dict]) -> dict:
+    """One cell of the side-by-side table: tokens/s with its interval, and its ratio to llama.cpp's F16."""
+    cell = {"tps": r.get("tps_centre"), "low": r.get("tps_mean_ci95_low"), "high": r.get("tps_mean_ci95_high"),
+            "note": None if r.get("tps_mean_ci95_low") is not None else r.get("tps_interval_note") or "no interval",
+            "ratio": None}
+    if ref is None or ref is r:
+        return cell
+    a, b = records.get(r["key"], {}), records.get(ref["key"], {})
+    pa, pb = a.get(PROCESS_TPS), b.get(PROCESS_TPS)
+    if pa and pb and min(pa) > 0 and min(pb) > 0:
+        cell["ratio"] = stats.ratio(pa, pb, stats.same_rounds(a, b, PROCESS_TPS))
+    return cell
+
+
 def _extra(r: dict) -> int:
     planned = r.get("rounds_planned")
     return max(0, (r.get("processes") or 0) - planned) if planned else 0
@@ -219,6 +307,7 @@ def context(results, claims: list[dict] | None = None, claims_error: str | None 
         "claims": claims_section(claims, claims_error),
         "when": when(results),
         "glance": glance(ok_rows, tests, baseline),
+        "side_by_side": side_by_side(ok_rows, {r["key"]: r for r in results.records}, tests),
         "measured_energy": measured_energy(ok_rows),
         "fairness": fairness(ok_rows),
         "engine_functions": sorted({f"{r['model']}: {r['engine_function']}" for r in ok_rows if r.get("engine_function")}),

@@ -150,8 +150,8 @@ def _sources(group: list[Point], plan: Plan, seed: int, note) -> tuple[dict, dic
 
 
 def why_more_rounds(interim: list, baseline: str | None) -> str | None:
-    """Why the group needs another round, or None: a point unstable by its conditions, or a
-    speed-up (each point's process means against its baseline's, paired by round) whose
+    """Why a sweep's group needs another round, or None: a point unstable by its conditions, or
+    a speed-up (each point's process means against its baseline's, paired by round) whose
     interval is missing or wider than stats.NARROW (about +-5%)."""
     from harness.measure import stats
 
@@ -159,18 +159,29 @@ def why_more_rounds(interim: list, baseline: str | None) -> str | None:
         if i.conditions.get("unstable"):
             return f"{_label(i.point)} unstable ({'; '.join(i.conditions['unstable'])})"
     rows = [{**i.point.to_dict(), "test": i.point.test, "interim": i} for i in interim]
-    for n, row in enumerate(rows):
-        # an A/B check runs each point under two builds: their ratio is the figure it judges
-        other_build = next((r for r in rows[:n] if r["interim"].point.key == row["interim"].point.key), None)
-        base = other_build or baseline_for(row, rows, baseline)
-        if base is None or base is row or not row["interim"].process_tps or \
-                len(base["interim"].process_tps) != len(row["interim"].process_tps):
+    for row in rows:
+        base = baseline_for(row, rows, baseline)
+        tps = row["interim"].process_tps
+        if base is None or base is row or not tps or len(base["interim"].process_tps) != len(tps):
             continue
-        r = stats.paired_ratio(row["interim"].process_tps, base["interim"].process_tps)
+        r = stats.paired_ratio(tps, base["interim"].process_tps)
         if r.low is None or r.high / r.low > stats.NARROW:
-            span = r.note or f"{r.low:.2f}x-{r.high:.2f}x"
-            figure = "candidate/baseline build" if other_build else "speed-up"
-            return f"{_label(row['interim'].point)} {figure} {r.value:.2f}x, 95% {span}"
+            return f"{_label(row['interim'].point)} speed-up {r.value:.2f}x, 95% {r.note or f'{r.low:.2f}x-{r.high:.2f}x'}"
+    return None
+
+
+def why_another_ab_round(interim: list, undecided) -> str | None:
+    """An A/B run's rule instead (each point measured under two builds, the baseline build's
+    first): another round while undecided(base, candidate) says more rounds could still change
+    the gate's verdict on some point. A noisy point whose verdict is settled needs none: the
+    pairing already cancels what the host does to a whole round."""
+    seen: dict[str, list] = {}
+    for i in interim:
+        base = seen.setdefault(i.point.key, i.process_tps)
+        if base is not i.process_tps and i.process_tps and len(base) == len(i.process_tps):
+            why = undecided(base, i.process_tps)
+            if why:
+                return f"{_label(i.point)} candidate against baseline build {why}"
     return None
 
 
@@ -183,13 +194,14 @@ class Arm:
     workspace: str | None = None
 
 
-def _more_rounds(config: SweepConfig, progress: Progress, t0: float, rest: list, plan: Plan, arms: int):
-    """The group's extra-round rule: another round while why_more_rounds gives a reason and the
-    round costs no later group that the time budget would otherwise still hold. (Groups the
+def _more_rounds(config: SweepConfig, progress: Progress, t0: float, rest: list, plan: Plan, arms: int, undecided=None):
+    """The group's extra-round rule: another round while why_more_rounds (in an A/B run,
+    why_another_ab_round) gives a reason and the round costs no later group that the time
+    budget would otherwise still hold. (Groups the
     budget cannot hold either way do not count: when the plan is larger than the budget, the
     comparisons that do run are better measured, not traded for ones that never would.)"""
     def more(interim) -> bool:
-        why = why_more_rounds(interim, config.baseline)
+        why = why_another_ab_round(interim, undecided) if undecided else why_more_rounds(interim, config.baseline)
         if why is None:
             return False
         one_round = sum(plan.estimate(i.point, config) for i in interim) / config.processes * progress.scale()
@@ -227,10 +239,11 @@ def run(config: SweepConfig, plan: Plan, results: ResultsDir, fingerprint: dict,
 
 
 def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, quiet: bool = False,
-             on_record=None) -> Outcome:
+             on_record=None, undecided=None) -> Outcome:
     """The sweep, once per arm, each point of every arm interleaved with the points it is compared
     with, and every record on disk when its group is done. on_record(results, record), if given,
-    hears of each record once it is on disk (a fleet node streams it to the driver)."""
+    hears of each record once it is on disk (a fleet node streams it to the driver); undecided,
+    in an A/B run, is the gate's rule for another round (why_more_rounds)."""
     log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     energy = sweep_energy.prepare(config.energy, log)
     settings = Settings(config.repetitions, config.warmups, config.processes, config.seed, config.pin_threads,
@@ -266,7 +279,7 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
                       if p.key not in done and p not in unprepared]
             jobs = [execute.Job(p, sources[p], replace(settings, workspace=arm.workspace),
                                 Files.under(arm.results.path, p)) for arm, p in owners]
-            more = _more_rounds(config, progress, t0, groups[i + 1:], plan, len(arms))
+            more = _more_rounds(config, progress, t0, groups[i + 1:], plan, len(arms), undecided)
             records = execute.run_group(jobs, progress.tick, config.seed, more,
                                         config.max_processes or config.processes) if jobs else []
             for p, why in unprepared.items():
