@@ -45,22 +45,14 @@ def verdict_lines(items: list[dict]) -> list[dict]:
     """The first screen's verdicts, one line per claim, except that claims not testable here for
     the same reason share one line (three aarch64 claims on an x86 machine): each still shows
     its published range and the reason, in fewer lines, so the tables below start on screen."""
-    out, shared = [], {}
+    groups: dict = {}
     for c in items:
-        if c["status"] == NOT_TESTABLE and c["short"]:
-            if c["short"] in shared:
-                shared[c["short"]].append(c)
-                continue
-            shared[c["short"]] = [c]
-        out.append(c)
+        groups.setdefault(c["short"] if c["status"] == NOT_TESTABLE and c["short"] else id(c), []).append(c)
     lines = []
-    for c in out:
-        group = shared.get(c["short"]) if c["status"] == NOT_TESTABLE else None
-        if group and len(group) > 1:
-            ids = ", ".join(f"{g['id']} (published {g['range']})" for g in group)
-            text = f"{c['verdict']}: {ids}; {c['short']}"
-        else:
-            text = c["line"] or c["verdict"]
+    for group in groups.values():     # each at its first claim's place
+        c = group[0]
+        text = (f"{c['verdict']}: " + ", ".join(f"{g['id']} (published {g['range']})" for g in group) + f"; {c['short']}"
+                if len(group) > 1 else c["line"] or c["verdict"])
         lines.append({"css": c["css"], "sign": c["sign"], "text": text})
     return lines
 
@@ -210,23 +202,21 @@ def side_by_side(ok_rows: list[dict], records: dict[str, dict], tests: list[str]
     ref = {r["test"]: r for r in here if engine(r) == "llamacpp" and r["format"] == "f16"}
     # each engine's fastest ternary format, by the first generation test (the claims' figure)
     judge_by = next((t for t in tests if t.startswith("tg")), tests[0])
-    lines = [(ref[judge_by]["engine"], "f16")] if judge_by in ref else []
+    chosen = [ref[judge_by]] if judge_by in ref else []
     for e in sorted({engine(r) for r in here}):
         candidates = [r for r in here if engine(r) == e and r["format"] != "f16" and r["test"] == judge_by]
         if candidates:
-            best = max(candidates, key=lambda r: r.get("tps_centre") or 0)
-            lines.append((e, best["format"], best.get("head_format")))
+            chosen.append(max(candidates, key=lambda r: r.get("tps_centre") or 0))
+
+    def same(a, b):
+        return engine(a) == engine(b) and a["format"] == b["format"] and a.get("head_format") == b.get("head_format")
+
     rows = []
-    for line in lines:
-        e, fmt = line[0], line[1]
-        cells = []
-        for t in tests:
-            r = next((r for r in here if engine(r) == e and r["format"] == fmt and r["test"] == t
-                      and (len(line) < 3 or r.get("head_format") == line[2])), None)
-            cells.append(_beside(r, ref.get(t), records) if r else None)
-        label = next(r["series"] for r in here if engine(r) == e and r["format"] == fmt)
-        label = label if e != "ternbench" else f"{points.engine_label(e)} {label}"
-        rows.append({"label": label, "reference": len(line) == 2, "cells": cells})
+    for c in chosen:
+        cells = [next((_beside(r, ref.get(t), records) for r in here if r["test"] == t and same(r, c)), None)
+                 for t in tests]
+        label = c["series"] if engine(c) != "ternbench" else f"{points.engine_label(engine(c))} {c['series']}"
+        rows.append({"label": label, "reference": c is ref.get(judge_by), "cells": cells})
     # the reference first, then the fastest at the test the formats were chosen by
     at = tests.index(judge_by)
     rows.sort(key=lambda r: (not r["reference"], -((r["cells"][at] or {}).get("tps") or 0)))

@@ -352,16 +352,15 @@ TB_INLINE void tl_row_codes(const tb_matrix *w, int r, uint8_t *u) { tb_tl_codes
 
 /* ---------------- GEMM ---------------- */
 
-/* Decodes rows [r, r + TB_GEMM_MR) into scratch, row-major with stride kpad, as u
- * codes (ternary) or floats. Rows past the padded matrix are zeros and are never
- * read from the matrix; their results are never stored. */
+/* Decodes rows [r, r + TB_GEMM_MR) of an integer format into scratch, row-major with
+ * stride kpad, as u codes (ternary) or int8. Rows past the padded matrix are zeros and
+ * are never read from the matrix; their results are never stored. */
 static void TB_FN(decode_panel)(const tb_matrix *w, int r, uint8_t *scratch) {
     const int kpad = w->kpad, fmt = w->fmt, nc = (int)(w->row_bytes / TB_CHUNK);
-    const size_t esize = tb_format_is_ternary(fmt) ? 1 : 4;
     for (int i = 0; i < TB_GEMM_MR; i++) {
-        uint8_t *d = scratch + (size_t)i * kpad * esize;
+        uint8_t *d = scratch + (size_t)i * kpad;
         if (r + i >= w->rows_pad) {
-            memset(d, 0, (size_t)kpad * esize);
+            memset(d, 0, (size_t)kpad);
             continue;
         }
         if (tb_is_tl(fmt)) {
@@ -381,9 +380,6 @@ static void TB_FN(decode_panel)(const tb_matrix *w, int r, uint8_t *scratch) {
                     vi s = vi_xor(vi_ld(p + h), vi_set8(0x80));
                     for (int t = 0; t < 5; t++, s = times3(s)) vi_st(d + c * TB_TQ1_BLOCK + 64 * t + h, vi_trit(s));
                 }
-            } else if (fmt == TB_F16) {
-                for (int j = 0; j < TB_CHUNK / 2; j += VN)
-                    vf_st((float *)d + c * (TB_CHUNK / 2) + j, vf_ld_h((const uint16_t *)p + j));
             } else {
                 memcpy(d + (size_t)c * TB_CHUNK, p, TB_CHUNK);
             }
@@ -443,11 +439,11 @@ __attribute__((noinline)) static void TB_FN(tile_int)(const uint8_t *panel, int 
 }
 
 __attribute__((noinline)) static void TB_FN(tile_float)(const float *panel, int kpad, const float *xt,
-                                                         size_t kstride, float acc[TR][NT]) {
+                                                         size_t kstride, int kn, float acc[TR][NT]) {
 #define DECL(i) vf a##i##0 = vf_zero(), a##i##1 = vf_zero();
     FOR_TR(DECL)
 #undef DECL
-    for (int k = 0; k < kpad; k++) {
+    for (int k = 0; k < kn; k++) {
         vf x0 = vf_ld(xt + (size_t)k * kstride), x1 = vf_ld(xt + (size_t)k * kstride + VN);
 #define STEP(i)                                               \
     {                                                         \
@@ -463,12 +459,82 @@ __attribute__((noinline)) static void TB_FN(tile_float)(const float *panel, int 
 #undef STORE
 }
 
+/* Float weights (f16, f32), blocked along k: all tokens' activations are kpad x npad
+ * floats (3.5 MB at 6912 x 128), which no L2 keeps from one panel to the next, so an
+ * unblocked loop streamed them from L3 again for every 12 rows (an FFN down projection
+ * ran at 2/3 the speed of the other shapes). Per block of KB columns: every panel of
+ * the rows, decoded for those columns only, against every token tile, whose KB x NT
+ * activations (16 KB) and the tile's TR x KB weights are then in L1; the blocks' partial
+ * sums add up in y. */
+#define KB 256
+/* ... and the block's activations of at most TBLK tokens (128 KB) stay in the L2 (512 KB
+ * on Zen 3) for all panels: a longer prompt reads the weights once per TBLK tokens. */
+#define TBLK 128
+_Static_assert(KB % (TB_CHUNK / 2) == 0, "a k-block must hold whole f16 chunks");
+_Static_assert(TBLK % NT == 0, "a token block must hold whole token tiles");
+
+static void TB_FN(decode_floats)(const tb_matrix *w, int r, int k0, int kn, float *panel) {
+    const int kpad = w->kpad, per = w->fmt == TB_F16 ? TB_CHUNK / 2 : TB_CHUNK / 4;
+    for (int i = 0; i < TB_GEMM_MR; i++) {
+        float *d = panel + (size_t)i * kpad + k0;
+        if (r + i >= w->rows_pad) {
+            memset(d, 0, (size_t)kn * sizeof(float));
+            continue;
+        }
+        for (int c = k0 / per; c < (k0 + kn) / per; c++) {
+            const uint8_t *p = tb_chunk(w, r + i, (size_t)c);
+            if (w->fmt == TB_F16)
+                for (int j = 0; j < per; j += VN) vf_st(panel + (size_t)i * kpad + c * per + j, vf_ld_h((const uint16_t *)p + j));
+            else
+                memcpy(panel + (size_t)i * kpad + (size_t)c * per, p, TB_CHUNK);
+        }
+    }
+}
+
+static void TB_FN(gemm_float)(const tb_matrix *w, const tb_act *x, int r0, int r1, float *out, const tb_kopts *o) {
+    const int kpad = w->kpad, rows = w->rows, n = x->n;
+    const size_t per = w->fmt == TB_F16 ? TB_CHUNK / 2 : TB_CHUNK / 4;
+    float *panel = (float *)o->scratch;
+    for (int tb = 0; tb < n; tb += TBLK) {
+        for (int k0 = 0; k0 < kpad; k0 += KB) {
+            const int kn = kpad - k0 < KB ? kpad - k0 : KB;
+            for (int r = r0; r < r1; r += TB_GEMM_MR) {
+                TB_FN(decode_floats)(w, r, k0, kn, panel);
+                /* the next panel's columns of this block, into the L2 while this one computes:
+                 * in each group of rows they are one run of bytes */
+                for (int g = r + TB_GEMM_MR; g < r + 2 * TB_GEMM_MR && g < r1 && g < w->rows_pad; g += TB_GROUP) {
+                    const uint8_t *p = tb_chunk(w, g, k0 / per);
+                    const size_t bytes = (size_t)kn / per * TB_GROUP * TB_CHUNK;
+                    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
+                }
+                for (int t0 = tb; t0 < n && t0 < tb + TBLK; t0 += NT) {
+                    const int tn = n - t0 < NT ? n - t0 : NT;
+                    for (int h = 0; h < TB_GEMM_MR && r + h < r1; h += TR) {
+                        const int nr = r1 - r - h < TR ? r1 - r - h : TR;
+                        float acc[TR][NT];
+                        TB_FN(tile_float)(panel + (size_t)h * kpad + k0, kpad, x->ft + (size_t)k0 * x->npad + t0,
+                                          (size_t)x->npad, kn, acc);
+                        for (int l = 0; l < tn; l++) { /* token-major: contiguous stores */
+                            float *y = out + (size_t)(t0 + l) * rows + r + h;
+                            for (int i = 0; i < nr; i++) y[i] = k0 ? y[i] + acc[i][l] : acc[i][l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+#undef KB
+#undef TBLK
+
 /* Panels of TB_GEMM_MR rows, decoded once; for every token tile, each TR-row
  * tile of the panel. */
 static void TB_FN(gemm)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
+    if (!tb_format_int_act(w->fmt)) {
+        TB_FN(gemm_float)(w, x, r0, r1, y, o);
+        return;
+    }
     const int kpad = w->kpad, rows = w->rows, n = x->n, groups = kpad / 4;
-    const int integer = tb_format_int_act(w->fmt);
-    const size_t esize = integer ? 1 : 4;
     uint8_t *panel = o->scratch;
     for (int r = r0; r < r1; r += TB_GEMM_MR) {
         TB_FN(decode_panel)(w, r, panel);
@@ -476,28 +542,19 @@ static void TB_FN(gemm)(const tb_matrix *w, const tb_act *x, int r0, int r1, voi
         for (int t0 = 0; t0 < n; t0 += NT) {
             const int tn = n - t0 < NT ? n - t0 : NT;
             for (int h = 0; h < TB_GEMM_MR && r + h < r1; h += TR) {
-                const uint8_t *tile = panel + (size_t)h * kpad * esize;
+                const uint8_t *tile = panel + (size_t)h * kpad;
                 const int nr = r1 - r - h < TR ? r1 - r - h : TR;
-                if (integer) {
-                    int32_t acc[TR][NT], part[TR][NT];
-                    int32_t *out = y;
-                    for (int g0 = 0; g0 < groups; g0 += KC) {
-                        TB_FN(tile_int)(tile, kpad, x->qt + (size_t)t0 * 4, (size_t)x->npad * 4, g0,
-                                        groups - g0 < KC ? groups : g0 + KC, g0 ? part : acc);
-                        if (g0)
-                            for (int i = 0; i < TR; i++)
-                                for (int l = 0; l < NT; l++) acc[i][l] += part[i][l];
-                    }
-                    for (int l = 0; l < tn; l++) /* token-major: contiguous stores */
-                        for (int i = 0; i < nr; i++)
-                            out[(size_t)(t0 + l) * rows + r + h + i] = acc[i][l] - x->qsum[t0 + l];
-                } else {
-                    float acc[TR][NT];
-                    float *out = y;
-                    TB_FN(tile_float)((const float *)tile, kpad, x->ft + t0, (size_t)x->npad, acc);
-                    for (int l = 0; l < tn; l++)
-                        for (int i = 0; i < nr; i++) out[(size_t)(t0 + l) * rows + r + h + i] = acc[i][l];
+                int32_t acc[TR][NT], part[TR][NT];
+                int32_t *out = y;
+                for (int g0 = 0; g0 < groups; g0 += KC) {
+                    TB_FN(tile_int)(tile, kpad, x->qt + (size_t)t0 * 4, (size_t)x->npad * 4, g0,
+                                    groups - g0 < KC ? groups : g0 + KC, g0 ? part : acc);
+                    if (g0)
+                        for (int i = 0; i < TR; i++)
+                            for (int l = 0; l < NT; l++) acc[i][l] += part[i][l];
                 }
+                for (int l = 0; l < tn; l++) /* token-major: contiguous stores */
+                    for (int i = 0; i < nr; i++) out[(size_t)(t0 + l) * rows + r + h + i] = acc[i][l] - x->qsum[t0 + l];
             }
         }
     }
