@@ -473,27 +473,30 @@ __attribute__((noinline)) static void TB_FN(tile_float)(const float *panel, int 
 _Static_assert(KB % (TB_CHUNK / 2) == 0, "a k-block must hold whole f16 chunks");
 _Static_assert(TBLK % NT == 0, "a token block must hold whole token tiles");
 
+/* floats of a float format's 64-byte chunk */
+#define PER_CHUNK(fmt) ((fmt) == TB_F16 ? TB_CHUNK / 2 : TB_CHUNK / 4)
+
+/* Columns [k0, k0 + kn) of rows [r, r + TB_GEMM_MR) into the panel (stride kpad), as floats. */
 static void TB_FN(decode_floats)(const tb_matrix *w, int r, int k0, int kn, float *panel) {
-    const int kpad = w->kpad, per = w->fmt == TB_F16 ? TB_CHUNK / 2 : TB_CHUNK / 4;
+    const int per = PER_CHUNK(w->fmt);
     for (int i = 0; i < TB_GEMM_MR; i++) {
-        float *d = panel + (size_t)i * kpad + k0;
+        float *row = panel + (size_t)i * w->kpad;
         if (r + i >= w->rows_pad) {
-            memset(d, 0, (size_t)kn * sizeof(float));
+            memset(row + k0, 0, (size_t)kn * sizeof(float));
             continue;
         }
         for (int c = k0 / per; c < (k0 + kn) / per; c++) {
             const uint8_t *p = tb_chunk(w, r + i, (size_t)c);
             if (w->fmt == TB_F16)
-                for (int j = 0; j < per; j += VN) vf_st(panel + (size_t)i * kpad + c * per + j, vf_ld_h((const uint16_t *)p + j));
+                for (int j = 0; j < per; j += VN) vf_st(row + c * per + j, vf_ld_h((const uint16_t *)p + j));
             else
-                memcpy(panel + (size_t)i * kpad + (size_t)c * per, p, TB_CHUNK);
+                memcpy(row + c * per, p, TB_CHUNK);
         }
     }
 }
 
 static void TB_FN(gemm_float)(const tb_matrix *w, const tb_act *x, int r0, int r1, float *out, const tb_kopts *o) {
-    const int kpad = w->kpad, rows = w->rows, n = x->n;
-    const size_t per = w->fmt == TB_F16 ? TB_CHUNK / 2 : TB_CHUNK / 4;
+    const int kpad = w->kpad, rows = w->rows, n = x->n, per = PER_CHUNK(w->fmt);
     float *panel = (float *)o->scratch;
     for (int tb = 0; tb < n; tb += TBLK) {
         for (int k0 = 0; k0 < kpad; k0 += KB) {
@@ -503,8 +506,8 @@ static void TB_FN(gemm_float)(const tb_matrix *w, const tb_act *x, int r0, int r
                 /* the next panel's columns of this block, into the L2 while this one computes:
                  * in each group of rows they are one run of bytes */
                 for (int g = r + TB_GEMM_MR; g < r + 2 * TB_GEMM_MR && g < r1 && g < w->rows_pad; g += TB_GROUP) {
-                    const uint8_t *p = tb_chunk(w, g, k0 / per);
-                    const size_t bytes = (size_t)kn / per * TB_GROUP * TB_CHUNK;
+                    const uint8_t *p = tb_chunk(w, g, (size_t)(k0 / per));
+                    const size_t bytes = (size_t)(kn / per) * TB_GROUP * TB_CHUNK;
                     for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
                 }
                 for (int t0 = tb; t0 < n && t0 < tb + TBLK; t0 += NT) {
@@ -514,7 +517,7 @@ static void TB_FN(gemm_float)(const tb_matrix *w, const tb_act *x, int r0, int r
                         float acc[TR][NT];
                         TB_FN(tile_float)(panel + (size_t)h * kpad + k0, kpad, x->ft + (size_t)k0 * x->npad + t0,
                                           (size_t)x->npad, kn, acc);
-                        for (int l = 0; l < tn; l++) { /* token-major: contiguous stores */
+                        for (int l = 0; l < tn; l++) { /* token-major */
                             float *y = out + (size_t)(t0 + l) * rows + r + h;
                             for (int i = 0; i < nr; i++) y[i] = k0 ? y[i] + acc[i][l] : acc[i][l];
                         }
@@ -526,9 +529,11 @@ static void TB_FN(gemm_float)(const tb_matrix *w, const tb_act *x, int r0, int r
 }
 #undef KB
 #undef TBLK
+#undef PER_CHUNK
 
-/* Panels of TB_GEMM_MR rows, decoded once; for every token tile, each TR-row
- * tile of the panel. */
+/* Integer formats: panels of TB_GEMM_MR rows, decoded once; for every token tile, each
+ * TR-row tile of the panel. (Their activations, one byte per value, stay in a 2 MB L2 at
+ * 6912 x 128; a smaller L2 would want the float path's blocking too.) */
 static void TB_FN(gemm)(const tb_matrix *w, const tb_act *x, int r0, int r1, void *y, const tb_kopts *o) {
     if (!tb_format_int_act(w->fmt)) {
         TB_FN(gemm_float)(w, x, r0, r1, y, o);
