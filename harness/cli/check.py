@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-from functools import partial
 import json
 import math
 import re
 import sys
 import xml.etree.ElementTree as ET
+from functools import partial
 from pathlib import Path
 
 from harness.cli.common import EXIT_FAILURE, EXIT_OK, UsageError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from harness.claims.evaluate import BASELINE_VS_LLAMACPP_MIN, NOT_TESTABLE
-from harness.measure import stats
+from harness.sweep import tables
 
 from . import plots, points, provenance
 
@@ -179,9 +179,6 @@ def glance(ok_rows: list[dict], tests: list[str], baseline: str | None) -> list[
     return out
 
 
-PROCESS_TPS = "process_tokens_per_s"
-
-
 def side_by_side(ok_rows: list[dict], records: dict[str, dict], tests: list[str]) -> dict | None:
     """The published claims' programs side by side, for the first screen of a sweep that ran
     more than one engine: at the model and threads where the most engines ran (then the largest
@@ -227,17 +224,12 @@ def side_by_side(ok_rows: list[dict], records: dict[str, dict], tests: list[str]
 
 
 def _beside(r: dict, ref: dict | None, records: dict[str, dict]) -> dict:
-    """One cell of the side-by-side table: tokens/s with its interval, and its ratio to llama.cpp's F16."""
-    cell = {"tps": r.get("tps_centre"), "low": r.get("tps_mean_ci95_low"), "high": r.get("tps_mean_ci95_high"),
+    """One cell of the side-by-side table: tokens/s with its interval, and its ratio to llama.cpp's
+    F16, computed as the speed-up tables compute theirs."""
+    return {"tps": r.get("tps_centre"), "low": r.get("tps_mean_ci95_low"), "high": r.get("tps_mean_ci95_high"),
             "note": None if r.get("tps_mean_ci95_low") is not None else r.get("tps_interval_note") or "no interval",
-            "ratio": None}
-    if ref is None or ref is r:
-        return cell
-    a, b = records.get(r["key"], {}), records.get(ref["key"], {})
-    pa, pb = a.get(PROCESS_TPS), b.get(PROCESS_TPS)
-    if pa and pb and min(pa) > 0 and min(pb) > 0:
-        cell["ratio"] = stats.ratio(pa, pb, stats.same_rounds(a, b, PROCESS_TPS))
-    return cell
+            "ratio": None if ref is None or ref is r else
+            tables.ratio_between(records, r, ref, "process_tokens_per_s", "tps_median")}
 
 
 def _extra(r: dict) -> int:

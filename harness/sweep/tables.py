@@ -143,7 +143,7 @@ def points_frame(records: list[dict], baseline: str | None) -> pd.DataFrame:
         pairs, used = _baseline_pairs(frame, baseline)
         # the baseline each point was divided by (with several alternatives, the first that ran)
         frame["baseline"] = used if len(alternatives(baseline)) > 1 else baseline
-        speedups = [_ratio(by_key, row, b, "process_tokens_per_s", "tps_median") for row, b in pairs]
+        speedups = [ratio_between(by_key, row, b, "process_tokens_per_s", "tps_median") for row, b in pairs]
         for column, field in (("speedup", "value"), ("speedup_ci95_low", "low"), ("speedup_ci95_high", "high"),
                               ("speedup_method", "method"), ("speedup_n", "n"), ("speedup_note", "note")):
             frame[column] = [getattr(x, field) if x else None for x in speedups]
@@ -197,7 +197,7 @@ MEDIANS = "ratio of medians"
 NO_PROCESS_FIGURES = "no interval: these records predate per-process figures"
 
 
-def _ratio(by_key: dict, row, base, field: str, median_column: str) -> stats.Ratio | None:
+def ratio_between(by_key: dict, row, base, field: str, median_column: str) -> stats.Ratio | None:
     """row / base from their per-process figures: paired round by round when both ran in one
     group run with the same rounds (the sweep interleaves them), else as independent samples."""
     if base is None or row["status"] != "ok":
@@ -228,7 +228,7 @@ def _reduction(by_key: dict, row, base) -> stats.Ratio | None:
     figure never share a ratio."""
     if base is None or row["status"] != "ok" or row["energy_provenance"] != base["energy_provenance"]:
         return None
-    r = _ratio(by_key, row, base, "process_j_per_token", "j_per_token")
+    r = ratio_between(by_key, row, base, "process_j_per_token", "j_per_token")
     return r.inverse_complement() if r else None
 
 
