@@ -160,11 +160,13 @@ def test_shipped_configs_are_valid():
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "configs"
-    for name in ("default", "paper-bitnet-cpp", "ci-smoke", "vendor"):
-        c = load_config(root / f"{name}.yaml")
-        assert c.name == name
+    shipped = sorted(root.glob("*.yaml"))
+    assert {"default", "paper-bitnet-cpp", "ci-smoke", "vendor", "generation-avx2"} <= {p.stem for p in shipped}
+    for path in shipped:
+        c = load_config(path)
+        assert c.name == path.stem
         plan = expand(c)
-        assert plan.points, name
+        assert plan.points, path.name
 
 
 def test_cli_bad_config_exits_2_with_one_line(tmp_path):
