@@ -153,16 +153,21 @@ TB_INLINE void chunk_dot(int fmt, vi acc[NACC], const uint8_t *p, const int8_t *
                 acc[s] = vi_dpbusd(acc[s], vi_and(v, vi_set8(3 << 2 * s)), vi_ld(q + 64 * s + h));
         }
 #else
-        const vi three = vi_set8(3);
-        vi sum = vi_zero(); /* int16 lanes: at most 8 terms of magnitude <= 512 */
+        /* Fields 1 and 3 masked in place, as 4 u: one shift per vector instead of three
+         * (13 operations per 32 bytes, not 15). Their products, 4 times the true ones, add
+         * up apart and are scaled back exactly once per chunk. int16 lanes: at most 4
+         * terms of magnitude <= 512 in sum1, and of <= 2048 in sum4. */
+        const vi lo2 = vi_set8(3), hi2 = vi_set8(12);
+        vi sum1 = vi_zero(), sum4 = vi_zero();
 #pragma GCC unroll 2
         for (int h = 0; h < TB_CHUNK; h += VB) {
-            vi v = vi_ld(p + h);
-#pragma GCC unroll 4
-            for (int s = 0; s < 4; s++)
-                sum = vi_add16(sum, vi_maddubs(vi_and(vi_srli16(v, 2 * s), three), vi_ld(q + 64 * s + h)));
+            vi v = vi_ld(p + h), v4 = vi_srli16(v, 4);
+            sum1 = vi_add16(sum1, vi_maddubs(vi_and(v, lo2), vi_ld(q + h)));
+            sum4 = vi_add16(sum4, vi_maddubs(vi_and(v, hi2), vi_ld(q + 64 + h)));
+            sum1 = vi_add16(sum1, vi_maddubs(vi_and(v4, lo2), vi_ld(q + 128 + h)));
+            sum4 = vi_add16(sum4, vi_maddubs(vi_and(v4, hi2), vi_ld(q + 192 + h)));
         }
-        acc[0] = vi_add32(acc[0], vi_madd16(sum, vi_set16(1)));
+        acc[0] = vi_add32(acc[0], vi_madd16(vi_add16(sum1, vi_srai16(sum4, 2)), vi_set16(1)));
 #endif
     } else if (fmt == TB_TQ1) {
 #if TB_VNNI

@@ -55,6 +55,7 @@ TB_INLINE vi vi_add32(vi a, vi b) { return _mm512_add_epi32(a, b); }
 TB_INLINE vi vi_sub32(vi a, vi b) { return _mm512_sub_epi32(a, b); }
 TB_INLINE vi vi_max32(vi a, vi b) { return _mm512_max_epi32(a, b); }
 TB_INLINE vi vi_srli16(vi a, int n) { return _mm512_srli_epi16(a, (unsigned)n); }
+TB_INLINE vi vi_srai16(vi a, int n) { return _mm512_srai_epi16(a, (unsigned)n); }
 TB_INLINE vi vi_srai32(vi a, int n) { return _mm512_srai_epi32(a, (unsigned)n); }
 /* u8 x s8 products, adjacent pairs summed to int16 (saturating: callers keep |pair| < 2^15) */
 TB_INLINE vi vi_maddubs(vi u, vi s) { return _mm512_maddubs_epi16(u, s); }
@@ -179,6 +180,7 @@ TB_INLINE vi vi_add32(vi a, vi b) { return _mm256_add_epi32(a, b); }
 TB_INLINE vi vi_sub32(vi a, vi b) { return _mm256_sub_epi32(a, b); }
 TB_INLINE vi vi_max32(vi a, vi b) { return _mm256_max_epi32(a, b); }
 TB_INLINE vi vi_srli16(vi a, int n) { return _mm256_srli_epi16(a, n); }
+TB_INLINE vi vi_srai16(vi a, int n) { return _mm256_srai_epi16(a, n); }
 TB_INLINE vi vi_srai32(vi a, int n) { return _mm256_srai_epi32(a, n); }
 TB_INLINE vi vi_maddubs(vi u, vi s) { return _mm256_maddubs_epi16(u, s); }
 TB_INLINE vi vi_madd16(vi a, vi b) { return _mm256_madd_epi16(a, b); }
