@@ -4,6 +4,7 @@ strings, no reference to anything outside the page, and the page loaded in headl
 on a narrow screen with no console error."""
 import base64
 import copy
+import datetime
 import html.parser
 import json
 import re
@@ -686,7 +687,18 @@ def test_the_first_screen_of_a_laptop_answers_the_question(real_run, tmp_path):
     assert g["clipped"] is False, g
     text = Path(path).read_text()
     assert text.index('id="glance"') < text.index('id="claims"') < text.index("<img")
-    assert re.search(r"measured \d{4}-\d\d-\d\d \d\d:\d\d-\d\d:\d\d UTC \(\d+ min\)", text)
+    # a sweep that crosses midnight UTC names the end's date too
+    assert re.search(r"measured \d{4}-\d\d-\d\d \d\d:\d\d-(\d{4}-\d\d-\d\d )?\d\d:\d\d UTC \(\d+ min\)", text)
+
+
+def test_when_names_the_end_date_only_when_the_sweep_crosses_midnight():
+    class Run:
+        def __init__(self, start, end):
+            self.records = [{"started": start, "finished": end}]
+
+    day = datetime.datetime(2026, 12, 6, 23, 50, tzinfo=datetime.timezone.utc).timestamp()
+    assert single.when(Run(day, day + 5 * 60)) == "measured 2026-12-06 23:50-23:55 UTC (5 min)"
+    assert single.when(Run(day, day + 15 * 60)) == "measured 2026-12-06 23:50-2026-12-07 00:05 UTC (15 min)"
 
 
 def test_compare_a_sweep_over_several_variants_compares_the_best_one(tmp_path):
