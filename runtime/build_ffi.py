@@ -18,7 +18,11 @@ from cffi import FFI
 ROOT = Path(__file__).resolve().parent.parent
 SRC = Path("runtime") / "src"  # setuptools wants source paths relative to the project
 
-BASE_FLAGS = ["-std=c11", "-Wall", "-Wextra", "-pthread"]
+# -fno-wrapv undoes the -fwrapv of Python's own CFLAGS, which setuptools puts first: with it,
+# GCC must let int loop indices wrap, so it cannot widen them, and the kernels' inner loops
+# carry sign extensions and address arithmetic per step; it also turns off UBSan's check for
+# signed overflow.
+BASE_FLAGS = ["-std=c11", "-Wall", "-Wextra", "-pthread", "-fno-wrapv"]
 OPT_FLAGS = ["-O3"]
 SANITIZE_FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
                   "-fno-sanitize-recover=all"]
