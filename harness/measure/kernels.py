@@ -87,7 +87,15 @@ def make_copies(fmt: str, rows: int, cols: int, target_bytes: int, seed: int = 0
 
 def time_op(ctx: Context, mats: list[Matrix], n: int, budget_s: float) -> list[float]:
     """Per-call seconds for as many calls as fit the time budget: at least 5, or 3
-    when one call alone exceeds the budget (the scalar reference's GEMM)."""
+    when one call alone exceeds the budget (the scalar reference's GEMM).
+
+    A GEMV first reads every copy once, untimed, as a model reads its weights token after
+    token: on a KVM guest (Xeon family 6 model 167) the first pass over the copies after
+    other memory traffic, such as the bandwidth probe just before, ran at 0.6x the speed of
+    the passes after it, so a budget spent inside that pass measured the transient, not
+    the GEMV (i2s avx2: 5.6 GB/s, where the next passes and a whole model ran 8.6-9.4)."""
+    if n == 1:
+        ctx.bench_matmul(mats, n, len(mats))
     warm = ctx.bench_matmul(mats[:1], n, 1)[0]  # also sizes the context's scratch
     min_calls = 3 if warm > budget_s else 5
     calls = max(min_calls, min(MAX_CALLS, int(budget_s / max(warm, 1e-6))))
