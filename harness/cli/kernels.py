@@ -20,7 +20,8 @@ Time GEMV (one token) and GEMM (--n tokens) for each weight format x kernel vari
 thread count, on the BitNet b1.58 2B4T matrix shapes by default. Each call reads a
 different copy of the weights (together %d x the last-level cache but at most 1 GiB, never below 4 x; at most a quarter of
 the free memory), so the figures are memory figures, not cache figures; a GEMV row first
-reads every copy once untimed, as a model reads its weights token after token. weight GB/s is
+reads every copy once untimed, as a model reads its weights token after token (unless that
+pass would outlast twice --budget: so slow a kernel does not wait for memory). weight GB/s is
 packed weight bytes per second; 'of read' divides it by the plain sequential read
 (one stream per thread, widest loads, no software prefetch) probed with the same threads
 just before and just after that row (bandwidth on a shared machine drifts); 'best read'

@@ -93,10 +93,12 @@ def time_op(ctx: Context, mats: list[Matrix], n: int, budget_s: float) -> list[f
     token: on a KVM guest (Xeon family 6 model 167) the first pass over the copies after
     other memory traffic, such as the bandwidth probe just before, ran at 0.6x the speed of
     the passes after it, so a budget spent inside that pass measured the transient, not
-    the GEMV (i2s avx2: 5.6 GB/s, where the next passes and a whole model ran 8.6-9.4)."""
-    if n == 1:
-        ctx.bench_matmul(mats, n, len(mats))
+    the GEMV (i2s avx2: 5.6 GB/s, where the next passes and a whole model ran 8.6-9.4).
+    A kernel whose pass would outlast twice the budget (the scalar ones, at a few % of the
+    read) does not wait for memory, and skips it."""
     warm = ctx.bench_matmul(mats[:1], n, 1)[0]  # also sizes the context's scratch
+    if n == 1 and warm * len(mats) <= 2 * budget_s:
+        ctx.bench_matmul(mats, n, len(mats))
     min_calls = 3 if warm > budget_s else 5
     calls = max(min_calls, min(MAX_CALLS, int(budget_s / max(warm, 1e-6))))
     # start after the warm-up's matrix, which may still be cached
