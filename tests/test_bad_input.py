@@ -219,3 +219,16 @@ def test_a_tilde_that_names_no_home_is_just_a_name(tmp_path, name):
     with pytest.raises(ConfigError, match="unknown model|no such model preset file"):
         load_config(tmp_path / "s.yaml", max_threads=2)
     one_clear_line(limited("bench", "--model", name), "model")
+
+
+def test_a_call_the_runtime_fails_is_one_line_not_a_traceback(monkeypatch, capsys):
+    """A limit of the machine met in C (here a probe buffer beyond what the runtime can index;
+    in CI once, 1.9 GB it could not allocate) ends the command with exit 1 and the runtime's
+    reason, not a traceback."""
+    from harness.cli import main
+    from harness.measure import probe
+
+    monkeypatch.setattr(probe, "working_set_bytes", lambda: 1 << 46)
+    assert main.main(["sysinfo", "--threads", "1"]) == 1
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip() and not x.startswith("  ...")]
+    assert lines == ["ternbench sysinfo: error: bandwidth: buffer too large"], lines

@@ -173,10 +173,13 @@ def argv():
 @given(argv())
 def test_command_lines(monkeypatch, args):
     """Exit 0, 1 or 2, and one line on stderr for a usage error; nothing is measured (a point
-    that would run stops at the worker, which is replaced here)."""
+    that would run stops at the worker, and sysinfo's probe reads nothing: both are replaced
+    here)."""
     from harness.cli import bench, main
+    from harness.measure import probe
 
     monkeypatch.setattr(bench, "tune", lambda points, log: None)
+    monkeypatch.setattr(probe, "thread_bandwidth", lambda t: probe.Probe({p: [1.0] for p in probe.runtime.READ_PATTERNS}))
     monkeypatch.setattr(bench.execute, "run", lambda *a, **k: {"status": "failed", "reason": "fuzz",
                                                                 "log_tail": ""})
     err = io.StringIO()

@@ -8,7 +8,7 @@ import warnings
 
 from harness.inputs import InputError
 
-from .common import EXIT_OK, EXIT_USAGE, UsageError
+from .common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,9 +41,9 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"ternbench: warning: {msg}\n"
-    try:
-        from runtime import tuning
+    from runtime import RuntimeFailure, tuning
 
+    try:
         try:
             tuning.mode()  # a bad TERNBENCH_TUNING is the user's to fix, before any context
         except ValueError as e:
@@ -52,6 +52,11 @@ def main(argv=None) -> int:
     except (UsageError, InputError) as e:
         print(f"ternbench {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except RuntimeFailure as e:
+        # the C runtime failed a call the arguments were fine for (memory it could not
+        # allocate, say): the machine's limit, said in one line, not a traceback
+        print(f"ternbench {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"ternbench {args.command}: interrupted", file=sys.stderr)
         return 130
