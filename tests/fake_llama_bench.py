@@ -6,8 +6,8 @@ progress lines; `llama-quantize IN OUT TYPE` copies IN to OUT.
 Behaviour by environment: FAKE_FORK=1 acts as bitnet.cpp's 2024 fork (--progress, no --no-warmup:
 a warm-up run of its own); FAKE_OLD=1 as an older llama-bench still (neither); FAKE_FAIL=1 exits 1 after loading; FAKE_BAD_JSON=1 prints
 output that is not JSON; FAKE_CRASH=1 dies of SIGSEGV after loading; FAKE_HANG=FILE starts a child
-(`sleep`) that writes its pid to FILE, then hangs silently. FAKE_LOG=FILE appends each command
-line to FILE."""
+(`sleep`) that writes its pid to FILE, then hangs silently. FAKE_QUANTIZE_FAIL=1 makes
+llama-quantize exit 1. FAKE_LOG=FILE appends each command line to FILE."""
 import json
 import os
 import shutil
@@ -89,6 +89,9 @@ def main() -> int:
         with open(os.environ["FAKE_LOG"], "a") as f:
             f.write(json.dumps([program, *args]) + "\n")
     if program == "llama-quantize":
+        if os.environ.get("FAKE_QUANTIZE_FAIL") == "1":
+            print(f"llama_model_quantize: failed to quantize: unknown model type {args[2]}", file=sys.stderr)
+            return 1
         shutil.copyfile(args[0], args[1])
         return 0
     if args == ["--help"]:

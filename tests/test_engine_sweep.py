@@ -138,6 +138,20 @@ def test_a_broken_engine_fails_its_points_not_the_sweep(tmp_path, env, words):
     assert [r["status"] for k, r in recs.items() if not k.startswith("llamacpp")] == ["ok"]
 
 
+@pytest.mark.slow
+def test_a_gguf_that_cannot_be_made_fails_its_point_not_the_sweep(tmp_path):
+    """The engine's converter or quantiser failing (here llama-quantize exits 1; once, bitnet.cpp's
+    TL2 converter) records the point failed with the cause and measures the others."""
+    bin_dir = fake_engine(tmp_path / "llama" / "bin")
+    cfg = sweep(tmp_path, "{ternbench: [i2s], llamacpp: [tq2_0]}", "baseline: i2s\n", reps=1, processes=1)
+    proc = run(cfg, tmp_path, "--llamacpp-bin", str(bin_dir), check=False, env={"FAKE_QUANTIZE_FAIL": "1"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    recs = records(tmp_path)
+    bad = recs["llamacpp:tiny-gguf/tq2_0+q6_k/native/t1/tg4"]
+    assert bad["status"] == "failed" and bad["reason"].startswith("llamacpp: no tq2_0 GGUF of tiny"), bad["reason"]
+    assert [r["status"] for k, r in recs.items() if not k.startswith("llamacpp")] == ["ok"]
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

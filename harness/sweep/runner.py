@@ -286,12 +286,12 @@ def run_arms(config: SweepConfig, plan: Plan, arms: list[Arm], resume: bool, qui
                 owners += [(arm, p) for arm, done in zip(arms, finished) if p.key not in done]
                 records += [record.failed(p, why, "", "", time.time(), time.time())
                             for arm, done in zip(arms, finished) if p.key not in done]
-            for (arm, _), record in zip(owners, records):
-                arm.results.append(record)
+            for (arm, _), rec in zip(owners, records):
+                arm.results.append(rec)
                 if on_record:
-                    on_record(arm.results, record)
+                    on_record(arm.results, rec)
                 if arm is arms[0]:
-                    (outcome.ok if record["status"] == "ok" else outcome.failed).append(record["key"])
+                    (outcome.ok if rec["status"] == "ok" else outcome.failed).append(rec["key"])
             for arm in arms:
                 arm.results.rebuild_tables(config.baseline)
             progress.finish("; ".join(f"{_label(p)} {r['tokens_per_s']['median']:.2f} tokens/s" if r["status"] == "ok"
