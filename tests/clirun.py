@@ -16,3 +16,10 @@ def ternbench(*args, check=True, timeout=300, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+def another_cpu_id(now: str) -> str:
+    """A CPU id (a Zen 3's or a Zen 4's, both sold as "AMD EPYC") that is not NOW: a test of a
+    changed CPU must not name the one it runs on."""
+    return next(c for c in ("AuthenticAMD family 25 model 1 stepping 1", "AuthenticAMD family 25 model 17 stepping 1")
+                if c != now)

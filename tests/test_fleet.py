@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import runtime
-from clirun import ternbench
+from clirun import another_cpu_id, ternbench
 from harness.sweep.results import ResultsDir
 from test_sweep_config import write
 
@@ -129,13 +129,13 @@ def test_a_sweep_on_every_node_collected_per_machine_compared_and_resumed(cluste
     # a machine whose CPU changed since (here: the identity its first run recorded) is refused, naming both
     manifest = json.loads((out / "node-b" / "manifest.json").read_text())
     now = manifest["machine"]["cpu_id"]
-    manifest["machine"]["cpu_id"] = "AuthenticAMD family 25 model 17 stepping 1"
+    other = manifest["machine"]["cpu_id"] = another_cpu_id(now)
     (out / "node-b" / "manifest.json").write_text(json.dumps(manifest))
     proc = fleet("run", str(cfg), "--address", cluster.address, "--out", str(out), "--resume", "--json")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     machines = summary(proc)
     b = machines["node-b"]
-    assert b["status"] == "refused" and "AuthenticAMD family 25 model 17 stepping 1" in b["reason"] \
+    assert b["status"] == "refused" and other in b["reason"] \
         and repr(now) in b["reason"] and str(out / "node-b") in b["reason"], b
     for m in ("node-a", "node-c"):
         assert machines[m]["status"] == "done" and len(machines[m]["already_finished"]) == 4

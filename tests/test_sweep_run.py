@@ -14,7 +14,7 @@ import pyperf
 import pytest
 
 import runtime
-from clirun import ternbench
+from clirun import another_cpu_id, ternbench
 from harness.sweep.results import ResultsDir
 from test_sweep_config import write
 
@@ -296,10 +296,7 @@ def test_resume_refuses_another_cpu_of_the_same_name(tmp_path):
     assert code == 0
     manifest = json.loads((tmp_path / "res" / "manifest.json").read_text())
     assert manifest["machine"]["cpu_id"]
-    # a Zen 3 and a Zen 4 of one marketing name: whichever this CPU is not
-    other = next(c for c in ("AuthenticAMD family 25 model 1 stepping 1", "AuthenticAMD family 25 model 17 stepping 1")
-                 if c != manifest["machine"]["cpu_id"])
-    manifest["machine"]["cpu_id"] = other
+    other = manifest["machine"]["cpu_id"] = another_cpu_id(manifest["machine"]["cpu_id"])
     (tmp_path / "res" / "manifest.json").write_text(json.dumps(manifest))
     r = ternbench("run", str(cfg), "--out", str(tmp_path / "res"), "--resume", check=False)
     assert r.returncode == 2 and f"'machine.cpu_id' changed from '{other}'" in r.stderr, r.stderr
