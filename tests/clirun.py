@@ -1,4 +1,5 @@
-"""Runs the `ternbench` CLI in a subprocess, as a user would, against the runtime under test."""
+"""What the CLI tests share: `ternbench` run in a subprocess, as a user would, against the runtime
+under test; a CPU id other than the running one."""
 import os
 import subprocess
 import sys
